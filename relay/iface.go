@@ -1,0 +1,99 @@
+package relay
+
+import (
+	"github.com/rumor-relay/rumor/chain"
+)
+
+// ID identifies a transaction or a block on the wire: the SHA-256 of the
+// transaction's encoding, or of the block's header encoding. An embedding
+// chain must derive its ids the same way so that a receiver can check that a
+// fetched body matches the id it was announced under.
+type ID = chain.Hash
+
+// Verdict classifies what happened to a body handed to the chain or the pool.
+// The relay maps it onto GossipSub's validation result and onto peer penalties.
+type Verdict int
+
+const (
+	// Accepted means the item is new and now held: forward its announcement.
+	Accepted Verdict = iota
+	// Known means the item was already held: ignore, no penalty.
+	Known
+	// Ignored means the item is valid but was not taken (fee too low, pool
+	// full, nonce already used, future nonce queued): ignore, no penalty.
+	Ignored
+	// Invalid means the item breaks a consensus or format rule: reject the
+	// announcement and penalize the peer that sent it.
+	Invalid
+	// Orphan applies to blocks only: the parent is unknown. The relay fetches
+	// the missing ancestors from the announcer and retries.
+	Orphan
+)
+
+// String names the verdict for logs and metrics labels.
+func (v Verdict) String() string {
+	switch v {
+	case Accepted:
+		return "accepted"
+	case Known:
+		return "known"
+	case Ignored:
+		return "ignored"
+	case Invalid:
+		return "invalid"
+	case Orphan:
+		return "orphan"
+	}
+	return "unknown"
+}
+
+// TxPool is everything the relay needs of a mempool. Implementations must be
+// safe for concurrent use. Bodies are canonical encodings; a body's id is
+// chain.Hash(sha256(body)).
+type TxPool interface {
+	// HasTx reports whether the pool holds the transaction, or the chain
+	// recently included it (so the relay does not fetch it again).
+	HasTx(id ID) bool
+	// GetTx returns the encoded transaction if the pool holds it.
+	GetTx(id ID) ([]byte, bool)
+	// AddTx decodes, validates and adds one encoded transaction. It returns
+	// the transaction's id (zero when the body does not decode), the verdict
+	// and, for anything but Accepted, an error that says why.
+	AddTx(body []byte) (ID, Verdict, error)
+	// LookupShortIDs resolves the keyed short ids of a compact block (see
+	// chain.ShortID) against the pool: out[i] is the encoded transaction whose
+	// short id under key is short[i], or nil when none or more than one match.
+	LookupShortIDs(key chain.ShortIDKey, short []uint64) (out [][]byte)
+}
+
+// HeaderInfo is what the relay reads from an encoded block header.
+type HeaderInfo struct {
+	ID     ID     // hash of the header encoding
+	Parent ID     // parent block id
+	Height uint64 // height of the block
+}
+
+// Chain is everything the relay needs of a block store. Implementations must
+// be safe for concurrent use.
+type Chain interface {
+	// Tip returns the height and id of the best block.
+	Tip() (height uint64, id ID)
+	// HasBlock reports whether the block is stored (on any branch).
+	HasBlock(id ID) bool
+	// GetBlock returns the encoded block if stored.
+	GetBlock(id ID) ([]byte, bool)
+	// BlockIDAt returns the id of the block at height on the best chain.
+	BlockIDAt(height uint64) (ID, bool)
+	// ParseHeader decodes and checks the format of an encoded header.
+	ParseHeader(header []byte) (HeaderInfo, error)
+	// SplitBlock decodes an encoded block into its encoded header and its
+	// encoded transactions, in order.
+	SplitBlock(block []byte) (header []byte, txs [][]byte, err error)
+	// AssembleBlock joins an encoded header and encoded transactions into an
+	// encoded block; it checks format only.
+	AssembleBlock(header []byte, txs [][]byte) ([]byte, error)
+	// AddBlock validates and stores an encoded block, updating the best chain
+	// (and the pool) if it wins fork choice. It returns the block id, a
+	// verdict and, for anything but Accepted, an error that says why.
+	AddBlock(block []byte) (ID, Verdict, error)
+}
