@@ -1,0 +1,57 @@
+package chain
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestShortID(t *testing.T) {
+	hdr := sampleBlocks(t)[1].Header.Encode()
+	k := NewShortIDKey(hdr, 1)
+	if k != NewShortIDKey(hdr, 1) {
+		t.Fatal("key not deterministic")
+	}
+	other := append([]byte{}, hdr...)
+	other[0] ^= 1
+	if k == NewShortIDKey(hdr, 2) || k == NewShortIDKey(other, 1) {
+		t.Fatal("key ignores nonce or header")
+	}
+	seen := map[uint64]bool{}
+	for _, tx := range sampleTxs() {
+		s := ShortID(k, tx.ID())
+		if s>>(8*ShortIDSize) != 0 {
+			t.Fatalf("short id %x wider than %d bytes", s, ShortIDSize)
+		}
+		if s != ShortID(k, tx.ID()) || seen[s] {
+			t.Fatal("short id not deterministic or collides on a tiny set")
+		}
+		seen[s] = true
+	}
+}
+
+func TestHashText(t *testing.T) {
+	h := sampleTxs()[0].ID()
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Hash
+	if err := json.Unmarshal(b, &back); err != nil || back != h {
+		t.Fatalf("json round trip: %v", err)
+	}
+	if _, err := ParseHash("0x" + h.String()); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "zz", h.String()[:63], h.String() + "00", "0x" + h.String()[:62] + "zz"} {
+		if _, err := ParseHash(bad); err == nil {
+			t.Fatalf("ParseHash(%q) succeeded", bad)
+		}
+		var a Address
+		if err := a.UnmarshalText([]byte(bad)); err == nil {
+			t.Fatalf("address %q accepted", bad)
+		}
+	}
+	if len(h.Short()) != 8 || h.IsZero() || !(Hash{}).IsZero() {
+		t.Fatal("Short/IsZero")
+	}
+}
