@@ -1,0 +1,361 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// MaxAncestorBytes bounds the blocks held while walking back to a known
+// ancestor: MaxOrphanDepth blocks of the genesis default size (1 MiB). The
+// walk stops (and leaves the gap to sync) when it would exceed this.
+const MaxAncestorBytes = MaxOrphanDepth << 20
+
+// blockFlight lets one validation per block id do the work; concurrent
+// validations of the same block wait for it. A tightly scoped mutex guards
+// the map; its size is bounded by BlockValidateConcurrency plus the
+// ancestor walks those run.
+type blockFlight struct {
+	mu sync.Mutex
+	m  map[ID]chan struct{}
+}
+
+// begin returns (nil, true) when the caller leads the work for id, or a
+// channel closed when the leader ends.
+func (f *blockFlight) begin(id ID) (wait <-chan struct{}, leader bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ch, ok := f.m[id]; ok {
+		return ch, false
+	}
+	if f.m == nil {
+		f.m = make(map[ID]chan struct{})
+	}
+	f.m[id] = make(chan struct{})
+	return nil, true
+}
+
+// running returns a channel closed when the current work on id ends, or
+// nil when nobody works on it.
+func (f *blockFlight) running(id ID) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[id]
+}
+
+func (f *blockFlight) end(id ID) {
+	f.mu.Lock()
+	ch := f.m[id]
+	delete(f.m, id)
+	f.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// blockInfo parses the header of an encoded block.
+func (r *Relay) blockInfo(block []byte) (HeaderInfo, error) {
+	hdr, _, err := r.chain.SplitBlock(block)
+	if err != nil {
+		return HeaderInfo{}, err
+	}
+	return r.chain.ParseHeader(hdr)
+}
+
+// handleBlockAnnounce brings the announced block into the chain and returns
+// the chain's verdict (Orphan when ancestors could not be found).
+func (r *Relay) handleBlockAnnounce(ctx context.Context, from peer.ID, ann wire.BlockAnnounce) Verdict {
+	var (
+		info HeaderInfo
+		err  error
+	)
+	switch a := ann.(type) {
+	case *wire.CompactBlock:
+		info, err = r.chain.ParseHeader(a.Header)
+	case *wire.BlockPull:
+		info, err = r.chain.ParseHeader(a.Header)
+	case *wire.BlockPush:
+		info, err = r.blockInfo(a.Block)
+	}
+	if err != nil {
+		r.penalize(from, OffenseInvalidBlock)
+		return Invalid
+	}
+	for {
+		if r.chain.HasBlock(info.ID) {
+			if _, push := ann.(*wire.BlockPush); push {
+				r.noteBody("block", true)
+			}
+			return Known
+		}
+		wait, leader := r.flight.begin(info.ID)
+		if leader {
+			break
+		}
+		// Another announcement of the same block is being handled. If it
+		// stores the block, its validation forwards it and this one is a
+		// duplicate; if it fails, try this announcer in turn.
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Ignored
+		}
+	}
+	defer r.flight.end(info.ID)
+	if tip, _ := r.chain.Tip(); info.Height > tip+uint64(r.cfg.MaxOrphanDepth)+1 {
+		// Too far ahead for an ancestor walk: a job for sync.
+		return Orphan
+	}
+
+	var v Verdict
+	switch a := ann.(type) {
+	case *wire.CompactBlock:
+		v = r.handleCompact(ctx, from, info, a)
+	case *wire.BlockPull:
+		res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{info.ID}, nil)
+		if err != nil || res[0].status != stOK {
+			return Ignored
+		}
+		v = r.addBlock(ctx, from, info, res[0].block)
+	case *wire.BlockPush:
+		r.noteBody("block", false)
+		v = r.addBlock(ctx, from, info, a.Block)
+	}
+	if v == Invalid {
+		r.penalize(from, OffenseInvalidBlock)
+	}
+	return v
+}
+
+// handleCompact rebuilds a compact block from the pool, fetches what is
+// missing by index from the announcer (or another source), and adds it.
+// If the rebuilt block is invalid although the announcement's own data is
+// well formed, a short-id collision may have picked a wrong pool tx: the
+// whole block is fetched and tried once more before blaming anyone (BIP152).
+func (r *Relay) handleCompact(ctx context.Context, from peer.ID, info HeaderInfo, a *wire.CompactBlock) Verdict {
+	key := chain.NewShortIDKey(a.Header, a.Nonce)
+	total := a.TxCount()
+	txs := make([][]byte, total)
+	for _, p := range a.Prefilled {
+		txs[p.Index] = p.Tx
+	}
+	// Positions not prefilled take the short ids in order.
+	pos := make([]uint32, 0, len(a.ShortIDs))
+	for i := range txs {
+		if txs[i] == nil {
+			pos = append(pos, uint32(i))
+		}
+	}
+	if len(pos) != len(a.ShortIDs) { // the decoder rules this out
+		return Invalid
+	}
+	var found [][]byte
+	if len(a.ShortIDs) > 0 {
+		found = r.pool.LookupShortIDs(key, a.ShortIDs)
+	}
+	arg := &txnArg{block: info.ID, key: key}
+	for i, p := range pos {
+		if i < len(found) && found[i] != nil {
+			txs[p] = found[i]
+			continue
+		}
+		arg.indexes = append(arg.indexes, p)
+		arg.short = append(arg.short, a.ShortIDs[i])
+	}
+	rebuilt := len(pos) > 0
+	if len(arg.indexes) > 0 {
+		res, err := r.fetch.fetch(ctx, from, kindBlockTxn, []ID{info.ID}, arg)
+		if err != nil || res[0].status != stOK {
+			return Ignored
+		}
+		for i, p := range arg.indexes {
+			txs[p] = res[0].bodies[i]
+		}
+	}
+	block, err := r.chain.AssembleBlock(a.Header, txs)
+	if err != nil {
+		if !rebuilt {
+			return Invalid
+		}
+		block = nil
+	}
+	v := Invalid
+	if block != nil {
+		v = r.addBlock(ctx, from, info, block)
+	}
+	if v != Invalid || !rebuilt {
+		return v
+	}
+	r.log.Debugw("compact block rebuilt invalid; fetching whole block", "block", info.ID.Short())
+	res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{info.ID}, nil)
+	if err != nil || res[0].status != stOK {
+		return Ignored
+	}
+	return r.addBlock(ctx, from, info, res[0].block)
+}
+
+// addBlock stores a block; on Orphan it fetches the missing ancestors from
+// the announcer (and other sources of the block) and tries again.
+func (r *Relay) addBlock(ctx context.Context, from peer.ID, info HeaderInfo, block []byte) Verdict {
+	_, v, err := r.chain.AddBlock(block)
+	if v == Orphan && r.cfg.MaxOrphanDepth > 0 {
+		if r.fetchAncestors(ctx, from, info.Parent) {
+			_, v, err = r.chain.AddBlock(block)
+		}
+	}
+	switch v {
+	case Accepted:
+		r.seen.record(info.ID, r.now())
+	case Invalid:
+		r.log.Debugw("invalid block", "block", info.ID.Short(), "from", from, "err", err)
+	}
+	return v
+}
+
+// fetchAncestors walks back from parent, fetching blocks by id until one's
+// parent is stored, within MaxOrphanDepth blocks and MaxAncestorBytes, then
+// adds them oldest first. It reports whether every ancestor was stored.
+func (r *Relay) fetchAncestors(ctx context.Context, from peer.ID, parent ID) bool {
+	var stack [][]byte
+	var infos []HeaderInfo
+	size := 0
+	cur := parent
+	for depth := 0; ; depth++ {
+		if r.chain.HasBlock(cur) {
+			break
+		}
+		// A concurrent validation may be storing this very block.
+		if wait := r.flight.running(cur); wait != nil {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return false
+			}
+			if r.chain.HasBlock(cur) {
+				break
+			}
+		}
+		if depth >= r.cfg.MaxOrphanDepth {
+			r.log.Debugw("orphan deeper than the ancestor limit", "parent", parent.Short(), "depth", depth)
+			return false
+		}
+		res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{cur}, nil)
+		if err != nil || res[0].status != stOK {
+			return false
+		}
+		blk := res[0].block
+		if size += len(blk); size > MaxAncestorBytes {
+			return false
+		}
+		info, err := r.blockInfo(blk)
+		if err != nil { // checked by the fetcher already
+			return false
+		}
+		stack = append(stack, blk)
+		infos = append(infos, info)
+		cur = info.Parent
+	}
+	for i := len(stack) - 1; i >= 0; i-- {
+		_, v, err := r.chain.AddBlock(stack[i])
+		switch v {
+		case Accepted:
+			r.seen.record(infos[i].ID, r.now())
+		case Known:
+		default:
+			r.log.Debugw("ancestor not stored", "block", infos[i].ID.Short(), "verdict", v, "err", err)
+			if v == Invalid {
+				r.penalize(from, OffenseInvalidBlock)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// PublishBlock announces a block this node produced and already stored, at
+// once, in the configured mode. Pending tx announcements go out first, and
+// the txs among them travel prefilled in a compact block, since peers cannot
+// have them yet. A push-mode block over the gossip size limit goes out as a
+// compact block.
+func (r *Relay) PublishBlock(block []byte) error {
+	if r.closed.Load() || !r.started.Load() {
+		return ErrClosed
+	}
+	hdr, txs, err := r.chain.SplitBlock(block)
+	if err != nil {
+		return fmt.Errorf("relay: publish block: %w", err)
+	}
+	info, err := r.chain.ParseHeader(hdr)
+	if err != nil {
+		return fmt.Errorf("relay: publish block: %w", err)
+	}
+	r.seen.record(info.ID, r.now())
+	fresh := make(map[ID]bool)
+	for _, id := range r.batch.flush(r.ctx) {
+		fresh[id] = true
+	}
+	var ann wire.BlockAnnounce
+	mode := r.cfg.BlockMode
+	if mode == BlockPush && len(block)+pushOverhead > r.cfg.MaxGossipMessageSize {
+		mode = BlockCompact
+	}
+	switch mode {
+	case BlockPush:
+		ann = &wire.BlockPush{Block: block}
+	case BlockPull:
+		ann = &wire.BlockPull{Header: hdr}
+	default:
+		ann, err = compactOf(hdr, txs, fresh)
+		if err != nil {
+			return fmt.Errorf("relay: publish block: %w", err)
+		}
+	}
+	data, err := ann.Encode()
+	if err != nil {
+		return fmt.Errorf("relay: publish block: %w", err)
+	}
+	if err := r.blockTopic.Publish(r.ctx, data); err != nil {
+		return fmt.Errorf("relay: publish block: %w", err)
+	}
+	r.stats.annPub.Add(1)
+	r.metrics.announcement("published", "block")
+	r.log.Debugw("published block", "block", info.ID.Short(), "height", info.Height, "mode", mode, "bytes", len(data))
+	return nil
+}
+
+// pushOverhead is what GossipSub adds around a message's data (topic,
+// sequence number, author key, signature, protobuf framing), kept free when
+// deciding whether a block fits a push message.
+const pushOverhead = 1 << 10
+
+// compactOf builds a compact announcement with a random nonce; txs whose ids
+// are in prefill travel whole.
+func compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.CompactBlock, error) {
+	var nb [8]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return nil, err
+	}
+	c := &wire.CompactBlock{Header: hdr, Nonce: binary.LittleEndian.Uint64(nb[:])}
+	key := chain.NewShortIDKey(hdr, c.Nonce)
+	for i, tx := range txs {
+		id := ID(sha256.Sum256(tx))
+		if prefill[id] {
+			c.Prefilled = append(c.Prefilled, wire.PrefilledTx{Index: uint32(i), Tx: tx})
+			continue
+		}
+		c.ShortIDs = append(c.ShortIDs, chain.ShortID(key, id))
+	}
+	if c.TxCount() > wire.MaxBlockTxs {
+		return nil, errors.New("block has too many txs for a compact announcement")
+	}
+	return c, nil
+}

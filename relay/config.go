@@ -1,0 +1,184 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// BlockMode selects how this node announces the blocks it publishes.
+// Receivers understand all three whatever their own mode.
+type BlockMode string
+
+const (
+	// BlockCompact announces the header, a nonce and 6-byte keyed short ids
+	// of the block's transactions (BIP152); receivers rebuild the block from
+	// their mempool and fetch only what they lack. The default.
+	BlockCompact BlockMode = "compact"
+	// BlockPull announces the header only; receivers fetch the whole block
+	// from the announcer.
+	BlockPull BlockMode = "pull"
+	// BlockPush carries the whole block inside the GossipSub message.
+	BlockPush BlockMode = "push"
+)
+
+// ParseBlockMode parses a block mode name; "" means BlockCompact.
+func ParseBlockMode(s string) (BlockMode, error) {
+	switch m := BlockMode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "":
+		return BlockCompact, nil
+	case BlockCompact, BlockPull, BlockPush:
+		return m, nil
+	}
+	return "", fmt.Errorf("relay: unknown block mode %q (want compact, pull or push)", s)
+}
+
+// Defaults of Config. Each says where its number comes from.
+const (
+	// TxBatchWindow is how long a locally submitted tx id may wait for
+	// company before its announcement goes out. 20 ms is below a single
+	// intercontinental RTT, so batching never costs a whole round trip, and
+	// at 1000 tx/s it packs ~20 ids per message instead of 20 messages.
+	TxBatchWindow = 20 * time.Millisecond
+	// TxBatchMax is how many ids trigger an announcement before the window
+	// ends: go-ethereum's 256 txs per request, so a receiver fetches one
+	// announcement's bodies with a single request.
+	TxBatchMax = wire.MaxTxsPerRequest
+	// FetchTimeout is how long a peer has to answer a tx or getblocktxn
+	// request before we ask another announcer. go-ethereum waits 5 s; 2 s is
+	// still ten times a transcontinental RTT and halves the delay a
+	// withholding peer can cause.
+	FetchTimeout = 2 * time.Second
+	// BlockFetchTimeout is FetchTimeout for whole blocks (pull mode, orphan
+	// ancestors, full-block fallback): up to 8 MiB must cross the link.
+	BlockFetchTimeout = 10 * time.Second
+	// MaxOrphanDepth is how many missing ancestors of an announced block the
+	// relay fetches by id before giving up and leaving the gap to sync.
+	// Bitcoin Core keeps 100 orphan txs; eth2 clients look up parent chains
+	// of up to 32 blocks (Lighthouse's PARENT_DEPTH_TOLERANCE).
+	MaxOrphanDepth = 32
+	// MaxGossipMessageSize is the GossipSub message size limit. GossipSub's
+	// default is 1 MiB; push mode carries a whole block and the genesis
+	// default block limit is 1 MiB, so allow 2 MiB (blocks above it fall
+	// back to a compact announcement).
+	MaxGossipMessageSize = 2 << 20
+	// FirstSeenCap bounds the first-seen table (txs and blocks together):
+	// 2^20 entries is about 60 MB, enough for a long testnet run; the oldest
+	// entries are dropped first.
+	FirstSeenCap = 1 << 20
+)
+
+// Config configures a Relay. DefaultConfig fills every field; zero values are
+// not defaults (Validate rejects them) except where a field says otherwise.
+type Config struct {
+	// ChainID names the topics and the request protocol, so nodes of
+	// different chains never exchange messages. Required.
+	ChainID string
+	// BlockMode selects how locally produced blocks are announced.
+	BlockMode BlockMode
+	// TxBatchWindow is the longest a submitted tx waits to be announced.
+	TxBatchWindow time.Duration
+	// TxBatchMax is the announcement size that flushes a batch early
+	// (1..wire.MaxAnnounceIDs).
+	TxBatchMax int
+	// FetchTimeout bounds one tx or getblocktxn request to one peer; after it
+	// the next announcer is asked.
+	FetchTimeout time.Duration
+	// BlockFetchTimeout bounds one whole-block request to one peer.
+	BlockFetchTimeout time.Duration
+	// TxValidateTimeout bounds the GossipSub validation of one tx
+	// announcement (fetches included). Zero means 2*FetchTimeout + 1 s: time
+	// for one withholding announcer and one honest fallback.
+	TxValidateTimeout time.Duration
+	// BlockValidateTimeout bounds the validation of one block announcement
+	// (missing txs, full-block fallback and orphan ancestors included). Zero
+	// means 3*BlockFetchTimeout.
+	BlockValidateTimeout time.Duration
+	// MaxOrphanDepth bounds the ancestors fetched for a block whose parent
+	// is unknown (0 disables the ancestor fetch).
+	MaxOrphanDepth int
+	// MaxGossipMessageSize is GossipSub's message size limit in bytes.
+	MaxGossipMessageSize int
+	// FirstSeenCap bounds the first-seen table (entries).
+	FirstSeenCap int
+}
+
+// DefaultConfig returns the defaults for chainID.
+func DefaultConfig(chainID string) Config {
+	return Config{
+		ChainID:              chainID,
+		BlockMode:            BlockCompact,
+		TxBatchWindow:        TxBatchWindow,
+		TxBatchMax:           TxBatchMax,
+		FetchTimeout:         FetchTimeout,
+		BlockFetchTimeout:    BlockFetchTimeout,
+		MaxOrphanDepth:       MaxOrphanDepth,
+		MaxGossipMessageSize: MaxGossipMessageSize,
+		FirstSeenCap:         FirstSeenCap,
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ChainID == "" || strings.ContainsAny(c.ChainID, "/ \t\n") {
+		errs = append(errs, fmt.Errorf("chain id %q: must be non-empty without '/' or spaces", c.ChainID))
+	}
+	if _, err := ParseBlockMode(string(c.BlockMode)); err != nil || c.BlockMode == "" {
+		errs = append(errs, fmt.Errorf("block mode %q: want compact, pull or push", c.BlockMode))
+	}
+	if c.TxBatchWindow <= 0 || c.TxBatchWindow > 10*time.Second {
+		errs = append(errs, fmt.Errorf("tx batch window %v: want (0, 10s]", c.TxBatchWindow))
+	}
+	if c.TxBatchMax < 1 || c.TxBatchMax > wire.MaxAnnounceIDs {
+		errs = append(errs, fmt.Errorf("tx batch max %d: want 1..%d", c.TxBatchMax, wire.MaxAnnounceIDs))
+	}
+	if c.FetchTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("fetch timeout %v: want > 0", c.FetchTimeout))
+	}
+	if c.BlockFetchTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("block fetch timeout %v: want > 0", c.BlockFetchTimeout))
+	}
+	if c.TxValidateTimeout < 0 || c.BlockValidateTimeout < 0 {
+		errs = append(errs, errors.New("validate timeouts: want >= 0"))
+	}
+	if c.MaxOrphanDepth < 0 || c.MaxOrphanDepth > 1024 {
+		errs = append(errs, fmt.Errorf("max orphan depth %d: want 0..1024", c.MaxOrphanDepth))
+	}
+	if c.MaxGossipMessageSize < 64<<10 || c.MaxGossipMessageSize > wire.MaxBlockBytes+4096 {
+		errs = append(errs, fmt.Errorf("max gossip message size %d: want 64 KiB..%d", c.MaxGossipMessageSize, wire.MaxBlockBytes+4096))
+	}
+	if c.FirstSeenCap < 1 {
+		errs = append(errs, fmt.Errorf("first-seen cap %d: want >= 1", c.FirstSeenCap))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("relay config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c Config) txValidateTimeout() time.Duration {
+	if c.TxValidateTimeout > 0 {
+		return c.TxValidateTimeout
+	}
+	return 2*c.FetchTimeout + time.Second
+}
+
+func (c Config) blockValidateTimeout() time.Duration {
+	if c.BlockValidateTimeout > 0 {
+		return c.BlockValidateTimeout
+	}
+	return 3 * c.BlockFetchTimeout
+}
+
+// TxTopic is the GossipSub topic of transaction announcements.
+func (c Config) TxTopic() string { return "/rumor/" + c.ChainID + "/tx/1" }
+
+// BlockTopic is the GossipSub topic of block announcements.
+func (c Config) BlockTopic() string { return "/rumor/" + c.ChainID + "/block/1" }
+
+// RequestProtocol is the libp2p protocol id of the request/response protocol.
+func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/1.0.0" }

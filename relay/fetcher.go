@@ -1,0 +1,336 @@
+package relay
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// txnArg describes a getblocktxn item: which positions of the block to ask
+// for and the short ids the answers must match.
+type txnArg struct {
+	block   ID
+	indexes []uint32
+	key     chain.ShortIDKey
+	short   []uint64 // short[i] is the expected short id of indexes[i]
+}
+
+type wantMsg struct {
+	waiter uint64
+	from   peer.ID
+	kind   fetchKind
+	ids    []ID
+	arg    any
+	reply  chan []itemResult // buffered 1
+}
+
+type srcMsg struct {
+	from peer.ID
+	kind fetchKind
+	ids  []ID
+}
+
+type doneMsg struct {
+	req     uint64
+	results []itemResult
+}
+
+// fetcher runs the fetch loop: the one goroutine that owns the scheduler
+// core (sched), the waiters' reply channels and the request timer. Callers
+// (validators) send it wants and wait for their reply; the tracer sends it
+// alternative sources without blocking; request goroutines send it their
+// results. See doc.go.
+type fetcher struct {
+	r    *Relay
+	core *sched
+
+	wantCh   chan wantMsg
+	srcCh    chan srcMsg
+	doneCh   chan doneMsg
+	cancelCh chan uint64
+	quit     chan struct{} // closed when the loop has exited
+
+	lastWaiter atomic.Uint64
+	droppedSrc atomic.Uint64 // sources dropped because srcCh was full
+	wg         sync.WaitGroup
+}
+
+func newFetcher(r *Relay) *fetcher {
+	cfg := r.cfg
+	f := &fetcher{
+		r: r,
+		core: newSched(schedConfig{
+			maxTracked:  MaxTrackedPerPeer,
+			maxItems:    MaxFetchItems,
+			maxSources:  MaxSourcesPerItem,
+			maxRequests: MaxRequestsPerPeer,
+			maxBatch:    wire.MaxTxsPerRequest,
+			timeout: func(k fetchKind) time.Duration {
+				if k == kindBlock {
+					return cfg.BlockFetchTimeout
+				}
+				return cfg.FetchTimeout
+			},
+			grace: cfg.FetchTimeout,
+		}),
+		wantCh:   make(chan wantMsg),
+		srcCh:    make(chan srcMsg, MaxPendingSources),
+		doneCh:   make(chan doneMsg),
+		cancelCh: make(chan uint64),
+		quit:     make(chan struct{}),
+	}
+	return f
+}
+
+// fetch asks for ids of kind, first from from, and waits for the outcome of
+// every one of them (in order) or for ctx to end.
+func (f *fetcher) fetch(ctx context.Context, from peer.ID, kind fetchKind, ids []ID, arg any) ([]itemResult, error) {
+	w := f.lastWaiter.Add(1)
+	m := wantMsg{waiter: w, from: from, kind: kind, ids: ids, arg: arg, reply: make(chan []itemResult, 1)}
+	select {
+	case f.wantCh <- m:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-f.quit:
+		return nil, ErrClosed
+	}
+	select {
+	case res := <-m.reply:
+		return res, nil
+	case <-ctx.Done():
+		select {
+		case f.cancelCh <- w:
+		case <-f.quit:
+		}
+		return nil, ctx.Err()
+	case <-f.quit:
+		return nil, ErrClosed
+	}
+}
+
+// addSources hands alternative announcers to the loop without blocking (it
+// is called from GossipSub's tracer); when the queue is full they are lost.
+func (f *fetcher) addSources(from peer.ID, kind fetchKind, ids []ID) {
+	select {
+	case f.srcCh <- srcMsg{from, kind, ids}:
+	default:
+		f.droppedSrc.Add(1)
+	}
+}
+
+// run is the fetch loop. It returns when ctx ends, after which request
+// goroutines still running finish on their own (their context is ctx).
+func (f *fetcher) run(ctx context.Context) {
+	defer close(f.quit)
+	replies := make(map[uint64]chan []itemResult)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var (
+			done []waiterDone
+			offs []offense
+		)
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-f.wantCh:
+			replies[m.waiter] = m.reply
+			done, offs = f.core.want(m.waiter, m.from, m.kind, m.ids, m.arg)
+		case m := <-f.srcCh:
+			f.core.addSources(m.from, m.kind, m.ids)
+		case m := <-f.doneCh:
+			done, offs = f.core.complete(m.req, m.results, time.Now())
+		case w := <-f.cancelCh:
+			f.core.cancel(w)
+			delete(replies, w)
+		case <-timer.C:
+			done, offs = f.core.expire(time.Now())
+		}
+		for _, d := range done {
+			if ch := replies[d.id]; ch != nil {
+				ch <- d.results
+				delete(replies, d.id)
+			}
+		}
+		for _, o := range offs {
+			f.r.penalize(o.peer, o.what)
+		}
+		now := time.Now()
+		for _, rq := range f.core.schedule(now) {
+			f.wg.Add(1)
+			go f.exec(ctx, rq)
+		}
+		items, _ := f.core.size()
+		f.r.metrics.setInflight(items)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if d, ok := f.core.nextDeadline(); ok {
+			timer.Reset(max(d.Sub(now), 0))
+		}
+	}
+}
+
+// exec carries out one request and posts its results to the loop.
+func (f *fetcher) exec(ctx context.Context, rq *fetchReq) {
+	defer f.wg.Done()
+	rctx, cancel := context.WithDeadline(ctx, rq.deadline)
+	var res []itemResult
+	switch rq.kind {
+	case kindTx:
+		res = f.execTxs(rctx, rq)
+	case kindBlock:
+		res = []itemResult{f.execBlock(rctx, rq)}
+	case kindBlockTxn:
+		res = []itemResult{f.execBlockTxn(rctx, rq)}
+	}
+	cancel()
+	r := f.r
+	if len(res) > 0 {
+		f.r.log.Debugw("fetch done", "peer", rq.peer, "kind", rq.kind, "items", len(rq.keys), "status", res[0].status)
+	}
+	r.stats.fetches.Add(1)
+	r.metrics.fetched(rq.kind.String())
+	for _, x := range res {
+		if x.status != stOK && x.status != stInvalid {
+			r.stats.fetchFailures.Add(1)
+			r.metrics.fetchFailed(rq.kind.String(), x.status.String())
+			break
+		}
+	}
+	select {
+	case f.doneCh <- doneMsg{rq.id, res}:
+	case <-ctx.Done():
+	}
+}
+
+// errStatus maps a request error onto a status for every item.
+func errStatus(err error) status {
+	switch {
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return stTimeout
+	case errors.Is(err, ErrBadResponse):
+		return stMalformed
+	}
+	return stError
+}
+
+func fill(keys []fetchKey, st status) []itemResult {
+	out := make([]itemResult, len(keys))
+	for i, k := range keys {
+		out[i] = itemResult{key: k, status: st}
+	}
+	return out
+}
+
+// execTxs fetches a batch of txs, checks each body against its id and hands
+// it to the pool.
+func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
+	r := f.r
+	ids := make([]ID, len(rq.keys))
+	for i, k := range rq.keys {
+		ids[i] = k.id
+	}
+	bodies, err := r.RequestTxs(ctx, rq.peer, ids)
+	if err != nil {
+		return fill(rq.keys, errStatus(err))
+	}
+	out := make([]itemResult, len(rq.keys))
+	for i, k := range rq.keys {
+		out[i].key = k
+		if i >= len(bodies) {
+			// Cut at the server's soft limit: ask it again for the rest,
+			// unless it served nothing at all.
+			out[i].status = stTruncated
+			if len(bodies) == 0 {
+				out[i].status = stNotFound
+			}
+			continue
+		}
+		b := bodies[i]
+		switch {
+		case b == nil:
+			out[i].status = stNotFound
+		case ID(sha256.Sum256(b)) != k.id:
+			out[i].status = stMismatch
+		default:
+			_, v, err := r.pool.AddTx(b)
+			out[i].verdict, out[i].err = v, err
+			out[i].status = stOK
+			if v == Invalid {
+				out[i].status = stInvalid
+			}
+			r.noteBody("tx", v == Known)
+			if v == Accepted {
+				r.seen.record(k.id, r.now())
+			}
+		}
+	}
+	return out
+}
+
+// execBlock fetches a whole block and checks that its header hashes to id.
+func (f *fetcher) execBlock(ctx context.Context, rq *fetchReq) itemResult {
+	r := f.r
+	k := rq.keys[0]
+	res := itemResult{key: k}
+	blk, err := r.RequestBlock(ctx, rq.peer, k.id)
+	switch {
+	case err != nil:
+		res.status = errStatus(err)
+	case blk == nil:
+		res.status = stNotFound
+	default:
+		if info, err := r.blockInfo(blk); err != nil || info.ID != k.id {
+			res.status = stMismatch
+			return res
+		}
+		res.status, res.block = stOK, blk
+		r.noteBody("block", r.chain.HasBlock(k.id))
+	}
+	return res
+}
+
+// execBlockTxn fetches the missing txs of a compact block and checks each
+// against its short id.
+func (f *fetcher) execBlockTxn(ctx context.Context, rq *fetchReq) itemResult {
+	r := f.r
+	k := rq.keys[0]
+	res := itemResult{key: k}
+	a, _ := rq.arg.(*txnArg)
+	if a == nil {
+		res.status = stError
+		return res
+	}
+	txs, found, err := r.RequestBlockTxn(ctx, rq.peer, a.block, a.indexes)
+	switch {
+	case err != nil:
+		res.status = errStatus(err)
+		return res
+	case !found:
+		res.status = stNotFound
+		return res
+	}
+	for i, tx := range txs {
+		if chain.ShortID(a.key, sha256.Sum256(tx)) != a.short[i] {
+			res.status = stMismatch
+			return res
+		}
+	}
+	for range txs {
+		r.noteBody("tx", false)
+	}
+	res.status, res.bodies = stOK, txs
+	return res
+}

@@ -1,0 +1,62 @@
+package relay
+
+import (
+	"sync"
+	"time"
+)
+
+// firstSeen remembers when each tx or block was first held here, for the
+// measurement RPC and the testnet report. It keeps the newest cap entries:
+// a ring of ids in insertion order evicts the oldest when full. The ring
+// grows with use, so a small node never pays for the full cap.
+//
+// A tightly scoped mutex guards it; no call blocks or calls out while
+// holding it.
+type firstSeen struct {
+	mu   sync.Mutex
+	cap  int
+	at   map[ID]int64 // unix nanoseconds
+	ring []ID         // insertion order; ring[head] is the oldest once full
+	head int
+}
+
+func newFirstSeen(capacity int) *firstSeen {
+	return &firstSeen{cap: capacity, at: make(map[ID]int64)}
+}
+
+// record stores t for id unless id is already known; it reports whether it
+// stored.
+func (f *firstSeen) record(id ID, t time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.at[id]; ok {
+		return false
+	}
+	if len(f.ring) < f.cap {
+		f.ring = append(f.ring, id)
+	} else {
+		delete(f.at, f.ring[f.head])
+		f.ring[f.head] = id
+		f.head = (f.head + 1) % f.cap
+	}
+	f.at[id] = t.UnixNano()
+	return true
+}
+
+// get returns when id was first seen.
+func (f *firstSeen) get(id ID) (time.Time, bool) {
+	f.mu.Lock()
+	ns, ok := f.at[id]
+	f.mu.Unlock()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// len returns the number of entries held.
+func (f *firstSeen) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.at)
+}

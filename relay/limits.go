@@ -1,0 +1,63 @@
+package relay
+
+import "time"
+
+// Bounds on state a peer can grow. Figures come from
+// /work/shared/notes/anchors.md; wire-level caps live in package wire.
+const (
+	// MaxTrackedPerPeer caps the unfetched items one peer can have us track
+	// as their announcer: go-ethereum's maxTxAnnounces (4096); Bitcoin Core
+	// tracks 5000 per peer. Announcements past the cap are dropped (the
+	// earliest are kept, cf. geth #32210) and reported as OffenseAnnounceFlood.
+	MaxTrackedPerPeer = 4096
+	// MaxFetchItems caps the items the fetch scheduler tracks over all
+	// peers, so many peers each under MaxTrackedPerPeer still cannot exhaust
+	// memory: 16 full peers' worth.
+	MaxFetchItems = 16 * MaxTrackedPerPeer
+	// MaxSourcesPerItem caps the announcers remembered for one item. GossipSub
+	// delivers about 3 duplicates per message at D=8 (anchors); 8 sources
+	// survive several withholding peers in a row.
+	MaxSourcesPerItem = 8
+	// MaxRequestsPerPeer caps our requests in flight to one peer. Each
+	// carries up to 256 ids, so 8 requests are 2048 txs, past Bitcoin Core's
+	// 100 in-flight tx requests per peer for a batching protocol.
+	MaxRequestsPerPeer = 8
+	// MaxServePerPeer caps the requests from one peer served at once; a
+	// peer's further streams are refused with ErrCodeBusy and an
+	// OffenseRequestFlood. Twice MaxRequestsPerPeer leaves room for sync.
+	MaxServePerPeer = 2 * MaxRequestsPerPeer
+	// MaxServeTotal caps the requests served at once over all peers, so an
+	// open-stream flood from many peers is bounded too.
+	MaxServeTotal = 256
+	// MaxPendingSources bounds the queue of alternative announcers learned
+	// from duplicate deliveries on their way to the fetch loop; when it is
+	// full the tracer drops them (fallback then relies on other sources).
+	MaxPendingSources = 4096
+	// MaxPendingBatch bounds the queue of locally submitted tx ids waiting
+	// for the batcher; SubmitTx blocks (up to its context) when it is full.
+	MaxPendingBatch = 8192
+
+	// ServerReadTimeout bounds reading one request: requests are at most
+	// 256 KiB.
+	ServerReadTimeout = 5 * time.Second
+	// ServerWriteTimeout bounds writing one response, up to 8 MiB: at
+	// 10 Mbit/s that takes 7 s.
+	ServerWriteTimeout = 20 * time.Second
+
+	// Per-topic validation throttles. GossipSub runs at most this many
+	// validations of one topic at once and drops further messages of that
+	// topic (#621: one busy topic must not starve another). Tx validations
+	// park on body fetches, so allow many; block validations are rare but
+	// must never wait behind txs.
+	TxValidateConcurrency    = 1024
+	BlockValidateConcurrency = 64
+	// ValidateThrottle is GossipSub's global validation limit: above the sum
+	// of the per-topic limits, so tx traffic can never take block slots.
+	ValidateThrottle = 2 * (TxValidateConcurrency + BlockValidateConcurrency)
+	// ValidateQueueSize is GossipSub's validation queue, shared by all topics
+	// (#398, Lotus #723: 32 dropped messages under load). Items leave it
+	// after signature checks, so 1024 absorbs bursts without holding much.
+	ValidateQueueSize = 1024
+	// NewPeerQueue bounds newly connected peers waiting for the new-peer hook.
+	NewPeerQueue = 256
+)

@@ -1,0 +1,242 @@
+package relay
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// serveLimiter bounds the requests served at once, per peer and overall.
+// A tightly scoped mutex guards two counters; nothing blocks under it.
+type serveLimiter struct {
+	mu    sync.Mutex
+	total int
+	per   map[peer.ID]int
+}
+
+func (l *serveLimiter) acquire(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= MaxServeTotal || l.per[p] >= MaxServePerPeer {
+		return false
+	}
+	if l.per == nil {
+		l.per = make(map[peer.ID]int)
+	}
+	l.total++
+	l.per[p]++
+	return true
+}
+
+func (l *serveLimiter) release(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.per[p]--; l.per[p] <= 0 {
+		delete(l.per, p)
+	}
+}
+
+// HeaderSource is an optional interface of a Chain that can read a block's
+// encoded header without loading the block; the headers request uses it
+// when present (otherwise GetBlock + SplitBlock).
+type HeaderSource interface {
+	GetHeader(id ID) ([]byte, bool)
+}
+
+// handleStream serves one request stream: one request frame in, one
+// response frame out. libp2p runs each stream handler on its own goroutine;
+// the limiter bounds how many exist at once per peer and overall.
+func (r *Relay) handleStream(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	if !r.limiter.acquire(p) {
+		r.penalize(p, OffenseRequestFlood)
+		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+		if b, err := (&wire.Error{Code: wire.ErrCodeBusy}).Encode(); err == nil {
+			_, _ = wire.WriteFrame(s, b)
+		}
+		// Close, not Reset: a reset may overtake the busy answer.
+		_ = s.Close()
+		return
+	}
+	defer r.limiter.release(p)
+	// Deadlines where the transport has them, and a reset timer for
+	// transports without (mocknet); both bound a stalled peer.
+	watchdog := time.AfterFunc(ServerReadTimeout, func() { _ = s.Reset() })
+	defer watchdog.Stop()
+	_ = s.SetReadDeadline(time.Now().Add(ServerReadTimeout))
+	data, n, err := wire.ReadFrame(s, wire.MaxRequestFrame)
+	r.noteBytes(true, protoRequest, classRequest, n)
+	if err != nil {
+		switch {
+		case errors.Is(err, wire.ErrFrameTooLarge):
+			r.penalize(p, OffenseOversize)
+		case errors.Is(err, wire.ErrMalformed):
+			r.penalize(p, OffenseMalformed)
+		}
+		_ = s.Reset()
+		return
+	}
+	var resp wire.Response
+	req, err := wire.DecodeRequest(data)
+	if err != nil {
+		r.penalize(p, OffenseMalformed)
+		resp = &wire.Error{Code: wire.ErrCodeBadRequest}
+	} else {
+		resp = r.serve(p, req)
+	}
+	out, err := resp.Encode()
+	if err != nil {
+		r.log.Errorw("encode response", "peer", p, "err", err)
+		out, _ = (&wire.Error{Code: wire.ErrCodeInternal}).Encode()
+	}
+	watchdog.Reset(ServerWriteTimeout)
+	_ = s.SetWriteDeadline(time.Now().Add(ServerWriteTimeout))
+	n, err = wire.WriteFrame(s, out)
+	class := classRequest
+	switch resp.(type) {
+	case *wire.Txs, *wire.Block, *wire.BlockTxn, *wire.Blocks:
+		class = classBody
+	}
+	r.noteBytes(false, protoRequest, class, n)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	r.stats.served.Add(1)
+	_ = s.Close()
+}
+
+// serve answers one decoded request from the pool and chain.
+func (r *Relay) serve(p peer.ID, req wire.Request) wire.Response {
+	switch q := req.(type) {
+	case *wire.GetTxs:
+		r.metrics.servedRequest("txs")
+		out := &wire.Txs{Bodies: make([][]byte, 0, len(q.IDs))}
+		size := 0
+		for _, id := range q.IDs {
+			b, ok := r.pool.GetTx(id)
+			if !ok || len(b) == 0 || len(b) > wire.MaxTxBytes {
+				b = nil
+			}
+			if size+len(b) > wire.TxResponseSoftBytes && size > 0 {
+				break
+			}
+			size += len(b)
+			out.Bodies = append(out.Bodies, b)
+		}
+		return out
+	case *wire.GetBlock:
+		r.metrics.servedRequest("block")
+		b, ok := r.chain.GetBlock(q.ID)
+		if !ok || len(b) > wire.MaxBlockBytes {
+			return &wire.Block{}
+		}
+		return &wire.Block{Block: b}
+	case *wire.GetBlockTxn:
+		r.metrics.servedRequest("blocktxn")
+		b, ok := r.chain.GetBlock(q.Block)
+		if !ok {
+			return &wire.BlockTxn{Block: q.Block}
+		}
+		_, txs, err := r.chain.SplitBlock(b)
+		if err != nil {
+			r.log.Errorw("split stored block", "block", q.Block.Short(), "err", err)
+			return &wire.Error{Code: wire.ErrCodeInternal}
+		}
+		out := &wire.BlockTxn{Block: q.Block, Found: true, Txs: make([][]byte, len(q.Indexes))}
+		for i, idx := range q.Indexes {
+			if int(idx) >= len(txs) {
+				r.penalize(p, OffenseBadRequest)
+				return &wire.Error{Code: wire.ErrCodeBadRequest}
+			}
+			out.Txs[i] = txs[idx]
+		}
+		return out
+	case *wire.GetHeaders:
+		r.metrics.servedRequest("headers")
+		return &wire.Headers{Headers: r.headersAfter(q)}
+	case *wire.GetBlocks:
+		r.metrics.servedRequest("blocks")
+		out := &wire.Blocks{}
+		size := 0
+		for i := uint64(0); i < uint64(q.Count); i++ {
+			h := q.Start + i
+			if h < q.Start { // overflow
+				break
+			}
+			id, ok := r.chain.BlockIDAt(h)
+			if !ok {
+				break
+			}
+			b, ok := r.chain.GetBlock(id)
+			if !ok || len(b) == 0 || len(b) > wire.MaxBlockBytes {
+				break
+			}
+			if size+len(b) > wire.RangeResponseSoftBytes && size > 0 {
+				break
+			}
+			size += len(b)
+			out.Blocks = append(out.Blocks, b)
+		}
+		return out
+	}
+	return &wire.Error{Code: wire.ErrCodeBadRequest}
+}
+
+// header returns a stored block's encoded header.
+func (r *Relay) header(id ID) ([]byte, bool) {
+	if hs, ok := r.chain.(HeaderSource); ok {
+		return hs.GetHeader(id)
+	}
+	b, ok := r.chain.GetBlock(id)
+	if !ok {
+		return nil, false
+	}
+	h, _, err := r.chain.SplitBlock(b)
+	if err != nil {
+		return nil, false
+	}
+	return h, true
+}
+
+// headersAfter finds the first locator id on our best chain (genesis when
+// none) and returns the best-chain headers after it, up to q.Max or q.Stop.
+func (r *Relay) headersAfter(q *wire.GetHeaders) [][]byte {
+	start := uint64(0) // height of the fork point
+	for _, id := range q.Locator {
+		h, ok := r.header(id)
+		if !ok {
+			continue
+		}
+		info, err := r.chain.ParseHeader(h)
+		if err != nil {
+			continue
+		}
+		if best, ok := r.chain.BlockIDAt(info.Height); ok && best == id {
+			start = info.Height
+			break
+		}
+	}
+	var out [][]byte
+	for h := start + 1; len(out) < int(q.Max); h++ {
+		id, ok := r.chain.BlockIDAt(h)
+		if !ok {
+			break
+		}
+		hdr, ok := r.header(id)
+		if !ok || len(hdr) == 0 || len(hdr) > wire.MaxHeaderBytes {
+			break
+		}
+		out = append(out, hdr)
+		if id == q.Stop {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+)
+
+// TestBatcherWindowAndMax runs the batcher on synctest's virtual clock: a
+// lone id waits exactly one window; max ids go out at once; a flush sends
+// what is pending and returns it.
+func TestBatcherWindowAndMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var batches [][]ID
+		var at []time.Duration
+		start := time.Now()
+		b := newBatcher(20*time.Millisecond, 4, func(ids []ID) {
+			mu.Lock()
+			batches = append(batches, append([]ID(nil), ids...))
+			at = append(at, time.Since(start))
+			mu.Unlock()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { b.run(ctx); close(done) }()
+		get := func() ([][]ID, []time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			return batches, at
+		}
+
+		b.add(ctx, sid(1))
+		synctest.Wait()
+		if bs, _ := get(); len(bs) != 0 {
+			t.Fatal("published before the window")
+		}
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		bs, ts := get()
+		if len(bs) != 1 || len(bs[0]) != 1 || ts[0] != 20*time.Millisecond {
+			t.Fatalf("window: %v at %v", bs, ts)
+		}
+
+		for i := range 9 { // 4 + 4 at once, 1 waits
+			b.add(ctx, sid(10+i))
+		}
+		synctest.Wait()
+		bs, _ = get()
+		if len(bs) != 3 || len(bs[1]) != 4 || len(bs[2]) != 4 {
+			t.Fatalf("max: %d batches", len(bs))
+		}
+		got := b.flush(ctx)
+		if len(got) != 1 || got[0] != sid(18) {
+			t.Fatalf("flush returned %v", got)
+		}
+		synctest.Wait()
+		if bs, _ = get(); len(bs) != 4 {
+			t.Fatalf("flush did not publish: %d batches", len(bs))
+		}
+		// Nothing pending: the window timer must not fire an empty batch.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if bs, _ = get(); len(bs) != 4 {
+			t.Fatal("empty batch published")
+		}
+		cancel()
+		<-done
+	})
+}
+
+func TestFirstSeenBounded(t *testing.T) {
+	f := newFirstSeen(3)
+	for i := range 5 {
+		if !f.record(sid(i), t0.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("record %d refused", i)
+		}
+	}
+	if f.record(sid(4), t0) {
+		t.Fatal("second record of an id accepted")
+	}
+	if f.len() != 3 {
+		t.Fatalf("%d entries, cap 3", f.len())
+	}
+	for i := range 5 {
+		ts, ok := f.get(sid(i))
+		if ok != (i >= 2) {
+			t.Fatalf("id %d present=%v", i, ok)
+		}
+		if ok && !ts.Equal(t0.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("id %d time %v", i, ts)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig("main").Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []func(*Config){
+		func(c *Config) { c.ChainID = "" },
+		func(c *Config) { c.ChainID = "a/b" },
+		func(c *Config) { c.BlockMode = "flood" },
+		func(c *Config) { c.TxBatchWindow = 0 },
+		func(c *Config) { c.TxBatchMax = 1001 },
+		func(c *Config) { c.FetchTimeout = 0 },
+		func(c *Config) { c.MaxGossipMessageSize = 1 << 30 },
+		func(c *Config) { c.FirstSeenCap = 0 },
+	}
+	for i, mut := range bad {
+		c := DefaultConfig("main")
+		mut(&c)
+		if err := c.Validate(); err == nil {
+			t.Fatalf("case %d accepted", i)
+		}
+	}
+	c := DefaultConfig("main")
+	if c.TxTopic() != "/rumor/main/tx/1" || c.BlockTopic() != "/rumor/main/block/1" || c.RequestProtocol() != "/rumor/main/req/1.0.0" {
+		t.Fatal("protocol names")
+	}
+	if m, err := ParseBlockMode(" Push "); err != nil || m != BlockPush {
+		t.Fatal("parse push")
+	}
+	if _, err := ParseBlockMode("x"); err == nil || !strings.Contains(err.Error(), "compact") {
+		t.Fatal("parse x")
+	}
+}
+
+// TestNewPeerHookAndMetrics: the new-peer hook sees a connecting peer once,
+// and a shared Metrics registers and counts.
+func TestNewPeerHookAndMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	mn := mocknet.New()
+	t.Cleanup(func() { _ = mn.Close() })
+	h1, _ := mn.GenPeer()
+	h2, _ := mn.GenPeer()
+	got := make(chan peer.ID, 4)
+	n1 := newNode(t, h1, testConfig(BlockCompact), WithMetrics(m), WithNewPeerHook(func(p peer.ID) { got <- p }))
+	n2 := newNode(t, h2, testConfig(BlockCompact), WithMetrics(m))
+	for _, nd := range []*tnode{n1, n2} {
+		if err := nd.r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connect(t, mn, []*tnode{n1, n2}, [][2]int{{0, 1}})
+	select {
+	case p := <-got:
+		if p != h2.ID() {
+			t.Fatalf("hook got %s", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("new-peer hook not called")
+	}
+	waitMesh(t, []*tnode{n1, n2})
+	tx := mkTx("metrics", 0, 100)
+	if _, v, _ := n1.r.SubmitTx(tx); v != Accepted {
+		t.Fatal("submit")
+	}
+	ctx := waitCtx(t, 10*time.Second)
+	waitPools(t, ctx, []*tnode{n2}, []ID{txID(tx)})
+	eventually(t, 5*time.Second, func() error {
+		mf, err := reg.Gather()
+		if err != nil {
+			return err
+		}
+		need := map[string]bool{"rumor_relay_fetches_total": false, "rumor_relay_bytes_total": false,
+			"rumor_relay_announcements_total": false, "rumor_relay_mesh_peers": false}
+		for _, f := range mf {
+			if _, ok := need[f.GetName()]; ok {
+				need[f.GetName()] = true
+			}
+		}
+		for name, ok := range need {
+			if !ok {
+				return fmt.Errorf("metric %s missing", name)
+			}
+		}
+		return nil
+	})
+	select {
+	case p := <-got:
+		t.Fatalf("hook called again for %s", p)
+	default:
+	}
+}
+
+// TestCloseLeavesNoGoroutines starts and closes relays and checks that none
+// of the relay's goroutines survive Close.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	mn, nodes := mockNet(t, 3, sparseGraph(3, 0, nil), 0, func(int) Config { return testConfig(BlockCompact) })
+	tx := mkTx("leak", 0, 100)
+	nodes[0].r.SubmitTx(tx)
+	waitPools(t, waitCtx(t, 10*time.Second), nodes, []ID{txID(tx)})
+	for _, nd := range nodes {
+		if err := nd.r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_ = nd.h.Close()
+	}
+	_ = mn.Close()
+}
