@@ -24,6 +24,11 @@ const (
 	RequestFlood
 	// TooManyAnnouncements: more unknown ids in flight than the per-peer cap.
 	TooManyAnnouncements
+	// NotFound: the peer answered "not found" for an item it announced.
+	NotFound
+	// BadRequest: a request the protocol forbids (an index past a block's
+	// end, an inverted range).
+	BadRequest
 
 	numOffenses
 )
@@ -46,6 +51,8 @@ type offenseInfo struct {
 //     twenty are needed for a ban.
 //   - Data nobody asked for, request floods and announcement floods waste
 //     bandwidth or memory but are cheap to absorb: 20.
+//   - "Not found" for an announced item is the common innocent case (pools
+//     differ in policy and eviction): 2, a hundred to ban.
 //   - Withholding is often innocent (the tx was mined or evicted between the
 //     announcement and the request), so it weighs 5: only a peer that
 //     withholds persistently reaches the ban threshold.
@@ -59,6 +66,8 @@ var offenses = [numOffenses]offenseInfo{
 	Unrequested:          {"unrequested", -20},
 	RequestFlood:         {"request_flood", -20},
 	TooManyAnnouncements: {"too_many_announcements", -20},
+	NotFound:             {"not_found", -2},
+	BadRequest:           {"bad_request", -20},
 }
 
 // String names the offense, for logs, metrics labels and JSON-RPC.

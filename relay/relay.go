@@ -31,6 +31,7 @@ type Relay struct {
 	proto   protocol.ID
 	metrics *Metrics
 	penalty PenaltyHook
+	budget  ServeBudget
 	newPeer func(peer.ID)
 	clock   func() time.Time
 	log     *golog.ZapEventLogger
@@ -69,6 +70,22 @@ type options struct {
 	newPeer func(peer.ID)
 	clock   func() time.Time
 	log     *golog.ZapEventLogger
+	budget  ServeBudget
+}
+
+// ServeBudget meters the work a peer may make this node do: one request
+// token per request stream and byte tokens per response. peers.Limiter
+// implements it. Both methods must be safe for concurrent use and fast.
+type ServeBudget interface {
+	AllowRequest(p peer.ID, now time.Time) bool
+	AllowBytes(p peer.ID, n int, now time.Time) bool
+}
+
+// WithServeBudget makes the request server refuse (busy, and a request-flood
+// offense) requests beyond p's budget, and cut responses beyond its byte
+// budget to an empty answer.
+func WithServeBudget(b ServeBudget) Option {
+	return func(o *options) { o.budget = b }
 }
 
 // WithPubSubOptions adds GossipSub options (peer scoring, peer exchange,
@@ -139,6 +156,7 @@ func New(h host.Host, c Chain, p TxPool, cfg Config, opts ...Option) (*Relay, er
 		proto:          protocol.ID(cfg.RequestProtocol()),
 		metrics:        o.metrics,
 		penalty:        o.penalty,
+		budget:         o.budget,
 		newPeer:        o.newPeer,
 		clock:          o.clock,
 		log:            o.log,

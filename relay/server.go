@@ -54,7 +54,11 @@ type HeaderSource interface {
 // the limiter bounds how many exist at once per peer and overall.
 func (r *Relay) handleStream(s network.Stream) {
 	p := s.Conn().RemotePeer()
-	if !r.limiter.acquire(p) {
+	overBudget := r.budget != nil && !r.budget.AllowRequest(p, r.now())
+	if overBudget || !r.limiter.acquire(p) {
+		if overBudget {
+			r.log.Debugw("request over budget", "peer", p)
+		}
 		r.penalize(p, OffenseRequestFlood)
 		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
 		if b, err := (&wire.Error{Code: wire.ErrCodeBusy}).Encode(); err == nil {
@@ -94,6 +98,12 @@ func (r *Relay) handleStream(s network.Stream) {
 	if err != nil {
 		r.log.Errorw("encode response", "peer", p, "err", err)
 		out, _ = (&wire.Error{Code: wire.ErrCodeInternal}).Encode()
+	}
+	if r.budget != nil && !r.budget.AllowBytes(p, len(out), r.now()) {
+		// Over the byte budget: answer busy rather than the body, so an
+		// honest peer retries elsewhere and a greedy one gets nothing.
+		r.penalize(p, OffenseRequestFlood)
+		out, _ = (&wire.Error{Code: wire.ErrCodeBusy}).Encode()
 	}
 	watchdog.Reset(ServerWriteTimeout)
 	_ = s.SetWriteDeadline(time.Now().Add(ServerWriteTimeout))
