@@ -1,0 +1,145 @@
+package store
+
+import (
+	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	golog "github.com/ipfs/go-log/v2"
+
+	"github.com/rumor-relay/rumor/chain"
+)
+
+// log is the store's own logger; badgerLog receives Badger's messages.
+var (
+	log       = golog.Logger("rumor/store")
+	badgerLog = golog.Logger("rumor/badger")
+)
+
+// badgerLogger routes Badger's logger into go-log. Badger logs at INFO on
+// every open, flush and compaction; those go to debug, so a node (or a
+// simulation with 100 stores) prints nothing from Badger unless asked to
+// (GOLOG_LOG_LEVEL="rumor/badger=debug").
+type badgerLogger struct{}
+
+var _ badger.Logger = badgerLogger{}
+
+func trimNL(f string) string { return strings.TrimRight(f, "\n") }
+
+func (badgerLogger) Errorf(f string, a ...any)   { badgerLog.Errorf(trimNL(f), a...) }
+func (badgerLogger) Warningf(f string, a ...any) { badgerLog.Warnf(trimNL(f), a...) }
+func (badgerLogger) Infof(f string, a ...any)    { badgerLog.Debugf(trimNL(f), a...) }
+func (badgerLogger) Debugf(f string, a ...any)   { badgerLog.Debugf(trimNL(f), a...) }
+
+// Badger sizing. Badger's defaults (64 MiB memtables × 5, a 256 MiB block
+// cache, 4 compactors, 1 GiB value-log files) suit one database per machine;
+// rumor runs one store per node and simulations run 100 nodes per process.
+const (
+	// memMemTableSize is the memtable of an in-memory store. Badger
+	// allocates a memtable arena of 1.3× this up front (10.4 MiB) and caps
+	// one transaction at 15% of it (1.2 MiB): room for a 1 MiB block body,
+	// the largest single value of the default genesis. A full 1 MiB block
+	// with its index entries does not fit and takes the chunked path
+	// (commitLarge, atomic for readers; memory has no crash to survive).
+	// Doubling it would fit such blocks in one transaction but double the
+	// heap of 100 simulated nodes.
+	memMemTableSize = 8 << 20
+	// diskMinMemTableSize is the least memtable of an on-disk store; see
+	// diskMemTableSize for how it grows with the genesis block limits.
+	diskMinMemTableSize = 16 << 20
+	// memNumMemtables: one being filled and one being flushed. More only
+	// absorbs write bursts far larger than a block.
+	memNumMemtables = 2
+	// diskNumMemtables adds a spare, so that a slow flush to disk (it
+	// competes with the fsyncs of commits) does not block the next commit.
+	diskNumMemtables = 3
+	// numCompactors is Badger's minimum (it refuses 1): compaction is rare
+	// here, a block every few seconds.
+	numCompactors = 2
+	// diskBlockCacheSize caches decoded SST blocks of an on-disk store.
+	// Hot reads (tip metadata, accounts) are a few MiB; the OS page cache
+	// does the rest. In-memory stores need no cache: their tables are
+	// already in memory and uncompressed.
+	diskBlockCacheSize = 8 << 20
+	// diskValueThreshold: values of at least this many bytes (block bodies,
+	// undo records, journal parts) go to the value log, so a commit's
+	// transaction counts them as a 12-byte pointer and the LSM tree stays
+	// small; metadata (187 B), accounts and index entries stay inline.
+	diskValueThreshold = 1 << 10
+	// diskValueLogFileSize keeps value-log files small (Badger's default
+	// is 1 GiB) yet well above the largest value, a MaxBlockSize block.
+	diskValueLogFileSize = 64 << 20
+	// writeEntriesPerTx is the most badger entries one block transaction
+	// writes per tx: its index entry and, at worst, two fresh accounts
+	// (sender and recipient).
+	writeEntriesPerTx = 3
+	// skiplistNodeSize is badger's skl.MaxNodeSize (96 bytes on 64-bit):
+	// badger caps a transaction's entry count at 15% of the memtable
+	// divided by it.
+	skiplistNodeSize = 96
+)
+
+// maxBlockTxs is the most transactions a block of g can hold.
+func maxBlockTxs(g *chain.Genesis) int {
+	n := g.MaxBlockTxs
+	// A tx takes at least a length prefix and its fixed fields.
+	const minTx = 1 + 2*chain.AddressSize + 3*8 + 1 + chain.SignatureSize
+	if byBytes := g.MaxBlockBytes / minTx; n <= 0 || byBytes < n {
+		n = byBytes
+	}
+	return n
+}
+
+// diskMemTableSize sizes an on-disk store's memtable so that connecting
+// any block the genesis allows fits in one badger transaction (the crash
+// guarantee needs nothing more than that, but one transaction per block is
+// also the fastest commit): entries ≤ writeEntriesPerTx per tx, each costing
+// skiplistNodeSize of the 15% batch budget. The default 1 MiB block (6,808
+// txs at most) needs 13 MiB, so the 16 MiB floor holds.
+func diskMemTableSize(g *chain.Genesis) int64 {
+	need := int64(maxBlockTxs(g)+64) * writeEntriesPerTx * skiplistNodeSize * 100 / 15
+	need = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	return max(need, diskMinMemTableSize)
+}
+
+// memTableSizeFor sizes an in-memory store's memtable: memMemTableSize,
+// unless a single value (a block body or its undo record) could not fit in
+// one transaction, which would make the block impossible to store.
+func memTableSizeFor(g *chain.Genesis) int64 {
+	largest := max(g.MaxBlockBytes, undoSize(2*maxBlockTxs(g)+1)) + 64<<10
+	need := int64(largest) * 100 / 15
+	need = (need + 1<<20 - 1) &^ (1<<20 - 1)
+	return max(need, memMemTableSize)
+}
+
+func badgerOptions(g *chain.Genesis, o Options) badger.Options {
+	var bo badger.Options
+	if o.Dir == "" {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+		bo.MemTableSize = memTableSizeFor(g)
+		bo.NumMemtables = memNumMemtables
+		bo.BlockCacheSize = 0
+	} else {
+		bo = badger.DefaultOptions(o.Dir)
+		bo.MemTableSize = diskMemTableSize(g)
+		bo.NumMemtables = diskNumMemtables
+		bo.BlockCacheSize = diskBlockCacheSize
+		bo.ValueThreshold = diskValueThreshold
+		bo.ValueLogFileSize = diskValueLogFileSize
+		bo.SyncWrites = o.SyncWrites
+	}
+	bo.Logger = badgerLogger{}
+	// Block bodies are signatures and keys: incompressible. No compression
+	// also lets in-memory stores run without a block cache.
+	bo.Compression = options.None
+	bo.IndexCacheSize = 0 // 0 = table indexes stay in memory (small tables)
+	bo.NumCompactors = numCompactors
+	bo.BaseTableSize = 2 << 20
+	bo.NumGoroutines = 2
+	// Writers are serialized by Store.mu, so conflict detection is wasted
+	// work and memory.
+	bo.DetectConflicts = false
+	// Badger's metrics are process-global expvars, shared by all stores.
+	bo.MetricsEnabled = false
+	return bo
+}
