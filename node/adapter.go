@@ -1,0 +1,320 @@
+package node
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/chain/store"
+	"github.com/rumor-relay/rumor/mempool"
+	"github.com/rumor-relay/rumor/relay"
+)
+
+// ErrQueued is the error AddTx returns with relay.Ignored for a transaction
+// the pool now holds but cannot mine yet: its nonce is ahead of a gap. It is
+// not announced (the pool's rule: only executable transactions travel, so a
+// peer's future nonces cost the network nothing); it is announced when a
+// later transaction fills the gap and the pool promotes it. It has a
+// Queued() method so the RPC server (which cannot import this package)
+// answers tx_send with success and "queued": true.
+var ErrQueued error = queuedError{}
+
+type queuedError struct{}
+
+// Error implements error.
+func (queuedError) Error() string { return "transaction queued: nonce gap" }
+
+// Queued marks the error for the RPC server.
+func (queuedError) Queued() bool { return true }
+
+// PoolRejectError is the error AddTx returns when the pool refuses a
+// transaction for a reason of policy rather than a chain rule (pool full,
+// replacement underpriced, sender limit). Code is the pool's outcome.
+type PoolRejectError struct {
+	Code mempool.Code
+	Err  error
+}
+
+// Error implements error.
+func (e *PoolRejectError) Error() string { return fmt.Sprintf("%v: %v", e.Code, e.Err) }
+
+// Unwrap returns the pool's error.
+func (e *PoolRejectError) Unwrap() error { return e.Err }
+
+// RejectReason names the outcome for RPC errors.
+func (e *PoolRejectError) RejectReason() string { return e.Code.String() }
+
+// chainAdapter is the default relay.Chain and relay.TxPool: rumor's own
+// chain (chain/store) and mempool behind the relay's byte-level interfaces.
+//
+// Verdicts, from the pool's codes: Added, and Replaced of an executable
+// transaction, are Accepted (the relay announces them); AlreadyKnown is
+// Known; a code whose Penalize() is true (a stateless rule broken) is
+// Invalid; everything else, Queued included, is Ignored (held or not, it is
+// not forwarded; see ErrQueued). From the store: a block that is new and
+// valid, on the best chain or a side branch, is Accepted (peers need side
+// blocks too to follow a reorg); a stored one is Known; UnknownParent is
+// Orphan; a RuleError whose reason Penalize()s is Invalid; other rule errors
+// (a timestamp too far ahead, a reorg too deep: not the sender's fault) and
+// I/O errors are Ignored.
+//
+// mu orders block commits with the pool updates and head events they cause,
+// so the pool sees BlockDisconnected/BlockConnected in the store's order even
+// when the relay validates blocks on several goroutines and the producer
+// adds its own. Transactions do not take mu: the pool serializes itself.
+type chainAdapter struct {
+	g     *chain.Genesis
+	store *store.Store
+	pool  *mempool.Pool
+	now   func() time.Time
+
+	// Hooks, set before the adapter is shared and never changed. They run
+	// on the caller's goroutine (under mu for onHead) and must not block.
+	onHead     func(h *chain.Header, id chain.Hash) // a block joined the best chain
+	onPending  func(id chain.Hash)                  // a tx became announceable
+	onPromoted func(ids []chain.Hash)               // queued txs became executable
+
+	mu sync.Mutex
+
+	// reannounce holds the ids of promoted transactions that the node is
+	// handing back to the relay through SubmitTx (see Node.promoteLoop):
+	// AddTx answers Accepted for each once, although the pool already holds
+	// it, so the relay announces it as it does a new local transaction.
+	rmu        sync.Mutex
+	reannounce map[chain.Hash]struct{}
+}
+
+// maxReannounce bounds the reannounce set: promotions waiting for their
+// SubmitTx, at most promoteQueue batches of a sender's queue (MaxPerSender,
+// 64 by default) in practice far fewer.
+const maxReannounce = 4096
+
+// markReannounce arms one Accepted answer for id; false if the set is full.
+func (a *chainAdapter) markReannounce(id chain.Hash) bool {
+	a.rmu.Lock()
+	defer a.rmu.Unlock()
+	if a.reannounce == nil {
+		a.reannounce = make(map[chain.Hash]struct{})
+	}
+	if len(a.reannounce) >= maxReannounce {
+		return false
+	}
+	a.reannounce[id] = struct{}{}
+	return true
+}
+
+// takeReannounce disarms id, reporting whether it was armed.
+func (a *chainAdapter) takeReannounce(id chain.Hash) bool {
+	a.rmu.Lock()
+	defer a.rmu.Unlock()
+	_, ok := a.reannounce[id]
+	delete(a.reannounce, id)
+	return ok
+}
+
+var (
+	_ relay.Chain  = (*chainAdapter)(nil)
+	_ relay.TxPool = (*chainAdapter)(nil)
+)
+
+// Tip implements relay.Chain.
+func (a *chainAdapter) Tip() (uint64, relay.ID) {
+	h, id := a.store.Tip()
+	return h.Height, id
+}
+
+// HasBlock implements relay.Chain.
+func (a *chainAdapter) HasBlock(id relay.ID) bool { return a.store.HasBlock(id) }
+
+// GetBlock implements relay.Chain.
+func (a *chainAdapter) GetBlock(id relay.ID) ([]byte, bool) { return a.store.BlockBytes(id) }
+
+// BlockIDAt implements relay.Chain.
+func (a *chainAdapter) BlockIDAt(height uint64) (relay.ID, bool) { return a.store.BlockIDAt(height) }
+
+// ParseHeader implements relay.Chain.
+func (a *chainAdapter) ParseHeader(b []byte) (relay.HeaderInfo, error) {
+	h, err := chain.DecodeHeader(b)
+	if err != nil {
+		return relay.HeaderInfo{}, err
+	}
+	// The encoding is canonical, so the id is the hash of the bytes given.
+	return relay.HeaderInfo{ID: sha256.Sum256(b), Parent: h.Parent, Height: h.Height}, nil
+}
+
+// SplitBlock implements relay.Chain.
+func (a *chainAdapter) SplitBlock(b []byte) ([]byte, [][]byte, error) {
+	blk, err := chain.DecodeBlock(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	txs := make([][]byte, len(blk.Txs))
+	for i, tx := range blk.Txs {
+		txs[i] = tx.Encode()
+	}
+	// The header is the first HeaderSize bytes of a canonical block.
+	return append([]byte(nil), b[:chain.HeaderSize]...), txs, nil
+}
+
+// AssembleBlock implements relay.Chain.
+func (a *chainAdapter) AssembleBlock(header []byte, txs [][]byte) ([]byte, error) {
+	if len(txs) > chain.MaxBlockTxs {
+		return nil, fmt.Errorf("%w: %d txs exceeds limit %d", chain.ErrMalformed, len(txs), chain.MaxBlockTxs)
+	}
+	total := len(header)
+	for _, t := range txs {
+		total += len(t)
+	}
+	if total > chain.MaxBlockSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds limit %d", chain.ErrMalformed, total, chain.MaxBlockSize)
+	}
+	h, err := chain.DecodeHeader(header)
+	if err != nil {
+		return nil, err
+	}
+	blk := &chain.Block{Header: *h, Txs: make([]*chain.Tx, len(txs))}
+	for i, t := range txs {
+		tx, err := chain.DecodeTx(t)
+		if err != nil {
+			return nil, fmt.Errorf("tx %d: %w", i, err)
+		}
+		blk.Txs[i] = tx
+	}
+	return blk.Encode(), nil
+}
+
+// AddBlock implements relay.Chain.
+func (a *chainAdapter) AddBlock(b []byte) (relay.ID, relay.Verdict, error) {
+	blk, err := chain.DecodeBlock(b)
+	if err != nil {
+		var id relay.ID
+		if len(b) >= chain.HeaderSize {
+			id = sha256.Sum256(b[:chain.HeaderSize])
+		}
+		return id, relay.Invalid, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Err: err}
+	}
+	return a.addBlock(blk)
+}
+
+// addBlock stores a decoded block and, if the best chain changed, updates
+// the pool and emits head events, all under mu.
+func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	res, err := a.store.AddBlockVerified(blk, now, a.pool.Has)
+	if err != nil {
+		return blk.ID(), blockVerdict(err), err
+	}
+	switch res.Status {
+	case store.Known:
+		return res.ID, relay.Known, errors.New("block already stored")
+	case store.SideChain:
+		return res.ID, relay.Accepted, nil
+	}
+	for _, d := range res.Disconnected {
+		a.pool.BlockDisconnected(d, now)
+	}
+	for _, c := range res.Connected {
+		a.pool.BlockConnected(c, now)
+		if a.onHead != nil {
+			h := c.Header
+			a.onHead(&h, c.ID())
+		}
+	}
+	if len(res.Disconnected) > 0 {
+		log.Infow("reorg", "disconnected", len(res.Disconnected), "connected", len(res.Connected), "tip", res.ID.Short())
+	}
+	return res.ID, relay.Accepted, nil
+}
+
+// blockVerdict maps a store error to the relay's verdict.
+func blockVerdict(err error) relay.Verdict {
+	r, ok := chain.ReasonOf(err)
+	switch {
+	case !ok:
+		return relay.Ignored // I/O, store closed: not the sender's fault
+	case r == chain.ReasonUnknownParent:
+		return relay.Orphan
+	case r.Penalize():
+		return relay.Invalid
+	default:
+		return relay.Ignored
+	}
+}
+
+// HasTx implements relay.TxPool: held, or recently included in a block.
+func (a *chainAdapter) HasTx(id relay.ID) bool { return a.pool.Known(id) }
+
+// GetTx implements relay.TxPool.
+func (a *chainAdapter) GetTx(id relay.ID) ([]byte, bool) {
+	tx, ok := a.pool.Get(id)
+	if !ok {
+		return nil, false
+	}
+	return tx.Encode(), true
+}
+
+// AddTx implements relay.TxPool.
+func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
+	if len(body) > chain.MaxTxSize {
+		return relay.ID{}, relay.Invalid, &chain.RuleError{Reason: chain.ReasonTxTooLarge, TxIndex: -1,
+			Detail: fmt.Sprintf("%d bytes exceeds wire cap %d", len(body), chain.MaxTxSize)}
+	}
+	tx, err := chain.DecodeTx(body)
+	if err != nil {
+		return relay.ID{}, relay.Invalid, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Err: err}
+	}
+	res := a.pool.Add(tx, a.now())
+	if res.Code == mempool.AlreadyKnown && errors.Is(res.Err, mempool.ErrKnown) && a.takeReannounce(res.ID) {
+		return res.ID, relay.Accepted, nil // a promoted tx going out (no second pending event)
+	}
+	v, err := txVerdict(res)
+	if v == relay.Accepted && a.onPending != nil {
+		a.onPending(res.ID)
+	}
+	if len(res.Promoted) > 0 {
+		if a.onPending != nil {
+			for _, id := range res.Promoted {
+				a.onPending(id)
+			}
+		}
+		if a.onPromoted != nil {
+			a.onPromoted(res.Promoted)
+		}
+	}
+	return res.ID, v, err
+}
+
+// txVerdict maps a pool result to the relay's verdict and its error.
+func txVerdict(res mempool.Result) (relay.Verdict, error) {
+	switch {
+	case res.Code.Held() && res.Executable:
+		return relay.Accepted, nil
+	case res.Code.Held():
+		return relay.Ignored, ErrQueued
+	case res.Code == mempool.AlreadyKnown:
+		return relay.Known, res.Err
+	case res.Code.Penalize():
+		return relay.Invalid, res.Err
+	}
+	if _, ok := chain.ReasonOf(res.Err); ok {
+		return relay.Ignored, res.Err
+	}
+	return relay.Ignored, &PoolRejectError{Code: res.Code, Err: res.Err}
+}
+
+// LookupShortIDs implements relay.TxPool.
+func (a *chainAdapter) LookupShortIDs(key chain.ShortIDKey, short []uint64) [][]byte {
+	txs := a.pool.LookupShortIDs(key, short)
+	out := make([][]byte, len(txs))
+	for i, tx := range txs {
+		if tx != nil {
+			out[i] = tx.Encode()
+		}
+	}
+	return out
+}

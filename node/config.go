@@ -1,0 +1,365 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/mempool"
+	"github.com/rumor-relay/rumor/relay"
+)
+
+// Defaults. Each names where its number comes from.
+const (
+	// DefaultP2PPort is the TCP and UDP (QUIC) port a node listens on unless
+	// told otherwise. Like IPFS's 4001 it is one fixed port for both
+	// transports, so a single firewall rule opens the node.
+	DefaultP2PPort = 4141
+
+	// DefaultRPCAddr is where JSON-RPC listens: loopback only, on geth's port,
+	// so wallets and scripts written for a local node find it.
+	DefaultRPCAddr = "127.0.0.1:8545"
+
+	// DefaultConnLowWater and DefaultConnHighWater are the connection
+	// manager's watermarks. GossipSub keeps a mesh of D=6..D_hi=12 peers per
+	// topic, asks D_lazy=6 more for gossip, and body fetches fall back to
+	// other announcers; 32 leaves room for all of that with spare for
+	// joining peers (Kubo keeps 32..96, Bitcoin Core 125 slots). GossipSub
+	// protects its mesh peers from trimming, and the connection manager keeps
+	// ConnLowWater unprotected peers besides, so a trim ends at up to
+	// 32 + 2×12 = 56 connections: the high watermark must clear that
+	// (Validate enforces low + meshProtected <= high). 64 does, and is
+	// libp2p's resource-manager base limit for inbound connections.
+	DefaultConnLowWater  = 32
+	DefaultConnHighWater = 64
+	// DefaultConnGracePeriod protects a new connection from trimming long
+	// enough to identify, exchange peers and graft (GossipSub heartbeats are
+	// 1 s; a PRUNE backoff is 60 s). Half of libp2p's 1 min default, because a
+	// seed node that every joiner dials first must shed them sooner.
+	DefaultConnGracePeriod = 30 * time.Second
+
+	// DefaultTargetPeers is how many connections peer exchange dials towards:
+	// Bitcoin Core's 8 outbound full-relay peers; a random graph of degree 8
+	// has diameter 4 at 100 nodes (../shared/notes/anchors.md), and 8 > D=6
+	// leaves GossipSub a choice of mesh peers.
+	DefaultTargetPeers = 8
+
+	// DefaultResourceMemory is the memory libp2p's resource manager scales its
+	// limits to: 1 GiB gives 128+64 inbound connections at the system scope,
+	// three times DefaultConnHighWater, and ~4k streams.
+	DefaultResourceMemory = 1 << 30
+
+	// DefaultRPCMaxBodyBytes caps one HTTP request body or WebSocket message:
+	// geth's 5 MiB. A maximal transaction is ~257 KiB of hex, so a batch of
+	// about twenty fits.
+	DefaultRPCMaxBodyBytes = 5 << 20
+	// DefaultRPCMaxBatch caps the requests in one JSON-RPC batch. geth allows
+	// 1000 with a 25 MB response cap; 100 bounds the work one HTTP request
+	// can queue behind others at a tenth of that.
+	DefaultRPCMaxBatch = 100
+	// DefaultRPCMaxWSConns caps concurrent WebSocket clients. Each holds a
+	// goroutine pair and its subscriptions' buffers.
+	DefaultRPCMaxWSConns = 64
+)
+
+// meshProtected is how many connections GossipSub can protect from the
+// connection manager at once: its mesh peers of our two topics, at most D_hi
+// each (GossipSub's tag tracer calls ConnManager.Protect for mesh peers).
+var meshProtected = 2 * pubsub.DefaultGossipSubParams().Dhi
+
+// File names inside Config.DataDir.
+const (
+	// KeyFile holds the node's libp2p Ed25519 identity (protobuf, mode 0600).
+	KeyFile = "node.key"
+	// ChainDir holds the Badger store.
+	ChainDir = "chain"
+	// CookieFile holds the generated RPC bearer token when RPC is bound to a
+	// non-loopback address and no token was configured (bitcoind's .cookie).
+	CookieFile = "rpc.cookie"
+	// DefaultMempoolFile is where the mempool is saved on Close and loaded on
+	// start when Config.Mempool.PersistPath is set to a relative name.
+	DefaultMempoolFile = "mempool.dat"
+)
+
+// Config configures a Node. Start from DefaultConfig; Validate fills zero
+// numeric tunables with their defaults (booleans cannot be told apart from
+// "off", so MDNS and PeerExchange are only defaulted by DefaultConfig).
+// New copies the config; changing it afterwards has no effect.
+type Config struct {
+	// DataDir holds KeyFile, ChainDir, the mempool file and CookieFile. It is
+	// created (mode 0700) if missing. "" is allowed only with InMemory: the
+	// node then has a fresh identity each run and persists nothing.
+	DataDir string `toml:"data_dir"`
+	// Genesis is the chain's genesis. When nil, GenesisPath is loaded.
+	Genesis *chain.Genesis `toml:"-"`
+	// GenesisPath is a genesis JSON file, used when Genesis is nil.
+	GenesisPath string `toml:"genesis"`
+	// ChainID names the chain when the node runs a caller-supplied chain
+	// (WithChain) and no genesis is given. It is ignored otherwise.
+	ChainID string `toml:"chain_id"`
+
+	// InMemory keeps the chain store in memory (tests, simulations).
+	InMemory bool `toml:"in_memory"`
+	// SyncWrites makes every block commit fsync (survives power loss, see
+	// Badger #2000); off, a process crash still loses nothing.
+	SyncWrites bool `toml:"sync_writes"`
+
+	// ListenAddrs are libp2p multiaddrs to listen on (TCP and QUIC).
+	ListenAddrs []string `toml:"listen_addrs"`
+	// Bootstrap are full multiaddrs (with /p2p/<id>) dialled at start and
+	// again, with backoff, while the node has fewer than half TargetPeers.
+	Bootstrap []string `toml:"bootstrap"`
+	// MDNS finds peers on the local network. Default on.
+	MDNS bool `toml:"mdns"`
+	// PeerExchange enables rumor's peer-exchange protocol (see pex.go), so
+	// nodes that know one seed find each other. Default on.
+	PeerExchange bool `toml:"peer_exchange"`
+	// GossipPeerExchange enables GossipSub's own PRUNE peer exchange as
+	// well. Default off: each PRUNE makes the pruned peer dial up to 16
+	// peers regardless of the watermarks; in the 30-node discovery test it
+	// drove degrees to 15-25 and kept the seed above its high watermark
+	// through trim/reconnect churn, where pex alone settles near TargetPeers.
+	GossipPeerExchange bool `toml:"gossip_peer_exchange"`
+	// TargetPeers is how many connections peer exchange dials towards.
+	// 0 = DefaultTargetPeers. Must be below ConnHighWater.
+	TargetPeers int `toml:"target_peers"`
+	// ConnLowWater and ConnHighWater: when the node holds ConnHighWater
+	// connections or more, the connection manager closes the least useful
+	// until ConnLowWater remain besides GossipSub's mesh peers, which it
+	// never closes. So ConnHighWater must be at least ConnLowWater +
+	// meshProtected (two topics × D_hi). 0 = defaults.
+	ConnLowWater  int `toml:"conn_low_water"`
+	ConnHighWater int `toml:"conn_high_water"`
+	// ConnGracePeriod is how long a new connection is exempt from trimming.
+	// 0 = DefaultConnGracePeriod.
+	ConnGracePeriod time.Duration `toml:"conn_grace_period"`
+	// ResourceMemory is the memory, in bytes, libp2p's resource manager
+	// scales its connection, stream and buffer limits to. 0 = default.
+	ResourceMemory int64 `toml:"resource_memory"`
+
+	// RPCAddr is the JSON-RPC listen address, host:port. Port 0 picks a free
+	// port (Node.RPCAddr reports it); "" disables RPC.
+	RPCAddr string `toml:"rpc_addr"`
+	// RPCToken, when set, is required as "Authorization: Bearer <token>" on
+	// every RPC request. When RPCAddr is not a loopback address and RPCToken
+	// is empty, a random token is written to <DataDir>/rpc.cookie.
+	RPCToken string `toml:"rpc_token"`
+	// RPCAllowedOrigins lists the browser origins allowed to call RPC (CORS);
+	// "*" allows any. Empty (default) refuses every request that carries an
+	// Origin header.
+	RPCAllowedOrigins []string `toml:"rpc_allowed_origins"`
+	// RPCMaxBodyBytes caps a request body or WebSocket message. 0 = default.
+	RPCMaxBodyBytes int64 `toml:"rpc_max_body_bytes"`
+	// RPCMaxBatch caps the requests in one batch. 0 = default.
+	RPCMaxBatch int `toml:"rpc_max_batch"`
+
+	// MetricsAddr serves Prometheus /metrics and /debug/pprof/ on host:port;
+	// "" disables it. Bind it to loopback: pprof exposes internals.
+	MetricsAddr string `toml:"metrics_addr"`
+
+	// ProducerKey makes the node a block producer for the heights where the
+	// genesis names its public key as proposer. nil = not a producer.
+	ProducerKey ed25519.PrivateKey `toml:"-"`
+	// BlockRelay selects how blocks are announced. "" = relay.BlockCompact.
+	BlockRelay relay.BlockMode `toml:"block_relay"`
+	// Mempool configures the transaction pool. A relative PersistPath is
+	// taken inside DataDir; "" disables persistence.
+	Mempool mempool.Config `toml:"mempool"`
+}
+
+// DefaultDataDir returns $HOME/.rumor, or ".rumor" when there is no home.
+func DefaultDataDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".rumor"
+	}
+	return filepath.Join(home, ".rumor")
+}
+
+// DefaultListenAddrs listens on DefaultP2PPort over TCP and QUIC, IPv4 and
+// IPv6 (a family the host lacks is skipped by libp2p).
+func DefaultListenAddrs() []string {
+	p := DefaultP2PPort
+	return []string{
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", p),
+		fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", p),
+		fmt.Sprintf("/ip6/::/tcp/%d", p),
+		fmt.Sprintf("/ip6/::/udp/%d/quic-v1", p),
+	}
+}
+
+// DefaultConfig returns the configuration a user running one node expects:
+// data in DefaultDataDir, TCP+QUIC on DefaultP2PPort, RPC on loopback,
+// mDNS and peer exchange on, metrics off, not a producer.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         DefaultDataDir(),
+		ListenAddrs:     DefaultListenAddrs(),
+		MDNS:            true,
+		PeerExchange:    true,
+		TargetPeers:     DefaultTargetPeers,
+		ConnLowWater:    DefaultConnLowWater,
+		ConnHighWater:   DefaultConnHighWater,
+		ConnGracePeriod: DefaultConnGracePeriod,
+		ResourceMemory:  DefaultResourceMemory,
+		RPCAddr:         DefaultRPCAddr,
+		RPCMaxBodyBytes: DefaultRPCMaxBodyBytes,
+		RPCMaxBatch:     DefaultRPCMaxBatch,
+		BlockRelay:      relay.BlockCompact,
+		Mempool:         mempool.DefaultConfig(),
+	}
+}
+
+// ErrConfig is wrapped by every error Validate returns.
+var ErrConfig = errors.New("node config")
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+}
+
+// Validate fills zero numeric tunables with defaults and rejects values and
+// combinations the node cannot run with. It does not touch the disk.
+func (c *Config) Validate() error {
+	if c.DataDir == "" && !c.InMemory {
+		return configErr("data dir is required unless in_memory is set")
+	}
+	if c.Genesis != nil {
+		if err := c.Genesis.Validate(); err != nil {
+			return configErr("genesis: %v", err)
+		}
+	}
+	if c.TargetPeers == 0 {
+		c.TargetPeers = DefaultTargetPeers
+	}
+	if c.ConnLowWater == 0 {
+		c.ConnLowWater = DefaultConnLowWater
+	}
+	if c.ConnHighWater == 0 {
+		c.ConnHighWater = max(DefaultConnHighWater, c.ConnLowWater+meshProtected)
+	}
+	if c.ConnGracePeriod == 0 {
+		c.ConnGracePeriod = DefaultConnGracePeriod
+	}
+	if c.ResourceMemory == 0 {
+		c.ResourceMemory = DefaultResourceMemory
+	}
+	if c.RPCMaxBodyBytes == 0 {
+		c.RPCMaxBodyBytes = DefaultRPCMaxBodyBytes
+	}
+	if c.RPCMaxBatch == 0 {
+		c.RPCMaxBatch = DefaultRPCMaxBatch
+	}
+	if c.BlockRelay == "" {
+		c.BlockRelay = relay.BlockCompact
+	}
+	if c.Mempool == (mempool.Config{}) {
+		c.Mempool = mempool.DefaultConfig()
+	}
+	switch {
+	case c.TargetPeers < 0:
+		return configErr("target_peers %d is negative", c.TargetPeers)
+	case c.ConnLowWater < 0 || c.ConnHighWater <= c.ConnLowWater:
+		return configErr("conn watermarks: want 0 <= low (%d) < high (%d)", c.ConnLowWater, c.ConnHighWater)
+	case c.ConnHighWater < c.ConnLowWater+meshProtected:
+		return configErr("conn_high_water %d < conn_low_water %d + %d: GossipSub protects up to %d mesh peers from trimming, so a trim could never get below the high watermark",
+			c.ConnHighWater, c.ConnLowWater, meshProtected, meshProtected)
+	case c.TargetPeers >= c.ConnHighWater:
+		return configErr("target_peers %d reaches conn_high_water %d: peer exchange would dial into trimming", c.TargetPeers, c.ConnHighWater)
+	case c.ConnGracePeriod < 0:
+		return configErr("conn_grace_period %v is negative", c.ConnGracePeriod)
+	case c.ResourceMemory < 0:
+		return configErr("resource_memory %d is negative", c.ResourceMemory)
+	case c.RPCMaxBodyBytes < 0:
+		return configErr("rpc_max_body_bytes %d is negative", c.RPCMaxBodyBytes)
+	case c.RPCMaxBatch < 0:
+		return configErr("rpc_max_batch %d is negative", c.RPCMaxBatch)
+	}
+	switch c.BlockRelay {
+	case relay.BlockCompact, relay.BlockPull, relay.BlockPush:
+	default:
+		return configErr("block_relay %q: want %q, %q or %q", c.BlockRelay, relay.BlockCompact, relay.BlockPull, relay.BlockPush)
+	}
+	for _, s := range c.ListenAddrs {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return configErr("listen addr %q: %v", s, err)
+		}
+	}
+	if _, err := parseBootstrap(c.Bootstrap); err != nil {
+		return configErr("%v", err)
+	}
+	if c.RPCAddr != "" {
+		if err := checkHostPort(c.RPCAddr); err != nil {
+			return configErr("rpc_addr: %v", err)
+		}
+		if !isLoopbackAddr(c.RPCAddr) && c.RPCToken == "" && c.DataDir == "" {
+			return configErr("rpc_addr %s is not loopback: set rpc_token or a data dir for the cookie file", c.RPCAddr)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if err := checkHostPort(c.MetricsAddr); err != nil {
+			return configErr("metrics_addr: %v", err)
+		}
+	}
+	for _, o := range c.RPCAllowedOrigins {
+		if o == "" {
+			return configErr("rpc_allowed_origins: empty origin")
+		}
+	}
+	if c.ProducerKey != nil && len(c.ProducerKey) != ed25519.PrivateKeySize {
+		return configErr("producer key: want %d bytes, got %d", ed25519.PrivateKeySize, len(c.ProducerKey))
+	}
+	if err := c.Mempool.Validate(); err != nil {
+		return configErr("mempool: %v", err)
+	}
+	return nil
+}
+
+// parseBootstrap turns full multiaddrs into one AddrInfo per peer.
+func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	mas := make([]ma.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %q: %v", s, err)
+		}
+		if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+			return nil, fmt.Errorf("bootstrap %q: want a full address ending in /p2p/<peer id>: %v", s, err)
+		}
+		mas = append(mas, m)
+	}
+	return peer.AddrInfosFromP2pAddrs(mas...)
+}
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return err
+	}
+	return nil
+}
+
+// isLoopbackAddr reports whether host:port binds only to loopback. An empty
+// host or an unspecified address binds every interface.
+func isLoopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,625 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	golog "github.com/ipfs/go-log/v2"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/chain/store"
+	"github.com/rumor-relay/rumor/mempool"
+	"github.com/rumor-relay/rumor/node/rpc"
+	"github.com/rumor-relay/rumor/relay"
+)
+
+var log = golog.Logger("rumor/node")
+
+// Version is the node software version, reported by node_info and identify.
+const Version = "0.1.0"
+
+// mempoolExpireInterval is how often the pool drops transactions past their
+// TTL (the pool's doc: a minute is plenty against a 3 h TTL).
+const mempoolExpireInterval = time.Minute
+
+// promoteQueue bounds the batches of promoted transaction ids waiting to be
+// announced. A batch is one Add's promotions (at most a sender's queue); the
+// loop drains a batch in microseconds, so 1024 absorbs any burst the pool's
+// lock lets through. A full queue drops the batch: those txs then travel
+// only inside blocks or by mempool sync.
+const promoteQueue = 1024
+
+// Option configures what New cannot take from a Config: objects, not settings.
+type Option func(*options)
+
+type options struct {
+	host        host.Host
+	chain       relay.Chain
+	pool        relay.TxPool
+	gater       connmgr.ConnectionGater
+	relayOpts   []relay.Option
+	relayConfig func(*relay.Config)
+}
+
+// WithHost runs the node on a caller-provided libp2p host (a mocknet or
+// simnet host in simulations). The node does not close it, and the host's
+// own transports, connection manager and resource manager apply: the
+// ListenAddrs, watermark and resource settings of the Config are ignored.
+func WithHost(h host.Host) Option { return func(o *options) { o.host = h } }
+
+// WithChain runs the relay over a caller-supplied chain and pool instead of
+// rumor's own store and mempool: the embedding API. The node then opens no
+// store, produces no blocks, and its RPC offers only the chain-independent
+// methods (tx_send, node_info, net_*, measure_*). Config.ChainID names the
+// chain unless a genesis is given.
+func WithChain(c relay.Chain, p relay.TxPool) Option {
+	return func(o *options) { o.chain, o.pool = c, p }
+}
+
+// WithConnectionGater installs a libp2p connection gater on the node's own
+// host: the seam where peer bans plug in.
+func WithConnectionGater(g connmgr.ConnectionGater) Option {
+	return func(o *options) { o.gater = g }
+}
+
+// WithRelayOptions passes options through to relay.New (penalty hooks,
+// extra pubsub options, loggers).
+func WithRelayOptions(opts ...relay.Option) Option {
+	return func(o *options) { o.relayOpts = append(o.relayOpts, opts...) }
+}
+
+// WithRelayConfig lets the caller adjust the relay's configuration after the
+// node has filled in the chain id and block mode (timeouts, batch window).
+func WithRelayConfig(fn func(*relay.Config)) Option {
+	return func(o *options) { o.relayConfig = fn }
+}
+
+// Node is one rumor node: a libp2p host, the relay, discovery, the chain
+// store and mempool (or a caller's chain and pool), the block producer, the
+// JSON-RPC server and the metrics endpoint.
+//
+// New opens the data dir (key, store, pool); Start brings up the network and
+// servers; Close takes everything down in reverse order, store last. Start
+// and Close are idempotent and safe to call from any goroutine.
+type Node struct {
+	cfg     Config
+	opts    options
+	genesis *chain.Genesis // nil when embedding without a genesis
+	chainID string
+	key     crypto.PrivKey
+
+	store   *store.Store  // nil when embedding
+	pool    *mempool.Pool // nil when embedding
+	adapter *chainAdapter // nil when embedding
+	feed    *rpc.Feed
+	prod    *producer // nil unless a producer
+
+	host     host.Host
+	ownsHost bool
+	relay    *relay.Relay
+	pex      *pex
+	boot     *bootstrapper
+	mdns     *mdnsDiscovery
+	rpc      *rpc.Server
+	metrics  *metricsServer
+	registry *prometheus.Registry
+
+	cookiePath string
+	promoted   chan []chain.Hash // promoted tx ids to announce
+
+	ctx    context.Context // the node's lifetime
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background loops
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg, loads the genesis and the node key, and opens the store
+// and mempool in the data dir. It starts no goroutines and binds no ports.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if (o.chain == nil) != (o.pool == nil) {
+		return nil, errors.New("node: WithChain needs both a chain and a pool")
+	}
+	cfg.ListenAddrs = append([]string(nil), cfg.ListenAddrs...)
+	cfg.Bootstrap = append([]string(nil), cfg.Bootstrap...)
+	cfg.RPCAllowedOrigins = append([]string(nil), cfg.RPCAllowedOrigins...)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	embedded := o.chain != nil
+	n := &Node{cfg: cfg, opts: o, feed: rpc.NewFeed()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	switch {
+	case cfg.Genesis != nil:
+		g := *cfg.Genesis // ours: FillDefaults must not touch the caller's
+		n.genesis = &g
+	case cfg.GenesisPath != "":
+		g, err := chain.LoadGenesis(cfg.GenesisPath)
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		n.genesis = g
+	case !embedded:
+		return nil, fmt.Errorf("%w: a genesis (value or path) is required", ErrConfig)
+	}
+	if n.genesis != nil {
+		n.genesis.FillDefaults()
+		if err := n.genesis.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: genesis: %v", ErrConfig, err)
+		}
+		n.chainID = n.genesis.ChainID
+	} else {
+		if cfg.ChainID == "" {
+			return nil, fmt.Errorf("%w: WithChain without a genesis needs Config.ChainID", ErrConfig)
+		}
+		n.chainID = cfg.ChainID
+	}
+
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("node: data dir: %w", err)
+		}
+	}
+	if o.host == nil {
+		var err error
+		if cfg.DataDir != "" {
+			n.key, err = loadOrCreateKey(filepath.Join(cfg.DataDir, KeyFile))
+		} else {
+			n.key, _, err = crypto.GenerateEd25519Key(rand.Reader)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if embedded {
+		return n, nil
+	}
+
+	dir := ""
+	if !cfg.InMemory {
+		dir = filepath.Join(cfg.DataDir, ChainDir)
+	}
+	st, err := store.Open(n.genesis, store.Options{Dir: dir, SyncWrites: cfg.SyncWrites})
+	if err != nil {
+		return nil, fmt.Errorf("node: store: %w", err)
+	}
+	n.store = st
+	mcfg := cfg.Mempool
+	if mcfg.PersistPath != "" && !filepath.IsAbs(mcfg.PersistPath) {
+		if cfg.DataDir == "" {
+			mcfg.PersistPath = ""
+		} else {
+			mcfg.PersistPath = filepath.Join(cfg.DataDir, mcfg.PersistPath)
+		}
+	}
+	n.cfg.Mempool = mcfg
+	n.pool, err = mempool.New(mcfg, n.genesis, st)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("node: mempool: %w", err)
+	}
+	if mcfg.PersistPath != "" {
+		k, err := n.pool.Load(mcfg.PersistPath, time.Now())
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			log.Warnw("mempool file not loaded", "path", mcfg.PersistPath, "err", err)
+		default:
+			log.Infow("mempool loaded", "path", mcfg.PersistPath, "txs", k)
+		}
+	}
+	n.adapter = &chainAdapter{g: n.genesis, store: st, pool: n.pool, now: time.Now}
+	n.adapter.onHead = n.onHead
+	n.adapter.onPending = func(id chain.Hash) { n.feed.Publish(rpc.TopicNewPendingTxs, id) }
+	n.promoted = make(chan []chain.Hash, promoteQueue)
+	n.adapter.onPromoted = func(ids []chain.Hash) {
+		select {
+		case n.promoted <- ids:
+		default:
+			log.Warnw("promoted-tx queue full; not announcing", "txs", len(ids))
+		}
+	}
+	if cfg.ProducerKey != nil {
+		n.prod = newProducer(n.genesis, cfg.ProducerKey, st, n.pool, n.adapter)
+		if !n.genesis.IsAuthority(n.prod.addr) {
+			log.Warnw("producer key is not a genesis authority: this node will never produce", "address", n.prod.addr)
+		}
+	}
+	return n, nil
+}
+
+// onHead runs (under the adapter's lock) for each block joining the best
+// chain: publish it to subscribers and wake the producer.
+func (n *Node) onHead(h *chain.Header, id chain.Hash) {
+	n.feed.Publish(rpc.TopicNewHeads, rpc.NewHeaderJSON(h, id))
+	if n.prod != nil {
+		n.prod.wake()
+	}
+}
+
+// Start brings the node up: the host (unless WithHost), the relay with
+// GossipSub, peer exchange, bootstrap dialling, mDNS, the RPC and metrics
+// servers, the block producer. ctx bounds start-up only; the node runs until
+// Close. If Start fails, the node is closed. Calling Start again is a no-op.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return errors.New("node: closed")
+	}
+	if n.started {
+		n.mu.Unlock()
+		return nil
+	}
+	n.started = true
+	n.mu.Unlock()
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return err
+	}
+	return nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := &n.cfg
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if cfg.MetricsAddr != "" {
+		n.registry = prometheus.NewRegistry()
+		n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if n.opts.host != nil {
+		n.host = n.opts.host
+	} else {
+		var reg prometheus.Registerer
+		if n.registry != nil {
+			reg = n.registry
+		}
+		h, err := newHost(cfg, n.key, n.opts.gater, reg)
+		if err != nil {
+			return fmt.Errorf("node: host: %w", err)
+		}
+		n.host, n.ownsHost = h, true
+	}
+
+	// The relay.
+	rcfg := relay.DefaultConfig(n.chainID)
+	rcfg.BlockMode = cfg.BlockRelay
+	if n.opts.relayConfig != nil {
+		n.opts.relayConfig(&rcfg)
+	}
+	ropts := []relay.Option{relay.WithPubSubOptions(pubsub.WithPeerExchange(cfg.GossipPeerExchange))}
+	if n.registry != nil {
+		ropts = append(ropts, relay.WithMetrics(relay.NewMetrics(n.registry)))
+	}
+	ropts = append(ropts, n.opts.relayOpts...)
+	var (
+		rc relay.Chain
+		rp relay.TxPool
+	)
+	if n.adapter != nil {
+		rc, rp = n.adapter, n.adapter
+	} else {
+		rc, rp = n.opts.chain, n.opts.pool
+	}
+	r, err := relay.New(n.host, rc, rp, rcfg, ropts...)
+	if err != nil {
+		return fmt.Errorf("node: relay: %w", err)
+	}
+	n.relay = r
+	if err := r.Start(n.ctx); err != nil {
+		return fmt.Errorf("node: relay: %w", err)
+	}
+
+	// Discovery.
+	if cfg.PeerExchange {
+		n.pex = newPex(n.host, n.chainID, cfg.TargetPeers)
+		if err := n.pex.start(); err != nil {
+			n.pex = nil
+			return err
+		}
+	}
+	boot, _ := parseBootstrap(cfg.Bootstrap) // validated by Config.Validate
+	n.boot = newBootstrapper(n.host, boot, max(1, cfg.TargetPeers/2))
+	n.boot.start()
+	if cfg.MDNS {
+		d, err := startMDNS(n.host)
+		if err != nil {
+			log.Warnw("mDNS not started", "err", err) // e.g. no multicast interface
+		} else {
+			n.mdns = d
+		}
+	}
+
+	// Servers.
+	if cfg.RPCAddr != "" {
+		if err := n.startRPC(); err != nil {
+			return err
+		}
+	}
+	if n.registry != nil {
+		n.registerNodeMetrics()
+		m, err := startMetrics(cfg.MetricsAddr, n.registry)
+		if err != nil {
+			return err
+		}
+		n.metrics = m
+	}
+
+	// Loops.
+	if n.prod != nil {
+		n.prod.start(r.PublishBlock)
+	}
+	if n.pool != nil {
+		n.wg.Add(2)
+		go n.expireLoop()
+		go n.promoteLoop()
+	}
+
+	addrs := make([]string, 0)
+	for _, a := range n.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	log.Infow("rumor node started", "peer_id", n.host.ID().String(), "addrs", addrs,
+		"chain_id", n.chainID, "block_relay", cfg.BlockRelay, "rpc", n.RPCAddr(), "producer", n.prod != nil)
+	return nil
+}
+
+func (n *Node) startRPC() error {
+	cfg := &n.cfg
+	token := cfg.RPCToken
+	if token == "" && !isLoopbackAddr(cfg.RPCAddr) {
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return fmt.Errorf("node: rpc cookie: %w", err)
+		}
+		token = hex.EncodeToString(raw[:])
+		n.cookiePath = filepath.Join(cfg.DataDir, CookieFile)
+		if err := writeFileAtomic(n.cookiePath, []byte(token), keyFileMode); err != nil {
+			n.cookiePath = ""
+			return fmt.Errorf("node: rpc cookie: %w", err)
+		}
+		log.Infow("RPC is bound beyond loopback: bearer token required", "cookie", n.cookiePath)
+	}
+	b := rpc.Backend{
+		ChainID:    n.chainID,
+		Version:    Version,
+		BlockRelay: string(cfg.BlockRelay),
+		Host:       n.host,
+		Relay:      n.relay,
+		Stats:      func() any { return n.relay.Stats() },
+		Mesh:       n.meshSnapshot,
+		Feed:       n.feed,
+	}
+	if n.store != nil {
+		b.Chain, b.Pool = n.store, n.pool
+		b.Tip = func() (uint64, chain.Hash) { h, id := n.store.Tip(); return h.Height, id }
+	} else {
+		b.Tip = n.opts.chain.Tip
+	}
+	srv, err := rpc.New(rpc.Config{
+		Addr:           cfg.RPCAddr,
+		Token:          token,
+		AllowedOrigins: cfg.RPCAllowedOrigins,
+		MaxBodyBytes:   cfg.RPCMaxBodyBytes,
+		MaxBatch:       cfg.RPCMaxBatch,
+		MaxWSConns:     DefaultRPCMaxWSConns,
+	}, b)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.rpc = srv
+	return nil
+}
+
+func (n *Node) expireLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(mempoolExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case now := <-t.C:
+			if ids := n.pool.Expire(now); len(ids) > 0 {
+				log.Debugw("mempool expired txs", "count", len(ids))
+			}
+		}
+	}
+}
+
+// promoteLoop announces transactions the pool promoted from its queue (a
+// later nonce filled their gap). The relay announces what SubmitTx accepts;
+// a queued tx was not announced when it arrived (it could not be mined), so
+// when it becomes executable here it goes back through SubmitTx, with the
+// adapter armed to answer Accepted once. Without this a tx that reached a
+// node ahead of its predecessor would stay there.
+func (n *Node) promoteLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ids := <-n.promoted:
+			for _, id := range ids {
+				tx, ok := n.pool.Get(id)
+				if !ok || !n.adapter.markReannounce(id) {
+					continue
+				}
+				if _, v, err := n.relay.SubmitTx(tx.Encode()); v != relay.Accepted {
+					n.adapter.takeReannounce(id)
+					log.Debugw("promoted tx not announced", "tx", id.Short(), "verdict", v, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// Close stops everything Start started, in reverse order, saves the mempool
+// if persistence is on, and closes the store last. It is idempotent and
+// returns the first error met (all steps run regardless).
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		var errs []error
+		n.cancel()
+		if n.prod != nil {
+			n.prod.stop()
+		}
+		n.wg.Wait()
+		if n.rpc != nil {
+			errs = append(errs, n.rpc.Close())
+		}
+		if n.metrics != nil {
+			errs = append(errs, n.metrics.close())
+		}
+		if n.mdns != nil {
+			errs = append(errs, n.mdns.close())
+		}
+		if n.boot != nil {
+			n.boot.close()
+		}
+		if n.pex != nil {
+			n.pex.close()
+		}
+		if n.relay != nil {
+			errs = append(errs, n.relay.Close())
+		}
+		if n.ownsHost && n.host != nil {
+			errs = append(errs, n.host.Close())
+		}
+		if n.pool != nil && n.cfg.Mempool.PersistPath != "" {
+			if err := n.pool.Save(n.cfg.Mempool.PersistPath); err != nil {
+				errs = append(errs, fmt.Errorf("mempool save: %w", err))
+			}
+		}
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		if n.cookiePath != "" {
+			_ = os.Remove(n.cookiePath)
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// Host returns the libp2p host (nil before Start).
+func (n *Node) Host() host.Host { return n.host }
+
+// ID returns the node's peer id (empty before Start with WithHost).
+func (n *Node) ID() peer.ID {
+	if n.host != nil {
+		return n.host.ID()
+	}
+	if n.key != nil {
+		id, _ := peer.IDFromPrivateKey(n.key)
+		return id
+	}
+	return ""
+}
+
+// Relay returns the relay (nil before Start).
+func (n *Node) Relay() *relay.Relay { return n.relay }
+
+// Store returns rumor's block store (nil when embedding).
+func (n *Node) Store() *store.Store { return n.store }
+
+// Pool returns rumor's mempool (nil when embedding).
+func (n *Node) Pool() *mempool.Pool { return n.pool }
+
+// Genesis returns the genesis (nil when embedding without one).
+func (n *Node) Genesis() *chain.Genesis { return n.genesis }
+
+// ChainID returns the chain id the node relays for.
+func (n *Node) ChainID() string { return n.chainID }
+
+// Config returns the node's configuration, defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// RPCAddr returns the bound JSON-RPC address, host:port ("" when off or
+// before Start).
+func (n *Node) RPCAddr() string {
+	if n.rpc == nil {
+		return ""
+	}
+	return n.rpc.Addr()
+}
+
+// RPCCookiePath returns the generated token file ("" when none was made).
+func (n *Node) RPCCookiePath() string { return n.cookiePath }
+
+// MetricsAddr returns the bound metrics address ("" when off).
+func (n *Node) MetricsAddr() string {
+	if n.metrics == nil {
+		return ""
+	}
+	return n.metrics.addr()
+}
+
+// Addrs returns the node's listen addresses with /p2p/<id>: what another
+// node's Bootstrap takes.
+func (n *Node) Addrs() []ma.Multiaddr {
+	if n.host == nil {
+		return nil
+	}
+	return fullAddrs(n.host)
+}
+
+// MeshPeers returns this node's GossipSub mesh peers for the tx and block
+// topics, as the router's own Graft/Prune/peer-down trace reports them (the
+// relay's RawTracer). This is the mesh, not PubSub.ListPeers, which lists
+// every connected peer subscribed to a topic whether or not it is in the mesh.
+func (n *Node) MeshPeers() (tx, block []peer.ID) {
+	if n.relay == nil {
+		return nil, nil
+	}
+	return n.relay.MeshPeers()
+}
+
+func (n *Node) meshSnapshot() map[string][]peer.ID {
+	tx, block := n.MeshPeers()
+	txTopic, blockTopic := n.Topics()
+	return map[string][]peer.ID{txTopic: tx, blockTopic: block}
+}
+
+// Topics returns the relay's transaction and block topic names.
+func (n *Node) Topics() (tx, block string) {
+	c := relay.DefaultConfig(n.chainID)
+	return c.TxTopic(), c.BlockTopic()
+}
+
+// Feed returns the event feed behind the RPC subscriptions (new heads, new
+// pending txs), for in-process consumers.
+func (n *Node) Feed() *rpc.Feed { return n.feed }

@@ -1,0 +1,264 @@
+package rpc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/creachadair/jrpc2"
+	"github.com/creachadair/jrpc2/channel"
+	"github.com/gorilla/websocket"
+)
+
+// wsChannel adapts a WebSocket connection to jrpc2's channel.Channel: one
+// text message per JSON-RPC message. jrpc2 serializes its own Sends; wmu
+// also serializes the batch-limit errors Recv writes itself.
+type wsChannel struct {
+	conn     *websocket.Conn
+	maxBatch int
+	wmu      sync.Mutex
+}
+
+var _ channel.Channel = (*wsChannel)(nil)
+
+// Send implements channel.Channel.
+func (c *wsChannel) Send(msg []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+	return c.conn.WriteMessage(websocket.TextMessage, msg)
+}
+
+// Recv implements channel.Channel. A batch over the limit is answered here
+// with an invalid-request error and never reaches the server.
+func (c *wsChannel) Recv() ([]byte, error) {
+	for {
+		typ, msg, err := c.conn.ReadMessage()
+		if err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		if typ != websocket.TextMessage && typ != websocket.BinaryMessage {
+			continue
+		}
+		if n := batchLen(msg); n > c.maxBatch {
+			if err := c.Send(errorBytes(jrpc2.InvalidRequest, fmt.Sprintf("batch of %d requests exceeds limit %d", n, c.maxBatch))); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return msg, nil
+	}
+}
+
+// Close implements channel.Channel.
+func (c *wsChannel) Close() error { return c.conn.Close() }
+
+// wsSession is one WebSocket client: its jrpc2 server and subscriptions.
+type wsSession struct {
+	s    *Server
+	conn *websocket.Conn
+	srv  *jrpc2.Server
+	ctx  context.Context
+	stop context.CancelFunc
+
+	mu   sync.Mutex
+	subs map[string]*feedSub
+	wg   sync.WaitGroup // subscription forwarders and the pinger
+}
+
+type sessionKey struct{}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.checkAccess(w, r) {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "server closing", http.StatusServiceUnavailable)
+		return
+	}
+	if len(s.sessions) >= s.cfg.MaxWSConns {
+		s.mu.Unlock()
+		http.Error(w, "too many WebSocket clients", http.StatusServiceUnavailable)
+		return
+	}
+	// Reserve the slot before upgrading so concurrent upgrades cannot
+	// exceed MaxWSConns.
+	ws := &wsSession{s: s, subs: make(map[string]*feedSub)}
+	s.sessions[ws] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ws)
+		s.mu.Unlock()
+	}()
+
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader wrote the HTTP error
+	}
+	conn.SetReadLimit(s.cfg.MaxBodyBytes)
+	_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(wsPongWait)) })
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ws.mu.Lock()
+	ws.conn, ws.ctx, ws.stop = conn, ctx, stop
+	ws.mu.Unlock()
+	// Close may have snapshotted the sessions before conn was set.
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		_ = conn.Close()
+		return
+	}
+	ch := &wsChannel{conn: conn, maxBatch: s.cfg.MaxBatch}
+	ws.srv = jrpc2.NewServer(s.wsMethods(), &jrpc2.ServerOptions{
+		AllowPush:   true,
+		Concurrency: wsConcurrency,
+		NewContext:  func() context.Context { return context.WithValue(ctx, sessionKey{}, ws) },
+	})
+	ws.srv.Start(ch)
+
+	ws.wg.Add(1)
+	go ws.pinger()
+	_ = ws.srv.Wait()
+	stop()
+	ws.unsubscribeAll()
+	_ = conn.Close()
+	ws.wg.Wait()
+}
+
+// pinger keeps the read deadline alive on an idle but responsive client.
+func (ws *wsSession) pinger() {
+	defer ws.wg.Done()
+	t := time.NewTicker(wsPingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ws.ctx.Done():
+			return
+		case <-t.C:
+			if err := ws.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout)); err != nil {
+				ws.close()
+				return
+			}
+		}
+	}
+}
+
+// close ends the session: closing the connection makes the jrpc2 server's
+// Recv fail, which unwinds serveWS.
+func (ws *wsSession) close() {
+	ws.mu.Lock()
+	conn := ws.conn
+	ws.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
+	}
+}
+
+func (ws *wsSession) unsubscribeAll() {
+	ws.mu.Lock()
+	subs := ws.subs
+	ws.subs = make(map[string]*feedSub)
+	ws.mu.Unlock()
+	for _, sub := range subs {
+		ws.s.backend.Feed.unsubscribe(sub)
+	}
+}
+
+// subscriptionNotice is the params of a "subscription" notification, in
+// geth's shape: {"subscription": id, "result": event}; when the client fell
+// too far behind, "error" says so and the subscription ends.
+type subscriptionNotice struct {
+	Subscription string `json:"subscription"`
+	Result       any    `json:"result,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
+
+// subscribe implements the WebSocket-only "subscribe" method.
+func (s *Server) subscribe(ctx context.Context, req *jrpc2.Request) (any, error) {
+	ws, _ := ctx.Value(sessionKey{}).(*wsSession)
+	if ws == nil {
+		return nil, &jrpc2.Error{Code: jrpc2.MethodNotFound, Message: "subscribe is only available over WebSocket"}
+	}
+	var topic string
+	if err := positional(req, 1, &topic); err != nil {
+		return nil, err
+	}
+	if topic != TopicNewHeads && topic != TopicNewPendingTxs {
+		return nil, invalidParams("unknown subscription %q: want %q or %q", topic, TopicNewHeads, TopicNewPendingTxs)
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	id := "0x" + hex.EncodeToString(raw[:])
+
+	ws.mu.Lock()
+	if len(ws.subs) >= maxSubscriptionsPerConn {
+		ws.mu.Unlock()
+		return nil, &jrpc2.Error{Code: codeLimit, Message: fmt.Sprintf("at most %d subscriptions per connection", maxSubscriptionsPerConn)}
+	}
+	sub := s.backend.Feed.subscribe(topic)
+	ws.subs[id] = sub
+	ws.wg.Add(1)
+	ws.mu.Unlock()
+	go ws.forward(id, sub)
+	return id, nil
+}
+
+// unsubscribe implements the WebSocket-only "unsubscribe" method.
+func (s *Server) unsubscribe(ctx context.Context, req *jrpc2.Request) (any, error) {
+	ws, _ := ctx.Value(sessionKey{}).(*wsSession)
+	if ws == nil {
+		return nil, &jrpc2.Error{Code: jrpc2.MethodNotFound, Message: "unsubscribe is only available over WebSocket"}
+	}
+	var id string
+	if err := positional(req, 1, &id); err != nil {
+		return nil, err
+	}
+	ws.mu.Lock()
+	sub, ok := ws.subs[id]
+	delete(ws.subs, id)
+	ws.mu.Unlock()
+	if ok {
+		s.backend.Feed.unsubscribe(sub)
+	}
+	return ok, nil
+}
+
+// forward pushes a subscription's events to the client until the
+// subscription ends (unsubscribe, dropped for lagging, session over).
+func (ws *wsSession) forward(id string, sub *feedSub) {
+	defer ws.wg.Done()
+	for v := range sub.ch {
+		if err := ws.srv.Notify(ws.ctx, "subscription", subscriptionNotice{Subscription: id, Result: v}); err != nil {
+			if !errors.Is(err, jrpc2.ErrConnClosed) && ws.ctx.Err() == nil {
+				log.Debugw("ws notify failed", "err", err)
+			}
+			ws.close()
+			return
+		}
+	}
+	if sub.dropped.Load() {
+		ws.mu.Lock()
+		delete(ws.subs, id)
+		ws.mu.Unlock()
+		_ = ws.srv.Notify(ws.ctx, "subscription", subscriptionNotice{Subscription: id,
+			Error: fmt.Sprintf("subscriber fell %d events behind; subscription ended", feedBuffer)})
+	}
+}
