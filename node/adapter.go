@@ -85,6 +85,50 @@ type chainAdapter struct {
 	// it, so the relay announces it as it does a new local transaction.
 	rmu        sync.Mutex
 	reannounce map[chain.Hash]struct{}
+
+	// recent serves the bodies of recently mined transactions (see
+	// recentServedBlocks).
+	recent recentTxs
+}
+
+// recentServedBlocks is how many of the latest connected blocks have their
+// transactions kept servable after they leave the pool. A peer that heard
+// our announcement a moment before we mined (or received) the block that
+// included the tx still asks us for it; answering "not found" would stall
+// its fetch for a fallback round and cost us score at that peer. Four
+// blocks cover the announce-to-request window (milliseconds) with a wide
+// margin even at sub-second block intervals, for at most four blocks'
+// worth of memory (4 MiB at the default block size).
+const recentServedBlocks = 4
+
+// recentTxs is a ring of per-block maps from tx id to encoding.
+type recentTxs struct {
+	mu   sync.RWMutex
+	ring [recentServedBlocks]map[chain.Hash][]byte
+	next int
+}
+
+func (r *recentTxs) add(b *chain.Block) {
+	m := make(map[chain.Hash][]byte, len(b.Txs))
+	for _, tx := range b.Txs {
+		enc := tx.Encode()
+		m[sha256.Sum256(enc)] = enc
+	}
+	r.mu.Lock()
+	r.ring[r.next] = m
+	r.next = (r.next + 1) % recentServedBlocks
+	r.mu.Unlock()
+}
+
+func (r *recentTxs) get(id chain.Hash) ([]byte, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, m := range r.ring {
+		if b, ok := m[id]; ok {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 // maxReannounce bounds the reannounce set: promotions waiting for their
@@ -220,6 +264,7 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 	}
 	for _, c := range res.Connected {
 		a.pool.BlockConnected(c, now)
+		a.recent.add(c)
 		if a.onHead != nil {
 			h := c.Header
 			a.onHead(&h, c.ID())
@@ -249,13 +294,13 @@ func blockVerdict(err error) relay.Verdict {
 // HasTx implements relay.TxPool: held, or recently included in a block.
 func (a *chainAdapter) HasTx(id relay.ID) bool { return a.pool.Known(id) }
 
-// GetTx implements relay.TxPool.
+// GetTx implements relay.TxPool: from the pool, or from the last few
+// blocks for a tx mined since it was announced.
 func (a *chainAdapter) GetTx(id relay.ID) ([]byte, bool) {
-	tx, ok := a.pool.Get(id)
-	if !ok {
-		return nil, false
+	if tx, ok := a.pool.Get(id); ok {
+		return tx.Encode(), true
 	}
-	return tx.Encode(), true
+	return a.recent.get(id)
 }
 
 // AddTx implements relay.TxPool.

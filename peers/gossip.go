@@ -30,10 +30,26 @@ const (
 	OpportunisticGraftThreshold = 1.0
 
 	// AppSpecificWeight scales Book scores into gossipsub's units. At 20 a
-	// peer at the ban threshold (-200) sits at -4000, below the graylist: a
-	// peer we ban is also ignored by gossipsub until the gater cuts it off.
+	// peer at the ban threshold (-200, so -180 past the tolerance) sits at
+	// -3600, below the graylist: a peer we ban is also ignored by gossipsub
+	// until the gater cuts it off.
 	AppSpecificWeight = 20.0
+
+	// GossipTolerance is how many Book points a peer may lose before
+	// gossipsub hears of it. Gossipsub prunes any peer whose score is below
+	// zero from its mesh, so without a tolerance one innocent timeout or
+	// "not found" would cut an honest peer off the mesh for the better part
+	// of an hour (the decay half-life is 10 min). 20 points absorb a few
+	// mild offenses; a provable one (an invalid block, a mismatched body, a
+	// malformed message: 50 or more) still counts at once.
+	GossipTolerance = 20.0
 )
+
+// appScore maps a Book score onto gossipsub's application-specific score:
+// zero while the peer is within GossipTolerance, then the excess.
+func appScore(bookScore float64) float64 {
+	return min(0, bookScore+GossipTolerance)
+}
 
 // ScoringConfig names the topics to score and the colocation policy.
 type ScoringConfig struct {
@@ -84,7 +100,7 @@ func GossipScoring(book *Book, cfg ScoringConfig) (*pubsub.PeerScoreParams, *pub
 		},
 		TopicScoreCap: 10,
 		AppSpecificScore: func(p peer.ID) float64 {
-			return book.Score(p, now())
+			return appScore(book.Score(p, now()))
 		},
 		AppSpecificWeight:         AppSpecificWeight,
 		BehaviourPenaltyWeight:    -10,

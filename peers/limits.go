@@ -24,10 +24,18 @@ const (
 // LimiterConfig sets the per-peer serving budgets. Zero fields take the
 // defaults.
 type LimiterConfig struct {
-	RequestsPerSecond float64
-	RequestBurst      int
-	BytesPerSecond    float64
-	ByteBurst         int
+	// RequestsPerSecond refills a peer's request bucket (requests/s).
+	// Zero or less means DefaultRequestsPerSecond.
+	RequestsPerSecond float64 `toml:"requests_per_second"`
+	// RequestBurst is the request bucket's size. Zero or less means
+	// DefaultRequestBurst.
+	RequestBurst int `toml:"request_burst"`
+	// BytesPerSecond refills a peer's byte bucket (bytes/s). Zero or less
+	// means DefaultBytesPerSecond.
+	BytesPerSecond float64 `toml:"bytes_per_second"`
+	// ByteBurst is the byte bucket's size, and so the largest response
+	// served. Zero or less means DefaultByteBurst.
+	ByteBurst int `toml:"byte_burst"`
 }
 
 func (c *LimiterConfig) fill() {

@@ -52,7 +52,8 @@ type offenseInfo struct {
 //   - Data nobody asked for, request floods and announcement floods waste
 //     bandwidth or memory but are cheap to absorb: 20.
 //   - "Not found" for an announced item is the common innocent case (pools
-//     differ in policy and eviction): 2, a hundred to ban.
+//     differ in policy and eviction, and a tx may be mined between the
+//     announcement and the request): 1, two hundred to ban.
 //   - Withholding is often innocent (the tx was mined or evicted between the
 //     announcement and the request), so it weighs 5: only a peer that
 //     withholds persistently reaches the ban threshold.
@@ -66,7 +67,7 @@ var offenses = [numOffenses]offenseInfo{
 	Unrequested:          {"unrequested", -20},
 	RequestFlood:         {"request_flood", -20},
 	TooManyAnnouncements: {"too_many_announcements", -20},
-	NotFound:             {"not_found", -2},
+	NotFound:             {"not_found", -1},
 	BadRequest:           {"bad_request", -20},
 }
 

@@ -264,3 +264,20 @@ func TestLivenessDropsSilentPeer(t *testing.T) {
 		t.Fatal("no RTT recorded for the answering peer")
 	}
 }
+
+func TestGossipToleranceSparesMildOffenses(t *testing.T) {
+	book, _ := NewBook(BookConfig{}, nil)
+	params, _ := GossipScoring(book, ScoringConfig{TxTopic: "tx", BlockTopic: "block", Now: func() time.Time { return t0 }})
+	mild, bad := pid(1), pid(2)
+	for range 5 {
+		book.Penalize(mild, NotFound, t0)
+	}
+	book.Penalize(mild, WithheldBody, t0)
+	if s := params.AppSpecificScore(mild); s != 0 {
+		t.Fatalf("a peer with a few innocent misses scores %v in gossipsub; it would be pruned from the mesh", s)
+	}
+	book.Penalize(bad, MismatchedBody, t0)
+	if s := params.AppSpecificScore(bad); s >= 0 {
+		t.Fatalf("a provable offense does not reach gossipsub: %v", s)
+	}
+}

@@ -23,9 +23,9 @@ import (
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/spf13/cobra"
+	_ "github.com/stretchr/testify/require"
 	_ "go.uber.org/goleak"
 	_ "gonum.org/v1/plot"
 	_ "gonum.org/v1/plot/plotter"
 	_ "gonum.org/v1/plot/vg"
-	_ "github.com/stretchr/testify/require"
 )

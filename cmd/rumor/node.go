@@ -1,0 +1,204 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/rumor-relay/rumor/node"
+)
+
+// nodeFlags are the flag values of `rumor node`; a flag overrides the
+// config file only when given on the command line.
+type nodeFlags struct {
+	dataDir     string
+	configPath  string
+	writeConfig bool
+	force       bool
+	v           fileConfig
+}
+
+func newNodeCmd() *cobra.Command { return nodeCmd(&nodeFlags{v: defaultFileConfig()}) }
+
+// nodeCmd builds `rumor node` with its flags bound to nf.
+func nodeCmd(nf *nodeFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a rumor node",
+		Long: `Run one rumor node until SIGINT or SIGTERM.
+
+Settings come from, lowest priority first: built-in defaults, the TOML file
+<data-dir>/config.toml (or --config), then command-line flags. Unknown keys
+in the file are errors. --write-config writes the effective settings as a
+commented config.toml and exits.
+
+On shutdown the node closes its store and saves its mempool (when
+[mempool] persist_path is set, as it is by default).`,
+		Example: `  rumor genesis --out ./net && rumor node --data-dir ./net/n0 --genesis ./net/genesis.json \
+      --producer-key ./net/keys/authority-0.json --rpc-addr 127.0.0.1:8545`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, nf) },
+	}
+	d := nf.v
+	fl := cmd.Flags()
+	fl.StringVar(&nf.dataDir, "data-dir", node.DefaultDataDir(), "data dir: node key, chain store, mempool file, config.toml")
+	fl.StringVar(&nf.configPath, "config", "", "TOML config file (default <data-dir>/config.toml, read when present)")
+	fl.BoolVar(&nf.writeConfig, "write-config", false, "write the effective configuration to the config file and exit")
+	fl.BoolVar(&nf.force, "force", false, "with --write-config: replace an existing config file")
+	fl.StringVar(&nf.v.Genesis, "genesis", d.Genesis, "genesis JSON file (relative to the data dir when set in the config file)")
+	fl.StringSliceVar(&nf.v.Listen, "listen", d.Listen, "libp2p listen multiaddrs (repeat or comma-separate)")
+	fl.StringSliceVar(&nf.v.Bootstrap, "bootstrap", nil, "full multiaddrs (ending in /p2p/<peer id>) of peers to dial at start")
+	fl.BoolVar(&nf.v.MDNS, "mdns", d.MDNS, "find peers on the local network with mDNS")
+	fl.StringVar(&nf.v.RPCAddr, "rpc-addr", d.RPCAddr, `JSON-RPC listen host:port ("" = off; port 0 = any free port)`)
+	fl.StringVar(&nf.v.RPCAddrFile, "rpc-addr-file", "", "write the bound RPC host:port to this file once serving")
+	fl.StringVar(&nf.v.MetricsAddr, "metrics-addr", d.MetricsAddr, `Prometheus /metrics and /debug/pprof host:port ("" = off)`)
+	fl.StringVar(&nf.v.ProducerKey, "producer-key", "", "authority key file (rumor genesis writes them): produce blocks in its slots")
+	fl.StringVar(&nf.v.BlockRelay, "block-relay", d.BlockRelay, "how this node announces blocks: compact, pull or push")
+	fl.BoolVar(&nf.v.InMemory, "in-memory", false, "keep the chain in memory; nothing persists")
+	return cmd
+}
+
+// applyNodeFlags copies the flags given on the command line over fc.
+func applyNodeFlags(fs *pflag.FlagSet, nf *nodeFlags, fc *fileConfig) error {
+	abs := func(p string) string {
+		if p == "" {
+			return p
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	set := map[string]func(){
+		"genesis":       func() { fc.Genesis = abs(nf.v.Genesis) },
+		"listen":        func() { fc.Listen = nf.v.Listen },
+		"bootstrap":     func() { fc.Bootstrap = nf.v.Bootstrap },
+		"mdns":          func() { fc.MDNS = nf.v.MDNS },
+		"rpc-addr":      func() { fc.RPCAddr = nf.v.RPCAddr },
+		"rpc-addr-file": func() { fc.RPCAddrFile = abs(nf.v.RPCAddrFile) },
+		"metrics-addr":  func() { fc.MetricsAddr = nf.v.MetricsAddr },
+		"producer-key":  func() { fc.ProducerKey = abs(nf.v.ProducerKey) },
+		"block-relay":   func() { fc.BlockRelay = nf.v.BlockRelay },
+		"in-memory":     func() { fc.InMemory = nf.v.InMemory },
+	}
+	for name, apply := range set {
+		if fs.Changed(name) {
+			apply()
+		}
+	}
+	if fs.Changed("log-level") {
+		lvl, err := fs.GetString("log-level")
+		if err != nil {
+			return err
+		}
+		fc.LogLevel = lvl
+	}
+	return nil
+}
+
+// resolveNodeConfig merges defaults, the config file and the flags.
+func resolveNodeConfig(fs *pflag.FlagSet, nf *nodeFlags) (fileConfig, string, error) {
+	path := nf.configPath
+	if path == "" {
+		path = filepath.Join(nf.dataDir, ConfigFile)
+	}
+	fc, err := loadConfigFile(path, defaultFileConfig(), nf.configPath != "")
+	if err != nil {
+		return fc, path, err
+	}
+	if err := applyNodeFlags(fs, nf, &fc); err != nil {
+		return fc, path, err
+	}
+	return fc, path, nil
+}
+
+func runNode(cmd *cobra.Command, nf *nodeFlags) error {
+	fc, path, err := resolveNodeConfig(cmd.Flags(), nf)
+	if err != nil {
+		return err
+	}
+	if nf.writeConfig {
+		return writeConfigFile(cmd, path, fc, nf.force)
+	}
+	if err := applyLogLevel(fc.LogLevel); err != nil {
+		return err
+	}
+	nc, err := fc.nodeConfig(nf.dataDir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		_ = n.Close()
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "peer id: %s\n", n.Host().ID())
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(out, "listening: %s\n", a)
+	}
+	if a := n.RPCAddr(); a != "" {
+		fmt.Fprintf(out, "rpc: http://%s/ (ws://%s/ws)\n", a, a)
+		if fc.RPCAddrFile != "" {
+			if err := writeFileAtomic(fc.RPCAddrFile, []byte(a+"\n"), 0o644); err != nil {
+				_ = n.Close()
+				return fmt.Errorf("rpc addr file: %w", err)
+			}
+			// A stale address must not send a script to a dead port.
+			defer os.Remove(fc.RPCAddrFile)
+		}
+	}
+	<-ctx.Done()
+	stop() // a second signal now kills the process the default way
+	fmt.Fprintln(out, "shutting down")
+	return n.Close()
+}
+
+func writeConfigFile(cmd *cobra.Command, path string, fc fileConfig, force bool) error {
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s exists; use --force to replace it", path)
+	}
+	b, err := encodeConfig(fc)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it over path, so a reader polling for path never sees a partial write.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

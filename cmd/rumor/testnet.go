@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	_ "net/http/pprof" // --pprof-addr
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rumor-relay/rumor/testnet"
+)
+
+func newTestnetCmd() *cobra.Command {
+	cfg := testnet.DefaultConfig()
+	var compare bool
+	var cpuProfile, pprofAddr string
+	cmd := &cobra.Command{
+		Use:   "testnet",
+		Short: "Run a local testnet and measure propagation",
+		Long: `Run a local testnet, load it with signed transactions and measure how fast
+transactions and blocks reach every node.
+
+process mode (default) starts N 'rumor node' processes on 127.0.0.1, each
+given only node 0's address; sim mode runs N nodes in this process over
+go-libp2p's mock network with one-way link latency --latency. Both wait
+until every node has min(N-1, 4) peers, submit --tx-rate signed txs/s of
+--tx-size bytes over JSON-RPC to random nodes for --duration while the
+authorities produce a block every --block-interval, then wait (at most
+--settle) for every item to reach every node, and collect first-seen times.
+
+Output: a table on stdout and, in --out, report.json, first_seen.csv,
+cdf_time_to_all.png and block_arrival.png. The exit status is 1 when an
+accepted tx or a produced block missed a node or the nodes end on
+different tips. --compare runs the workload under compact, pull and push
+block relay and prints ratios against compact.`,
+		Example: `  rumor testnet --nodes 8 --duration 60s --tx-rate 500 --tx-size 250 --block-interval 1s --out ./tn`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg.Progress = os.Stderr
+			if pprofAddr != "" {
+				// Sim-mode debugging: every node lives in this process.
+				go func() { _ = http.ListenAndServe(pprofAddr, nil) }()
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			out := cmd.OutOrStdout()
+			if compare {
+				results, err := testnet.Compare(ctx, cfg)
+				for _, r := range results {
+					testnet.PrintTable(out, r.Report, r.Dir)
+					fmt.Fprintln(out)
+				}
+				testnet.PrintCompare(out, results)
+				if err != nil {
+					return err
+				}
+				for _, r := range results {
+					if !r.Report.OK() {
+						return &exitError{code: 1, msg: fmt.Sprintf("%s: not every item reached every node (see %s)", r.Report.BlockRelay, r.Dir)}
+					}
+				}
+				return nil
+			}
+			r, err := testnet.Run(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			testnet.PrintTable(out, r.Report, r.Dir)
+			if !r.Report.OK() {
+				return &exitError{code: 1, msg: "not every item reached every node, or tips differ (see report.json errors)"}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes")
+	fl.StringVar(&cfg.Mode, "mode", cfg.Mode, "process (one OS process per node) or sim (in-process mock network)")
+	fl.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long transactions are submitted")
+	fl.Float64Var(&cfg.TxRate, "tx-rate", cfg.TxRate, "transactions per second; 0 = closed loop, as fast as nodes accept")
+	fl.IntVar(&cfg.TxSize, "tx-size", cfg.TxSize, "encoded transaction size in bytes")
+	fl.DurationVar(&cfg.BlockInterval, "block-interval", cfg.BlockInterval, "block interval written into the genesis")
+	fl.StringVar(&cfg.BlockRelay, "block-relay", cfg.BlockRelay, "block relay mode: compact, pull or push")
+	fl.DurationVar(&cfg.Latency, "latency", cfg.Latency, "sim mode: one-way link latency, e.g. 50ms (0 = none)")
+	fl.Float64Var(&cfg.Bandwidth, "bandwidth", cfg.Bandwidth, "sim mode: per-link bandwidth in bytes/s (0 = unlimited)")
+	fl.StringVar(&cfg.Out, "out", cfg.Out, "output directory (default: a new temporary directory)")
+	fl.BoolVar(&compare, "compare", false, "run under compact, pull and push block relay and compare")
+	fl.IntVar(&cfg.Authorities, "authorities", cfg.Authorities, "number of block producers (nodes 0..n-1)")
+	fl.IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "number of funded sender keys")
+	fl.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "most tx_send calls in flight")
+	fl.DurationVar(&cfg.Settle, "settle", cfg.Settle, "longest wait after the workload for full coverage (0 = max(10s, 5 block intervals))")
+	fl.DurationVar(&cfg.MeshTimeout, "mesh-timeout", cfg.MeshTimeout, "longest wait for the overlay to form")
+	fl.StringVar(&cfg.Seed, "seed", cfg.Seed, "seed of the testnet keys and the load generator")
+	fl.StringVar(&cfg.NodeLogLevel, "node-log-level", cfg.NodeLogLevel, "process mode: each node's --log-level (logs in <out>/nodes/node-<i>/node.log)")
+	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of this process (sim mode: of every node) to this file")
+	_ = fl.MarkHidden("cpu-profile")
+	fl.StringVar(&pprofAddr, "pprof-addr", "", "serve this process's /debug/pprof on host:port (sim mode: every node)")
+	_ = fl.MarkHidden("pprof-addr")
+	return cmd
+}

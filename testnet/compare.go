@@ -1,0 +1,78 @@
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+)
+
+// CompareModes are the block relay modes --compare runs, baseline first.
+var CompareModes = []string{"compact", "pull", "push"}
+
+// Compare runs the same workload once per block relay mode, each on a
+// fresh network, with outputs in <out>/<mode>/. It returns the results in
+// CompareModes order. A run that could not be carried out stops the
+// comparison.
+func Compare(ctx context.Context, cfg Config) ([]*Result, error) {
+	base := cfg.Out
+	if base == "" {
+		d, err := prepareOut("")
+		if err != nil {
+			return nil, err
+		}
+		base = d
+	}
+	var results []*Result
+	for _, mode := range CompareModes {
+		c := cfg
+		c.BlockRelay = mode
+		c.Out = filepath.Join(base, mode)
+		log.Infof("compare: running %s", mode)
+		r, err := Run(ctx, c)
+		if err != nil {
+			return results, fmt.Errorf("%s run: %w", mode, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// ratio formats v/base, "n/a" when base is zero.
+func ratio(v, base float64) string {
+	if base == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", v/base)
+}
+
+// PrintCompare writes one table of each mode's figures and their ratios to
+// the first (compact) run: accepted tx/s, block and tx time to all (p50,
+// p99), median bytes in and out per node, duplicates per body. With
+// --tx-rate 0 the modes carry different loads; compare bytes with the
+// accepted tx/s beside them.
+func PrintCompare(w io.Writer, results []*Result) {
+	if len(results) == 0 {
+		return
+	}
+	b := results[0].Report
+	fmt.Fprintf(w, "block relay comparison (%d nodes, %s mode; ratios are mode / %s)\n", b.Nodes, b.Mode, b.BlockRelay)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\taccepted tx/s\tblock to all p50 ms\tratio\tp99 ms\tratio\ttx to all p50 ms\tratio\tbytes in/node\tratio\tbytes out/node\tratio\tdup/body\tcoverage\t")
+	for _, res := range results {
+		r := res.Report
+		cov := "full"
+		if !r.OK() {
+			cov = "INCOMPLETE"
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t\n", r.BlockRelay, r.Txs.AcceptedPerS,
+			r.Blocks.TimeToAllMs.P50, ratio(r.Blocks.TimeToAllMs.P50, b.Blocks.TimeToAllMs.P50),
+			r.Blocks.TimeToAllMs.P99, ratio(r.Blocks.TimeToAllMs.P99, b.Blocks.TimeToAllMs.P99),
+			r.Txs.TimeToAllMs.P50, ratio(r.Txs.TimeToAllMs.P50, b.Txs.TimeToAllMs.P50),
+			humanBytes(r.Bytes.PerNodeInMedian), ratio(r.Bytes.PerNodeInMedian, b.Bytes.PerNodeInMedian),
+			humanBytes(r.Bytes.PerNodeOutMedian), ratio(r.Bytes.PerNodeOutMedian, b.Bytes.PerNodeOutMedian),
+			r.DuplicatesPerBody, cov)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,36 @@
+package testnet
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestPrintCompareRatios(t *testing.T) {
+	mk := func(mode string, p50, in float64) *Result {
+		r := Analyze(sampleObs()).Report
+		r.BlockRelay = mode
+		r.Blocks.TimeToAllMs.P50 = p50
+		r.Bytes.PerNodeInMedian = in
+		return &Result{Report: r}
+	}
+	var buf bytes.Buffer
+	PrintCompare(&buf, []*Result{mk("compact", 100, 1000), mk("pull", 150, 2500), mk("push", 50, 0)})
+	out := buf.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want title, header and 3 rows:\n%s", out)
+	}
+	pull := strings.Fields(lines[3])
+	// mode, tx/s, block p50, ratio, ...
+	if pull[0] != "pull" || pull[2] != "150.0" || pull[3] != "1.50" {
+		t.Fatalf("pull row %q", lines[3])
+	}
+	if !strings.Contains(lines[3], "2.50") {
+		t.Errorf("bytes ratio missing: %q", lines[3])
+	}
+	if !strings.Contains(lines[4], "0.50") || !strings.Contains(lines[4], "INCOMPLETE") {
+		t.Errorf("push row %q", lines[4])
+	}
+	PrintCompare(&buf, nil) // no results: no output, no panic
+}

@@ -1,0 +1,214 @@
+package testnet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rumor-relay/rumor/chain"
+)
+
+// Modes of running a testnet.
+const (
+	// ModeProcess runs every node as a `rumor node` child process on
+	// 127.0.0.1 (real TCP, real libp2p stack, one OS process per node).
+	ModeProcess = "process"
+	// ModeSim runs every node in this process over go-libp2p's mock
+	// network with an injected one-way link latency.
+	ModeSim = "sim"
+)
+
+// Block relay modes, as the node's --block-relay flag spells them.
+var blockRelayModes = []string{"compact", "pull", "push"}
+
+// Defaults. Each is what `rumor testnet --help` shows.
+const (
+	// DefaultNodes is small enough to start in seconds on a laptop and big
+	// enough (> D_lo+1 of GossipSub) that announcements are relayed, not
+	// just sent directly.
+	DefaultNodes = 8
+	// DefaultDuration is long enough for ~30 blocks at the default
+	// interval, so block percentiles mean something.
+	DefaultDuration = 30 * time.Second
+	// DefaultTxRate is the issue's reference load (500 tx/s of 250 B).
+	DefaultTxRate = 500
+	// DefaultTxSize is the encoded tx size in bytes (Bitcoin's median tx is
+	// about 250 B).
+	DefaultTxSize = 250
+	// DefaultBlockInterval is the reference slot length of the issue.
+	DefaultBlockInterval = time.Second
+	// DefaultAccounts is the number of funded sender keys. Each sender has
+	// at most one tx_send in flight and sends in nonce order; 1024 keys
+	// sending round robin keep consecutive txs of one sender about two
+	// seconds apart at 500 tx/s, so a sender's previous tx has long since
+	// propagated, and keep per-sender pending counts far below any mempool
+	// per-sender cap at the rates two cores can drive.
+	DefaultAccounts = 1024
+	// DefaultConcurrency bounds tx_send calls in flight (closed loop: the
+	// number of workers). 64 saturates a handful of local nodes without
+	// turning the load generator into the bottleneck on two cores.
+	DefaultConcurrency = 64
+	// DefaultMeshTimeout bounds the wait for the overlay to form.
+	DefaultMeshTimeout = 60 * time.Second
+	// DefaultStartTimeout bounds the wait for one node to serve RPC (a cold
+	// Badger open plus libp2p start take a few seconds on a loaded machine).
+	DefaultStartTimeout = 60 * time.Second
+	// DefaultSeed seeds the testnet keys and the load generator's choices.
+	DefaultSeed = "rumor-testnet"
+	// meshMinPeersCap is the connection count that counts as "joined the
+	// mesh": GossipSub's D_lo is 5 mesh peers per topic; 4 connections
+	// besides the seed mean a node already learned peers beyond node 0.
+	meshMinPeersCap = 4
+)
+
+// Config describes a testnet run. The zero value is not valid; start from
+// DefaultConfig. Run copies it.
+type Config struct {
+	// Nodes is the number of nodes (>= 1).
+	Nodes int
+	// Mode is ModeProcess (default) or ModeSim.
+	Mode string
+	// Duration is how long transactions are submitted.
+	Duration time.Duration
+	// TxRate is submitted transactions per second, spread over random
+	// nodes; 0 means a closed loop: Concurrency submissions in flight, as
+	// fast as the nodes accept them.
+	TxRate float64
+	// TxSize is the encoded size of each transaction in bytes; the payload
+	// is padded to reach it (at least the 153-byte empty-payload size).
+	TxSize int
+	// BlockInterval is the slot length written into the genesis.
+	BlockInterval time.Duration
+	// BlockRelay is the nodes' block relay mode: compact, pull or push.
+	BlockRelay string
+	// Latency is the one-way link latency injected in sim mode (ignored in
+	// process mode).
+	Latency time.Duration
+	// Bandwidth is the per-link bandwidth in bytes/s in sim mode; 0 means
+	// unlimited.
+	Bandwidth float64
+	// Authorities is the number of block producers (nodes 0..Authorities-1
+	// hold their keys); 1..Nodes.
+	Authorities int
+	// Accounts is the number of funded sender keys.
+	Accounts int
+	// Concurrency bounds tx_send calls in flight.
+	Concurrency int
+	// Settle bounds the wait after the workload for every item to reach
+	// every node and the tips to agree; 0 means max(10 s, 5 intervals).
+	Settle time.Duration
+	// MeshTimeout bounds the wait for the overlay to form.
+	MeshTimeout time.Duration
+	// StartTimeout bounds the wait for each node to start serving RPC.
+	StartTimeout time.Duration
+	// MinPeers is the connection count every node must reach before the
+	// workload starts; 0 means min(Nodes-1, 4).
+	MinPeers int
+	// Seed seeds key derivation and the load generator's random choices;
+	// the chain id is derived from it and the start time.
+	Seed string
+	// Out is the output directory (report, CSV, plots, node data dirs);
+	// "" means a new temporary directory.
+	Out string
+	// NodeCommand is the argv that runs `rumor node` in process mode (the
+	// testnet appends the node flags); nil means this executable with the
+	// "node" subcommand.
+	NodeCommand []string
+	// NodeEnv is added to each child's environment in process mode.
+	NodeEnv []string
+	// NodeLogLevel is each node's --log-level in process mode (logs go to
+	// <out>/nodes/node-<i>/node.log).
+	NodeLogLevel string
+	// Progress receives the progress display (a redrawn line when it is a
+	// terminal, periodic log lines otherwise); nil means none.
+	Progress io.Writer
+	// ProgressTTY forces the terminal display on or off; nil means detect.
+	ProgressTTY *bool
+}
+
+// DefaultConfig returns the defaults `rumor testnet` starts from.
+func DefaultConfig() Config {
+	return Config{
+		Nodes:         DefaultNodes,
+		Mode:          ModeProcess,
+		Duration:      DefaultDuration,
+		TxRate:        DefaultTxRate,
+		TxSize:        DefaultTxSize,
+		BlockInterval: DefaultBlockInterval,
+		BlockRelay:    "compact",
+		Authorities:   1,
+		Accounts:      DefaultAccounts,
+		Concurrency:   DefaultConcurrency,
+		MeshTimeout:   DefaultMeshTimeout,
+		StartTimeout:  DefaultStartTimeout,
+		Seed:          DefaultSeed,
+		NodeLogLevel:  "info",
+	}
+}
+
+// minTxSize is the encoded size of a tx with an empty payload.
+var minTxSize = (&chain.Tx{}).Size()
+
+// Validate checks the configuration and fills derived defaults (Settle,
+// MinPeers).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Nodes < 1 {
+		bad("nodes must be >= 1, is %d", c.Nodes)
+	}
+	if c.Mode != ModeProcess && c.Mode != ModeSim {
+		bad("mode must be %q or %q, is %q", ModeProcess, ModeSim, c.Mode)
+	}
+	if c.Duration <= 0 {
+		bad("duration must be > 0, is %v", c.Duration)
+	}
+	if c.TxRate < 0 {
+		bad("tx rate must be >= 0, is %v", c.TxRate)
+	}
+	if c.TxSize < minTxSize || c.TxSize > chain.MaxTxSize {
+		bad("tx size must be in %d..%d bytes, is %d", minTxSize, chain.MaxTxSize, c.TxSize)
+	}
+	if c.BlockInterval < time.Millisecond {
+		bad("block interval must be >= 1ms, is %v", c.BlockInterval)
+	}
+	okMode := false
+	for _, m := range blockRelayModes {
+		okMode = okMode || c.BlockRelay == m
+	}
+	if !okMode {
+		bad("block relay must be one of %v, is %q", blockRelayModes, c.BlockRelay)
+	}
+	if c.Latency < 0 || c.Bandwidth < 0 {
+		bad("latency and bandwidth must be >= 0")
+	}
+	if c.Authorities < 1 || c.Authorities > c.Nodes {
+		bad("authorities must be in 1..nodes (%d), is %d", c.Nodes, c.Authorities)
+	}
+	if c.Accounts < 1 || c.Accounts > chain.MaxTestnetAccounts {
+		bad("accounts must be in 1..%d, is %d", chain.MaxTestnetAccounts, c.Accounts)
+	}
+	if c.Concurrency < 1 {
+		bad("concurrency must be >= 1, is %d", c.Concurrency)
+	}
+	if c.MeshTimeout <= 0 || c.StartTimeout <= 0 {
+		bad("mesh and start timeouts must be > 0")
+	}
+	if c.Settle < 0 {
+		bad("settle must be >= 0, is %v", c.Settle)
+	}
+	if c.Seed == "" {
+		bad("seed must not be empty")
+	}
+	if c.Settle == 0 {
+		c.Settle = max(10*time.Second, 5*c.BlockInterval)
+	}
+	if c.MinPeers == 0 {
+		c.MinPeers = min(c.Nodes-1, meshMinPeersCap)
+	}
+	if c.MinPeers > c.Nodes-1 && c.Nodes >= 1 {
+		bad("min peers must be <= nodes-1 (%d), is %d", c.Nodes-1, c.MinPeers)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,261 @@
+package testnet
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Why sim mode does not use mocknet's own link latency: mocknet delays
+// each Write by the latency inside the stream's single transport goroutine
+// and does not take the next Write until the delay has passed, so a stream
+// carries one write (of 256 bytes or more) per latency period. GossipSub
+// sends every message to a peer over one long-lived stream, so at 50 ms
+// latency a peer link carried 20 messages a second and a 5-node testnet at
+// 100 tx/s measured ~1 s propagation for a 50 ms hop. A wire is a
+// pipeline: bytes written back to back arrive back to back, one latency
+// later. delayHost models that: mocknet links run with zero latency (and
+// the optional bandwidth limit, whose serialization is what a link of that
+// bandwidth does), and every stream a node opens or accepts delivers the
+// bytes it receives one latency after they arrived.
+//
+// What it does not model: the handshake round trips of dialling a
+// connection and negotiating a protocol (they happen before the wrapper),
+// loss, jitter and TCP's congestion window. Those only make real networks
+// slower, so sim-mode numbers stay a lower bound on the network part.
+
+// Delay buffer bounds.
+const (
+	// delayReadSize is how much one pump read takes from a stream: 16 KiB
+	// covers any announcement and a compact block in one chunk.
+	delayReadSize = 16 << 10
+	// delayChunks is how many chunks a stream holds in flight for its
+	// latency. At most delayChunks*delayReadSize (4 MiB) per stream whose
+	// reader stalls; then the pump stops reading and the writer blocks, as
+	// a full TCP window would make it.
+	delayChunks = 256
+)
+
+// delayHost wraps a host so that every stream opened or accepted through
+// it delivers inbound bytes latency after they arrived.
+type delayHost struct {
+	host.Host
+	latency time.Duration
+}
+
+var _ host.Host = (*delayHost)(nil)
+
+func newDelayHost(h host.Host, latency time.Duration) host.Host {
+	if latency <= 0 {
+		return h
+	}
+	return &delayHost{Host: h, latency: latency}
+}
+
+// NewStream opens a stream whose inbound bytes are delayed.
+func (h *delayHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	s, err := h.Host.NewStream(ctx, p, pids...)
+	if err != nil {
+		return nil, err
+	}
+	return newDelayedStream(s, h.latency), nil
+}
+
+// SetStreamHandler registers handler for streams whose inbound bytes are
+// delayed.
+func (h *delayHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(newDelayedStream(s, h.latency)) })
+}
+
+// SetStreamHandlerMatch is SetStreamHandler with a protocol matcher.
+func (h *delayHost) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID) bool, handler network.StreamHandler) {
+	h.Host.SetStreamHandlerMatch(pid, m, func(s network.Stream) { handler(newDelayedStream(s, h.latency)) })
+}
+
+// delayedChunk is bytes read from the underlying stream, deliverable at at.
+// err, when set, follows the bytes (EOF, reset).
+type delayedChunk struct {
+	data []byte
+	at   time.Time
+	err  error
+}
+
+// delayedStream delivers what its underlying stream receives latency
+// later. A pump goroutine reads the underlying stream as data arrives and
+// timestamps it; Read hands chunks out once they are due. Reads honour
+// the stream's read deadline, which is kept here and never set on the
+// underlying stream (the pump must not time out). Writes pass through.
+type delayedStream struct {
+	network.Stream
+	latency time.Duration
+	chunks  chan delayedChunk
+	done    chan struct{} // closed by Close, Reset or CloseRead: the pump stops
+	start   sync.Once
+	stop    sync.Once
+
+	// Read state, owned by the (single) reader.
+	cur     []byte
+	pending *delayedChunk
+	err     error
+
+	mu       sync.Mutex
+	deadline time.Time
+	changed  chan struct{} // closed and replaced when the read deadline changes
+}
+
+func newDelayedStream(s network.Stream, latency time.Duration) *delayedStream {
+	return &delayedStream{
+		Stream:  s,
+		latency: latency,
+		chunks:  make(chan delayedChunk, delayChunks),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+}
+
+func (s *delayedStream) pump() {
+	buf := make([]byte, delayReadSize)
+	for {
+		n, err := s.Stream.Read(buf)
+		if n == 0 && err == nil {
+			continue
+		}
+		c := delayedChunk{at: time.Now().Add(s.latency), err: err}
+		if n > 0 {
+			c.data = append([]byte(nil), buf[:n]...)
+		}
+		select {
+		case s.chunks <- c:
+		case <-s.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *delayedStream) readDeadline() (time.Time, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deadline, s.changed
+}
+
+// Read returns bytes once they are due.
+func (s *delayedStream) Read(p []byte) (int, error) {
+	s.start.Do(func() { go s.pump() })
+	for {
+		if len(s.cur) > 0 {
+			n := copy(p, s.cur)
+			s.cur = s.cur[n:]
+			return n, nil
+		}
+		if s.pending == nil && s.err != nil {
+			return 0, s.err
+		}
+		deadline, changed := s.readDeadline()
+		var expired <-chan time.Time
+		var timer *time.Timer
+		if !deadline.IsZero() {
+			d := time.Until(deadline)
+			if d <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			timer = time.NewTimer(d)
+			expired = timer.C
+		}
+		err := s.advance(expired, changed)
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// advance waits for the next chunk and for it to be due, then makes it
+// current. It returns early, with no error, when the read deadline
+// changes, so the caller re-reads it.
+func (s *delayedStream) advance(expired <-chan time.Time, changed <-chan struct{}) error {
+	if s.pending == nil {
+		select {
+		case c := <-s.chunks:
+			s.pending = &c
+		case <-s.done:
+			return network.ErrReset
+		case <-expired:
+			return os.ErrDeadlineExceeded
+		case <-changed:
+			return nil
+		}
+	}
+	if wait := time.Until(s.pending.at); wait > 0 {
+		due := time.NewTimer(wait)
+		defer due.Stop()
+		select {
+		case <-due.C:
+		case <-s.done:
+			return network.ErrReset
+		case <-expired:
+			return os.ErrDeadlineExceeded
+		case <-changed:
+			return nil
+		}
+	}
+	s.cur, s.err = s.pending.data, s.pending.err
+	s.pending = nil
+	return nil
+}
+
+// SetReadDeadline sets the deadline Read honours.
+func (s *delayedStream) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.deadline = t
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the read deadline here and the write deadline below.
+func (s *delayedStream) SetDeadline(t time.Time) error {
+	_ = s.SetReadDeadline(t)
+	return s.Stream.SetWriteDeadline(t)
+}
+
+func (s *delayedStream) stopPump() { s.stop.Do(func() { close(s.done) }) }
+
+// Close closes the stream and stops the pump.
+func (s *delayedStream) Close() error {
+	err := s.Stream.Close()
+	s.stopPump()
+	return err
+}
+
+// Reset resets the stream and stops the pump.
+func (s *delayedStream) Reset() error {
+	err := s.Stream.Reset()
+	s.stopPump()
+	return err
+}
+
+// ResetWithError resets the stream with an error code and stops the pump.
+func (s *delayedStream) ResetWithError(code network.StreamErrorCode) error {
+	err := s.Stream.ResetWithError(code)
+	s.stopPump()
+	return err
+}
+
+// CloseRead closes the read side and stops the pump.
+func (s *delayedStream) CloseRead() error {
+	err := s.Stream.CloseRead()
+	s.stopPump()
+	return err
+}

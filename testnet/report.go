@@ -1,0 +1,520 @@
+package testnet
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/rumor-relay/rumor/chain"
+)
+
+// Report is report.json: the stable, documented summary of one testnet
+// run. Tools and tests read it; keys never change meaning. Times are
+// milliseconds with microsecond resolution; bytes are counted by the
+// relay's own counters (measure_stats) over the measurement window.
+type Report struct {
+	// Nodes is the number of nodes in the network.
+	Nodes int `json:"nodes"`
+	// Mode is "process" or "sim".
+	Mode string `json:"mode"`
+	// BlockRelay is the block relay mode: "compact", "pull" or "push".
+	BlockRelay string `json:"block_relay"`
+	// DurationS is how long the workload ran, in seconds.
+	DurationS float64 `json:"duration_s"`
+	// LatencyMs is the injected one-way link latency (0 in process mode).
+	LatencyMs float64 `json:"latency_ms"`
+	// Txs summarises transaction propagation.
+	Txs TxReport `json:"txs"`
+	// Blocks summarises block propagation.
+	Blocks BlockReport `json:"blocks"`
+	// Heads compares the nodes' best tips after settling.
+	Heads HeadsReport `json:"heads"`
+	// Bytes is the relay traffic over the measurement window.
+	Bytes BytesReport `json:"bytes"`
+	// DuplicatesPerBody is bodies received per receiving node per item
+	// (tx or block): 1.0 means every node received every body exactly once.
+	DuplicatesPerBody float64 `json:"duplicates_per_body"`
+	// FloorMs is the propagation floor for blocks: the hop distance in the
+	// connection graph from a block's proposer to its farthest node times
+	// the injected latency (median over blocks); null in process mode,
+	// where there is no injected latency to multiply.
+	FloorMs *float64 `json:"floor_ms"`
+	// Errors lists what went wrong: tx_send refusals (grouped, with
+	// counts), items that missed nodes, differing tips. Never null.
+	Errors []string `json:"errors"`
+}
+
+// TxReport is the "txs" object of report.json.
+type TxReport struct {
+	// Submitted counts tx_send calls made.
+	Submitted int `json:"submitted"`
+	// Accepted counts txs a node accepted over RPC (tx_send returned an id).
+	Accepted int `json:"accepted"`
+	// AcceptedPerS is Accepted / DurationS: the throughput figure.
+	AcceptedPerS float64 `json:"accepted_per_s"`
+	// ReachedAll counts accepted txs first-seen at every node.
+	ReachedAll int `json:"reached_all"`
+	// TimeToAllMs is the distribution over txs that reached all nodes of
+	// the latest latency at any node.
+	TimeToAllMs Percentiles `json:"time_to_all_ms"`
+	// ArrivalMs is the distribution of every (tx, node) latency, the
+	// origin node excluded.
+	ArrivalMs Percentiles `json:"arrival_ms"`
+}
+
+// BlockReport is the "blocks" object of report.json.
+type BlockReport struct {
+	// Produced counts blocks on the final best chain whose proposer stored
+	// them during the workload window.
+	Produced int `json:"produced"`
+	// ReachedAll counts produced blocks stored at every node.
+	ReachedAll int `json:"reached_all"`
+	// TimeToAllMs is the distribution over blocks that reached all nodes
+	// of the latest latency at any node.
+	TimeToAllMs Percentiles `json:"time_to_all_ms"`
+	// ArrivalMs is the distribution of every (block, node) latency, the
+	// proposer excluded.
+	ArrivalMs Percentiles `json:"arrival_ms"`
+}
+
+// HeadsReport is the "heads" object of report.json.
+type HeadsReport struct {
+	// SameTip is true when every node reported the same best block id.
+	SameTip bool `json:"same_tip"`
+	// Heights are the nodes' best heights, by node index.
+	Heights []uint64 `json:"heights"`
+}
+
+// BytesReport is the "bytes" object of report.json. All counts are deltas
+// of the relay's counters between the start of the workload and the end
+// of settling.
+type BytesReport struct {
+	// PerNodeInMedian is the median over nodes of relay bytes received.
+	PerNodeInMedian float64 `json:"per_node_in_median"`
+	// PerNodeOutMedian is the median over nodes of relay bytes sent.
+	PerNodeOutMedian float64 `json:"per_node_out_median"`
+	// AnnounceBytes is announcement bytes received, summed over nodes.
+	AnnounceBytes int64 `json:"announce_bytes"`
+	// BodyBytes is body bytes (txs and blocks) received, summed over nodes.
+	BodyBytes int64 `json:"body_bytes"`
+}
+
+// Percentiles summarises a distribution in milliseconds. An empty
+// distribution is all zeros.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
+// sorted values: the smallest value with at least p% of values at or
+// below it. It returns 0 for no values.
+func Percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// Summarize returns p50/p90/p99/max of values (which it sorts in place),
+// rounded to microseconds.
+func Summarize(values []float64) Percentiles {
+	slices.Sort(values)
+	return Percentiles{
+		P50: roundUs(Percentile(values, 50)),
+		P90: roundUs(Percentile(values, 90)),
+		P99: roundUs(Percentile(values, 99)),
+		Max: roundUs(Percentile(values, 100)),
+	}
+}
+
+func roundUs(ms float64) float64 { return math.Round(ms*1000) / 1000 }
+
+// Median returns the median of values (mean of the middle two for an even
+// count), 0 for none. It does not modify values.
+func Median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	s := slices.Clone(values)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// Stats are the relay counters the report reads from measure_stats.
+type Stats struct {
+	BytesIn         int64 // all relay bytes received
+	BytesOut        int64 // all relay bytes sent
+	AnnounceBytesIn int64 // announcement bytes received
+	BodyBytesIn     int64 // tx and block body bytes received
+	BodiesReceived  int64 // bodies received, duplicates included
+	DuplicateBodies int64 // bodies received that were already held
+}
+
+// Sub returns s - o, counter by counter (a window's delta).
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{
+		BytesIn:         s.BytesIn - o.BytesIn,
+		BytesOut:        s.BytesOut - o.BytesOut,
+		AnnounceBytesIn: s.AnnounceBytesIn - o.AnnounceBytesIn,
+		BodyBytesIn:     s.BodyBytesIn - o.BodyBytesIn,
+		BodiesReceived:  s.BodiesReceived - o.BodiesReceived,
+		DuplicateBodies: s.DuplicateBodies - o.DuplicateBodies,
+	}
+}
+
+// TxObs is one transaction a node accepted over RPC.
+type TxObs struct {
+	ID     chain.Hash
+	Origin int   // index of the node that accepted it over RPC
+	SentUs int64 // client clock when tx_send returned (fallback origin time)
+}
+
+// BlockObs is one block of the final best chain (walked at node 0).
+type BlockObs struct {
+	ID       chain.Hash
+	Height   uint64
+	Origin   int   // index of the node holding the proposer's key
+	HeaderUs int64 // header timestamp (fallback origin time)
+	Txs      []chain.Hash
+	InWindow bool // proposer stored it during the workload window
+}
+
+// HeadObs is one node's chain_head after settling; a zero ID means the
+// node did not answer.
+type HeadObs struct {
+	Height uint64
+	ID     chain.Hash
+}
+
+// Observations is everything a run measured, as plain data: the input of
+// Analyze, which does no I/O (unit tests build Observations by hand).
+type Observations struct {
+	Nodes      int
+	Mode       string
+	BlockRelay string
+	Duration   time.Duration // workload length actually run
+	Latency    time.Duration // injected one-way link latency; 0 in process mode
+	Submitted  int
+	Txs        []TxObs
+	Blocks     []BlockObs             // every walked block; InWindow marks the measured ones
+	TxSeen     []map[chain.Hash]int64 // per node: tx id -> first-seen (Unix µs)
+	BlockSeen  []map[chain.Hash]int64 // per node: block id -> first-seen (Unix µs)
+	Heads      []HeadObs              // per node
+	Stats      []Stats                // per node, delta over the stats window
+	BodyItems  int                    // txs plus blocks propagated during the stats window
+	Graph      [][]int                // connection graph adjacency by node index; nil if unknown
+	Errors     []string
+}
+
+// ItemResult is one tx or block with its first-seen time at every node,
+// the rows of the CSV and the points of the plots.
+type ItemResult struct {
+	Kind     string // "tx" or "block"
+	ID       chain.Hash
+	Height   uint64 // blocks only
+	Origin   int
+	OriginUs int64   // acceptance (tx) or production (block) time, Unix µs
+	SeenUs   []int64 // per node; 0 = never seen
+	// ViaBlock marks nodes where a tx's time is that of the block that
+	// carried it (the node never had it in its mempool, or saw the block
+	// first).
+	ViaBlock []bool
+}
+
+// LatencyMs returns the latency at node i in ms and whether node i saw it.
+func (it *ItemResult) LatencyMs(i int) (float64, bool) {
+	if it.SeenUs[i] == 0 {
+		return 0, false
+	}
+	return float64(it.SeenUs[i]-it.OriginUs) / 1000, true
+}
+
+// ReachedAll reports whether every node saw the item.
+func (it *ItemResult) ReachedAll() bool {
+	return !slices.Contains(it.SeenUs, 0)
+}
+
+// TimeToAllMs returns the largest latency over nodes (meaningful only
+// when ReachedAll).
+func (it *ItemResult) TimeToAllMs() float64 {
+	var m float64
+	for i := range it.SeenUs {
+		if l, ok := it.LatencyMs(i); ok && l > m {
+			m = l
+		}
+	}
+	return m
+}
+
+// Analysis is the result of Analyze: the report and the per-item data
+// behind it.
+type Analysis struct {
+	Report *Report
+	Txs    []ItemResult
+	Blocks []ItemResult // in-window blocks only
+}
+
+// maxItemErrors caps how many individual items missing nodes the report
+// lists; past it, one line counts the rest (the CSV has them all).
+const maxItemErrors = 20
+
+// Analyze computes the report from observations. It is pure: same input,
+// same output.
+func Analyze(o *Observations) *Analysis {
+	r := &Report{
+		Nodes:      o.Nodes,
+		Mode:       o.Mode,
+		BlockRelay: o.BlockRelay,
+		DurationS:  math.Round(o.Duration.Seconds()*1000) / 1000,
+		LatencyMs:  roundUs(float64(o.Latency) / float64(time.Millisecond)),
+		Errors:     append([]string{}, o.Errors...),
+	}
+	a := &Analysis{Report: r}
+
+	// Which block carried each tx, for nodes that learned a tx from a block.
+	txBlock := make(map[chain.Hash]chain.Hash)
+	for _, b := range o.Blocks {
+		for _, id := range b.Txs {
+			txBlock[id] = b.ID
+		}
+	}
+	seen := func(m []map[chain.Hash]int64, node int, id chain.Hash) int64 {
+		if node < len(m) && m[node] != nil {
+			return m[node][id]
+		}
+		return 0
+	}
+
+	// Transactions.
+	r.Txs.Submitted = o.Submitted
+	r.Txs.Accepted = len(o.Txs)
+	if r.DurationS > 0 {
+		r.Txs.AcceptedPerS = math.Round(float64(len(o.Txs))/o.Duration.Seconds()*10) / 10
+	}
+	var txT2A, txArr []float64
+	noOrigin := 0
+	for _, tx := range o.Txs {
+		it := ItemResult{Kind: "tx", ID: tx.ID, Origin: tx.Origin, SeenUs: make([]int64, o.Nodes), ViaBlock: make([]bool, o.Nodes)}
+		blk, inBlock := txBlock[tx.ID]
+		for n := 0; n < o.Nodes; n++ {
+			t := seen(o.TxSeen, n, tx.ID)
+			if inBlock {
+				if bt := seen(o.BlockSeen, n, blk); bt != 0 && (t == 0 || bt < t) {
+					t = bt
+					it.ViaBlock[n] = true
+				}
+			}
+			it.SeenUs[n] = t
+		}
+		it.OriginUs = seen(o.TxSeen, tx.Origin, tx.ID)
+		if it.OriginUs == 0 {
+			noOrigin++
+			it.OriginUs = tx.SentUs
+		}
+		it.SeenUs[tx.Origin] = it.OriginUs
+		it.ViaBlock[tx.Origin] = false
+		collect(&it, &txArr)
+		if it.ReachedAll() {
+			r.Txs.ReachedAll++
+			txT2A = append(txT2A, it.TimeToAllMs())
+		}
+		a.Txs = append(a.Txs, it)
+	}
+	r.Txs.TimeToAllMs = Summarize(txT2A)
+	r.Txs.ArrivalMs = Summarize(txArr)
+	if noOrigin > 0 {
+		r.Errors = append(r.Errors, fmt.Sprintf("%d txs had no first-seen time at their RPC node; used the client's acceptance time", noOrigin))
+	}
+
+	// Blocks.
+	var blT2A, blArr []float64
+	var ecc []int
+	noOrigin = 0
+	for _, b := range o.Blocks {
+		if !b.InWindow {
+			continue
+		}
+		it := ItemResult{Kind: "block", ID: b.ID, Height: b.Height, Origin: b.Origin, SeenUs: make([]int64, o.Nodes), ViaBlock: make([]bool, o.Nodes)}
+		for n := 0; n < o.Nodes; n++ {
+			it.SeenUs[n] = seen(o.BlockSeen, n, b.ID)
+		}
+		it.OriginUs = it.SeenUs[b.Origin]
+		if it.OriginUs == 0 {
+			noOrigin++
+			it.OriginUs = b.HeaderUs
+			it.SeenUs[b.Origin] = b.HeaderUs
+		}
+		collect(&it, &blArr)
+		r.Blocks.Produced++
+		if it.ReachedAll() {
+			r.Blocks.ReachedAll++
+			blT2A = append(blT2A, it.TimeToAllMs())
+		}
+		if o.Graph != nil {
+			ecc = append(ecc, Eccentricity(o.Graph, b.Origin))
+		}
+		a.Blocks = append(a.Blocks, it)
+	}
+	r.Blocks.TimeToAllMs = Summarize(blT2A)
+	r.Blocks.ArrivalMs = Summarize(blArr)
+	if noOrigin > 0 {
+		r.Errors = append(r.Errors, fmt.Sprintf("%d blocks had no first-seen time at their proposer; used the header time", noOrigin))
+	}
+	r.Errors = append(r.Errors, coverageErrors(a.Txs, o.Nodes)...)
+	r.Errors = append(r.Errors, coverageErrors(a.Blocks, o.Nodes)...)
+
+	// Floor.
+	if o.Mode != ModeProcess && o.Graph != nil && len(ecc) > 0 {
+		slices.Sort(ecc)
+		e := ecc[(len(ecc)-1)/2] // lower median: a whole number of hops
+		if e < 0 {
+			r.Errors = append(r.Errors, "connection graph is disconnected: no propagation floor")
+		} else {
+			f := roundUs(float64(e) * float64(o.Latency) / float64(time.Millisecond))
+			r.FloorMs = &f
+		}
+	}
+
+	// Heads.
+	r.Heads.Heights = make([]uint64, len(o.Heads))
+	r.Heads.SameTip = len(o.Heads) > 0
+	for i, h := range o.Heads {
+		r.Heads.Heights[i] = h.Height
+		if h.ID.IsZero() || h.ID != o.Heads[0].ID {
+			r.Heads.SameTip = false
+		}
+	}
+	if !r.Heads.SameTip && len(o.Heads) > 0 {
+		r.Errors = append(r.Errors, "nodes ended on different tips: "+describeHeads(o.Heads))
+	}
+
+	// Bytes and duplicates.
+	var in, out []float64
+	var bodies int64
+	for _, s := range o.Stats {
+		in = append(in, float64(s.BytesIn))
+		out = append(out, float64(s.BytesOut))
+		r.Bytes.AnnounceBytes += s.AnnounceBytesIn
+		r.Bytes.BodyBytes += s.BodyBytesIn
+		bodies += s.BodiesReceived
+	}
+	r.Bytes.PerNodeInMedian = Median(in)
+	r.Bytes.PerNodeOutMedian = Median(out)
+	if o.BodyItems > 0 && o.Nodes > 1 {
+		r.DuplicatesPerBody = math.Round(float64(bodies)/float64(o.BodyItems*(o.Nodes-1))*1000) / 1000
+	}
+	return a
+}
+
+// collect appends the item's non-origin latencies to arr.
+func collect(it *ItemResult, arr *[]float64) {
+	for n := range it.SeenUs {
+		if n == it.Origin {
+			continue
+		}
+		if l, ok := it.LatencyMs(n); ok {
+			*arr = append(*arr, l)
+		}
+	}
+}
+
+func coverageErrors(items []ItemResult, nodes int) []string {
+	var errs []string
+	missing := 0
+	for i := range items {
+		it := &items[i]
+		if it.ReachedAll() {
+			continue
+		}
+		missing++
+		if missing > maxItemErrors {
+			continue
+		}
+		have := 0
+		var lacking []int
+		for n, t := range it.SeenUs {
+			if t != 0 {
+				have++
+			} else if len(lacking) < 8 {
+				lacking = append(lacking, n)
+			}
+		}
+		errs = append(errs, fmt.Sprintf("%s %s (origin node %d) reached %d/%d nodes; missing at nodes %v",
+			it.Kind, it.ID.Short(), it.Origin, have, nodes, lacking))
+	}
+	if missing > maxItemErrors {
+		errs = append(errs, fmt.Sprintf("... and %d more %ss that missed nodes (see first_seen.csv)", missing-maxItemErrors, items[0].Kind))
+	}
+	return errs
+}
+
+func describeHeads(heads []HeadObs) string {
+	groups := make(map[chain.Hash][]int)
+	var order []chain.Hash
+	for i, h := range heads {
+		if _, ok := groups[h.ID]; !ok {
+			order = append(order, h.ID)
+		}
+		groups[h.ID] = append(groups[h.ID], i)
+	}
+	s := ""
+	for i, id := range order {
+		if i > 0 {
+			s += "; "
+		}
+		nodes := groups[id]
+		name := id.Short()
+		if id.IsZero() {
+			name = "no answer"
+		}
+		s += fmt.Sprintf("%s at height %d on nodes %v", name, heads[nodes[0]].Height, nodes)
+	}
+	return s
+}
+
+// Eccentricity returns the largest hop distance from origin to any node in
+// the undirected graph adj (adjacency lists by node index), or -1 when
+// some node is unreachable.
+func Eccentricity(adj [][]int, origin int) int {
+	if origin < 0 || origin >= len(adj) {
+		return -1
+	}
+	dist := make([]int, len(adj))
+	for i := range dist {
+		dist[i] = -1
+	}
+	dist[origin] = 0
+	queue := []int{origin}
+	far := 0
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		for _, v := range adj[u] {
+			if v >= 0 && v < len(adj) && dist[v] < 0 {
+				dist[v] = dist[u] + 1
+				far = max(far, dist[v])
+				queue = append(queue, v)
+			}
+		}
+	}
+	if slices.Contains(dist, -1) {
+		return -1
+	}
+	return far
+}
+
+// OK reports whether the run met its bar: every accepted tx and every
+// produced block reached every node, and all nodes ended on one tip.
+func (r *Report) OK() bool {
+	return r.Txs.ReachedAll == r.Txs.Accepted && r.Blocks.ReachedAll == r.Blocks.Produced && r.Heads.SameTip
+}

@@ -1,0 +1,208 @@
+package rpcclient
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/rumor-relay/rumor/chain"
+)
+
+// MaxFirstSeenIDs is the most ids one measure_firstSeen call may carry
+// (the server's limit, fixed by the RPC contract).
+const MaxFirstSeenIDs = 10000
+
+// NodeInfo is the result of node_info.
+type NodeInfo struct {
+	PeerID      string   `json:"peer_id"`
+	ListenAddrs []string `json:"listen_addrs"` // full multiaddrs ending in /p2p/<peer id>
+	Version     string   `json:"version"`
+	ChainID     string   `json:"chain_id"`
+	Height      uint64   `json:"height"`
+	BlockRelay  string   `json:"block_relay"`
+}
+
+// Head is the result of chain_head.
+type Head struct {
+	Height   uint64        `json:"height"`
+	ID       chain.Hash    `json:"id"`
+	Parent   chain.Hash    `json:"parent"`
+	TimeMs   int64         `json:"time_ms"`
+	Proposer chain.Address `json:"proposer"`
+}
+
+// Peer is one entry of net_peers.
+type Peer struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"`
+	LatencyMs float64  `json:"latency_ms"`
+}
+
+// BlockHeader is the header object inside chain_blockBy* results. Only the
+// fields the testnet reads are decoded; unknown fields are ignored so the
+// server may add more.
+type BlockHeader struct {
+	Height   uint64        `json:"height"`
+	Parent   chain.Hash    `json:"parent"`
+	TimeMs   int64         `json:"time_ms"`
+	Proposer chain.Address `json:"proposer"`
+}
+
+// BlockSummary is a chain_blockBy* result with full=false: tx ids only.
+type BlockSummary struct {
+	Header BlockHeader  `json:"header"`
+	ID     chain.Hash   `json:"id"`
+	Size   int          `json:"size"`
+	Txs    []chain.Hash `json:"txs"`
+}
+
+// TxStatus is the result of tx_get (the raw and decoded tx are kept raw).
+type TxStatus struct {
+	ID      chain.Hash      `json:"id"`
+	Status  string          `json:"status"` // "pending" or "included"
+	BlockID *chain.Hash     `json:"block_id,omitempty"`
+	Height  *uint64         `json:"height,omitempty"`
+	Index   *int            `json:"index,omitempty"`
+	Tx      json.RawMessage `json:"tx,omitempty"`
+	Raw     string          `json:"raw,omitempty"`
+}
+
+// AccountInfo is the result of account_get.
+type AccountInfo struct {
+	Address      chain.Address `json:"address"`
+	Balance      uint64        `json:"balance"`
+	Nonce        uint64        `json:"nonce"`
+	PendingNonce uint64        `json:"pending_nonce"`
+}
+
+// FirstSeen maps ids to first-seen times in Unix microseconds; ids the
+// node never saw (or forgot) are absent.
+type FirstSeen struct {
+	Txs    map[chain.Hash]int64 `json:"txs"`
+	Blocks map[chain.Hash]int64 `json:"blocks"`
+}
+
+// UnmarshalJSON accepts the times as JSON numbers or numeric strings.
+func (f *FirstSeen) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Txs    map[chain.Hash]json.Number `json:"txs"`
+		Blocks map[chain.Hash]json.Number `json:"blocks"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	conv := func(in map[chain.Hash]json.Number) (map[chain.Hash]int64, error) {
+		out := make(map[chain.Hash]int64, len(in))
+		for k, v := range in {
+			n, err := strconv.ParseInt(v.String(), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("first-seen time of %s: %w", k.Short(), err)
+			}
+			out[k] = n
+		}
+		return out, nil
+	}
+	var err error
+	if f.Txs, err = conv(raw.Txs); err != nil {
+		return err
+	}
+	f.Blocks, err = conv(raw.Blocks)
+	return err
+}
+
+// NodeInfo calls node_info.
+func (c *Client) NodeInfo(ctx context.Context) (*NodeInfo, error) {
+	var r NodeInfo
+	return &r, c.Call(ctx, "node_info", nil, &r)
+}
+
+// ChainHead calls chain_head.
+func (c *Client) ChainHead(ctx context.Context) (*Head, error) {
+	var r Head
+	return &r, c.Call(ctx, "chain_head", nil, &r)
+}
+
+// Peers calls net_peers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var r []Peer
+	return r, c.Call(ctx, "net_peers", nil, &r)
+}
+
+// BlockByHeight calls chain_blockByHeight with full=false.
+func (c *Client) BlockByHeight(ctx context.Context, height uint64) (*BlockSummary, error) {
+	var r BlockSummary
+	return &r, c.Call(ctx, "chain_blockByHeight", []any{height, false}, &r)
+}
+
+// SendResult is the result of tx_send.
+type SendResult struct {
+	ID chain.Hash `json:"id"`
+	// Queued is set when the node holds the tx but cannot execute it yet
+	// (its nonce is ahead of the sender's next one); it is not relayed
+	// until the gap fills.
+	Queued bool `json:"queued,omitempty"`
+}
+
+// SendTx submits an encoded transaction with tx_send.
+func (c *Client) SendTx(ctx context.Context, encoded []byte) (SendResult, error) {
+	var r SendResult
+	err := c.Call(ctx, "tx_send", []any{hex.EncodeToString(encoded)}, &r)
+	return r, err
+}
+
+// GetTx calls tx_get.
+func (c *Client) GetTx(ctx context.Context, id chain.Hash) (*TxStatus, error) {
+	var r TxStatus
+	return &r, c.Call(ctx, "tx_get", []any{id}, &r)
+}
+
+// Account calls account_get.
+func (c *Client) Account(ctx context.Context, a chain.Address) (*AccountInfo, error) {
+	var r AccountInfo
+	return &r, c.Call(ctx, "account_get", []any{a}, &r)
+}
+
+// FirstSeenTimes calls measure_firstSeen, splitting the ids into batches of
+// at most MaxFirstSeenIDs, and merges the results.
+func (c *Client) FirstSeenTimes(ctx context.Context, txs, blocks []chain.Hash) (*FirstSeen, error) {
+	out := &FirstSeen{Txs: make(map[chain.Hash]int64), Blocks: make(map[chain.Hash]int64)}
+	for len(txs) > 0 || len(blocks) > 0 {
+		room := MaxFirstSeenIDs
+		bt := txs[:min(len(txs), room)]
+		txs = txs[len(bt):]
+		room -= len(bt)
+		bb := blocks[:min(len(blocks), room)]
+		blocks = blocks[len(bb):]
+		q := struct {
+			Txs    []chain.Hash `json:"txs"`
+			Blocks []chain.Hash `json:"blocks"`
+		}{Txs: bt, Blocks: bb}
+		if q.Txs == nil {
+			q.Txs = []chain.Hash{}
+		}
+		if q.Blocks == nil {
+			q.Blocks = []chain.Hash{}
+		}
+		var r FirstSeen
+		if err := c.Call(ctx, "measure_firstSeen", []any{q}, &r); err != nil {
+			return nil, err
+		}
+		for k, v := range r.Txs {
+			out.Txs[k] = v
+		}
+		for k, v := range r.Blocks {
+			out.Blocks[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Stats calls measure_stats and returns the raw JSON object; the testnet
+// reads the counters it knows by name (see testnet.ParseStats).
+func (c *Client) Stats(ctx context.Context) (json.RawMessage, error) {
+	var r json.RawMessage
+	return r, c.Call(ctx, "measure_stats", nil, &r)
+}

@@ -1,0 +1,320 @@
+package testnet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	golog "github.com/ipfs/go-log/v2"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/testnet/rpcclient"
+)
+
+var log = golog.Logger("rumor/testnet")
+
+// Run-phase timing.
+const (
+	// meshPoll is how often the testnet checks net_peers while the
+	// overlay forms.
+	meshPoll = 250 * time.Millisecond
+	// meshGraftWait follows the connection check: GossipSub grafts mesh
+	// peers on its heartbeat (1 s), so two heartbeats after the last node
+	// reached its peers every topic mesh has been built.
+	meshGraftWait = 2 * time.Second
+	// settlePoll is how often the testnet polls nodes while settling.
+	settlePoll = 500 * time.Millisecond
+	// collectTimeout bounds the final stats and graph queries.
+	collectTimeout = 30 * time.Second
+)
+
+// cluster is a running set of nodes, by node index.
+type cluster interface {
+	// Endpoints returns each node's JSON-RPC URL.
+	Endpoints() []string
+	// Err returns an error once a node has died.
+	Err() error
+	// Close stops every node. Safe to call more than once.
+	Close() error
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	// Report is what report.json holds.
+	Report *Report
+	// Analysis has the per-item data behind the report.
+	Analysis *Analysis
+	// Dir is the output directory.
+	Dir string
+}
+
+// Run starts a testnet as cfg describes, runs the workload, waits for it
+// to settle, writes report.json, first_seen.csv and the plots to the
+// output directory and returns the report. It returns an error when the
+// run could not be carried out (a node failed to start, the mesh did not
+// form, ctx was cancelled); propagation failures are in the report
+// (Report.OK). Every node is stopped before Run returns.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := prepareOut(cfg.Out)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	g := chain.NewTestnetGenesis(fmt.Sprintf("rumor-testnet-%d", now.UnixMilli()), cfg.Seed,
+		cfg.Accounts, cfg.Authorities, cfg.BlockInterval, now)
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	if len(g.Authorities) != cfg.Authorities {
+		return nil, fmt.Errorf("genesis has %d authorities, want %d", len(g.Authorities), cfg.Authorities)
+	}
+	authority := make(map[chain.Address]int, cfg.Authorities)
+	for i, a := range g.Authorities {
+		authority[a] = i // authority i's key is held by node i
+	}
+	log.Infof("testnet: %d nodes, %s mode, %s blocks every %v, output in %s", cfg.Nodes, cfg.Mode, cfg.BlockRelay, cfg.BlockInterval, dir)
+
+	var cl cluster
+	switch cfg.Mode {
+	case ModeProcess:
+		cl, err = startProcesses(ctx, &cfg, g, dir)
+	case ModeSim:
+		cl, err = startSim(ctx, &cfg, g)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := cl.Close(); err != nil {
+			log.Warnf("stopping nodes: %v", err)
+		}
+	}()
+	clients := make([]*rpcclient.Client, cfg.Nodes)
+	for i, ep := range cl.Endpoints() {
+		clients[i] = rpcclient.New(ep, nil)
+	}
+	peerIDs, err := waitMesh(ctx, &cfg, cl, clients)
+	if err != nil {
+		return nil, err
+	}
+
+	// Measurement window: stats snapshot, workload, settle, stats snapshot.
+	statsStart, err := readStats(ctx, clients)
+	if err != nil {
+		return nil, err
+	}
+	head0, err := clients[0].ChainHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node 0 chain_head: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(seed64(cfg.Seed), 0))
+	w := newWorkload(&cfg, g, clients, rng)
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wStart := time.Now()
+	end := wStart.Add(cfg.Duration)
+	stopProgress := startProgress(runCtx, &cfg, w, cl, clients, wStart, end, cancel)
+	elapsed := w.run(runCtx, end)
+	wEnd := time.Now()
+	stopProgress()
+	if err := context.Cause(runCtx); err != nil {
+		return nil, err
+	}
+	txs, errs := w.results()
+	if r := w.retired.Load(); r > 0 {
+		errs = append(errs, fmt.Sprintf("%d sender keys retired after transport errors", r))
+	}
+	if cfg.TxRate > 0 {
+		offered := int(cfg.TxRate * cfg.Duration.Seconds())
+		if sub := int(w.submitted.Load()); sub < offered*95/100 {
+			errs = append(errs, fmt.Sprintf("load generator fell behind: offered %d txs, submitted %d (raise --concurrency or lower --tx-rate)", offered, sub))
+		}
+	}
+
+	coll := newCollector(clients, authority)
+	settleErr := settle(ctx, &cfg, cl, coll, txs, wStart, wEnd)
+	if settleErr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, "settle: "+settleErr.Error())
+	}
+	cctx, ccancel := context.WithTimeout(ctx, collectTimeout)
+	defer ccancel()
+	statsEnd, err := readStats(cctx, clients)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	var graph [][]int
+	if cfg.Mode == ModeSim {
+		if graph, err = readGraph(cctx, clients, peerIDs); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	obs := &Observations{
+		Nodes:      cfg.Nodes,
+		Mode:       cfg.Mode,
+		BlockRelay: cfg.BlockRelay,
+		Duration:   elapsed,
+		Submitted:  int(w.submitted.Load()),
+		Txs:        txs,
+		Blocks:     coll.blocks,
+		TxSeen:     coll.txSeen,
+		BlockSeen:  coll.blockSeen,
+		Heads:      coll.heads,
+		Graph:      graph,
+		Errors:     errs,
+	}
+	if cfg.Mode == ModeSim {
+		obs.Latency = cfg.Latency
+	}
+	if len(statsEnd) == len(statsStart) {
+		obs.Stats = make([]Stats, len(statsEnd))
+		for i := range statsEnd {
+			obs.Stats[i] = statsEnd[i].Sub(statsStart[i])
+		}
+	}
+	obs.BodyItems = len(txs)
+	if len(coll.heads) > 0 {
+		for _, b := range coll.blocks {
+			if b.Height > head0.Height && b.Height <= coll.heads[coll.ref].Height {
+				obs.BodyItems++
+			}
+		}
+	}
+	a := Analyze(obs)
+	if err := WriteOutputs(dir, a); err != nil {
+		return nil, err
+	}
+	return &Result{Report: a.Report, Analysis: a, Dir: dir}, nil
+}
+
+// settle waits until every accepted tx and every block produced in the
+// window reached every node and the tips agree, or cfg.Settle passed.
+// Errors are about collection (a node that stopped answering), not about
+// coverage, which the report judges.
+func settle(ctx context.Context, cfg *Config, cl cluster, coll *collector, txs []TxObs, wStart, wEnd time.Time) error {
+	deadline := wEnd.Add(cfg.Settle)
+	var lastErr error
+	for {
+		sameTip := coll.readHeads(ctx)
+		err := coll.walk(ctx)
+		if err == nil {
+			err = coll.pollMissing(ctx, txs)
+		}
+		coll.markWindow(wStart, wEnd)
+		lastErr = err
+		if err == nil {
+			// Every window block has been walked once the reference node
+			// holds a block produced after the window.
+			walkedPast := len(coll.blocks) > 0 && coll.originUs(&coll.blocks[len(coll.blocks)-1]) > wEnd.UnixMicro()
+			if walkedPast && coll.complete(txs) && sameTip {
+				log.Infof("settled %v after the workload", time.Since(wEnd).Round(time.Millisecond))
+				return nil
+			}
+		}
+		if err := cl.Err(); err != nil {
+			coll.readHeads(ctx)
+			return err
+		}
+		if time.Now().After(deadline) {
+			coll.readHeads(ctx)
+			if lastErr != nil {
+				return lastErr
+			}
+			log.Warnf("not settled after %v", cfg.Settle)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(settlePoll):
+		}
+	}
+}
+
+// waitMesh waits until every node has at least cfg.MinPeers connections,
+// then two GossipSub heartbeats, and returns the nodes' peer ids.
+func waitMesh(ctx context.Context, cfg *Config, cl cluster, clients []*rpcclient.Client) ([]string, error) {
+	ids := make([]string, len(clients))
+	err := forEachNode(len(clients), func(i int) error {
+		info, err := clients[i].NodeInfo(ctx)
+		if err != nil {
+			return fmt.Errorf("node %d node_info: %w", i, err)
+		}
+		ids[i] = info.PeerID
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(cfg.MeshTimeout)
+	counts := make([]int, len(clients))
+	for {
+		_ = forEachNode(len(clients), func(i int) error {
+			ps, err := clients[i].Peers(ctx)
+			counts[i] = len(ps)
+			if err != nil {
+				counts[i] = -1
+			}
+			return nil
+		})
+		low := 0
+		for _, n := range counts {
+			if n < cfg.MinPeers {
+				low++
+			}
+		}
+		if low == 0 {
+			break
+		}
+		if err := cl.Err(); err != nil {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("mesh did not form within %v: %d nodes have fewer than %d peers (peer counts by node: %v)",
+				cfg.MeshTimeout, low, cfg.MinPeers, counts)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(meshPoll):
+		}
+	}
+	log.Infof("mesh formed: every node has >= %d peers; waiting %v for GossipSub meshes to graft", cfg.MinPeers, meshGraftWait)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(meshGraftWait):
+	}
+	return ids, nil
+}
+
+// prepareOut creates the output directory ("" = a new temporary one) and
+// clears node data a previous run left in it.
+func prepareOut(out string) (string, error) {
+	if out == "" {
+		return os.MkdirTemp("", "rumor-testnet-")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(filepath.Join(out, "nodes")); err != nil {
+		return "", fmt.Errorf("clear previous node data: %w", err)
+	}
+	return out, nil
+}
+
+// seed64 derives the load generator's RNG seed from the seed string.
+func seed64(s string) uint64 {
+	h := sha256.Sum256([]byte("rumor/testnet/rng/" + s))
+	return binary.BigEndian.Uint64(h[:8])
+}

@@ -1,0 +1,188 @@
+package testnet
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/testnet/rpcclient"
+)
+
+// fakeNode is a JSON-RPC endpoint that checks tx_send like a node would:
+// signature, chain id, and nonce == the sender's next nonce. Every
+// rejectEvery-th tx is refused with an application error (pool full)
+// without consuming the nonce.
+type fakeNode struct {
+	chainID     string
+	rejectEvery int
+
+	mu      sync.Mutex
+	next    map[chain.Address]uint64
+	got     int
+	senders map[chain.Address]bool
+	bad     []string
+}
+
+func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID     json.RawMessage   `json:"id"`
+		Method string            `json:"method"`
+		Params []json.RawMessage `json:"params"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	reply := func(result any, rerr *rpcclient.Error) {
+		m := map[string]any{"jsonrpc": "2.0", "id": req.ID}
+		if rerr != nil {
+			m["error"] = rerr
+		} else {
+			m["result"] = result
+		}
+		_ = json.NewEncoder(w).Encode(m)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch req.Method {
+	case "tx_send":
+		var h string
+		_ = json.Unmarshal(req.Params[0], &h)
+		b, _ := hex.DecodeString(h)
+		tx, err := chain.DecodeTx(b)
+		if err != nil || !tx.VerifySig(f.chainID) {
+			f.bad = append(f.bad, "bad tx")
+			reply(nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "bad"})
+			return
+		}
+		f.senders[tx.From] = true
+		if tx.Nonce != f.next[tx.From] {
+			f.bad = append(f.bad, fmt.Sprintf("nonce %d, want %d", tx.Nonce, f.next[tx.From]))
+			reply(nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "nonce", Data: json.RawMessage(`{"reason":"nonce-too-high","code":7}`)})
+			return
+		}
+		f.got++
+		if f.rejectEvery > 0 && f.got%f.rejectEvery == 0 {
+			reply(nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "transaction rejected", Data: json.RawMessage(`{"reason":"pool-full","code":0}`)})
+			return
+		}
+		f.next[tx.From]++
+		reply(map[string]any{"id": tx.ID()}, nil)
+	default:
+		reply(nil, &rpcclient.Error{Code: -32601, Message: "method not found"})
+	}
+}
+
+func newFakeNodes(t *testing.T, n int, chainID string, rejectEvery int) ([]*fakeNode, []*rpcclient.Client) {
+	var nodes []*fakeNode
+	var clients []*rpcclient.Client
+	for range n {
+		f := &fakeNode{chainID: chainID, rejectEvery: rejectEvery, next: map[chain.Address]uint64{}, senders: map[chain.Address]bool{}}
+		srv := httptest.NewServer(f)
+		t.Cleanup(srv.Close)
+		nodes = append(nodes, f)
+		clients = append(clients, rpcclient.New(srv.URL, nil))
+	}
+	return nodes, clients
+}
+
+func testGenesis(cfg *Config) *chain.Genesis {
+	return chain.NewTestnetGenesis("fake-chain", cfg.Seed, cfg.Accounts, 1, time.Second, time.Unix(0, 0))
+}
+
+func TestWorkloadClosedLoopKeepsNoncesInOrder(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Accounts = 16
+	cfg.Concurrency = 8
+	cfg.TxRate = 0
+	g := testGenesis(&cfg)
+	nodes, clients := newFakeNodes(t, 3, g.ChainID, 7)
+	w := newWorkload(&cfg, g, clients, rand.New(rand.NewPCG(1, 2)))
+	w.run(context.Background(), time.Now().Add(300*time.Millisecond))
+	txs, errs := w.results()
+	if len(txs) == 0 {
+		t.Fatal("nothing accepted")
+	}
+	total := 0
+	for i, f := range nodes {
+		f.mu.Lock()
+		if len(f.bad) > 0 {
+			t.Errorf("node %d saw %d out-of-order or bad txs, first: %s", i, len(f.bad), f.bad[0])
+		}
+		for _, n := range f.next {
+			total += int(n)
+		}
+		// Each sender is pinned to one node: 16 senders over 3 nodes.
+		if len(f.senders) < 5 || len(f.senders) > 6 {
+			t.Errorf("node %d got %d senders, want 5 or 6", i, len(f.senders))
+		}
+		f.mu.Unlock()
+	}
+	if total != len(txs) || int(w.accepted.Load()) != len(txs) {
+		t.Fatalf("nodes accepted %d, workload recorded %d", total, len(txs))
+	}
+	if w.submitted.Load() <= w.accepted.Load() {
+		t.Fatalf("refusals not counted: submitted %d accepted %d", w.submitted.Load(), w.accepted.Load())
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], "pool-full") || !strings.Contains(errs[0], "(x") {
+		t.Fatalf("errors %q", errs)
+	}
+	seen := map[chain.Hash]bool{}
+	for _, tx := range txs {
+		if seen[tx.ID] {
+			t.Fatal("duplicate tx id")
+		}
+		seen[tx.ID] = true
+	}
+}
+
+func TestWorkloadOpenLoopRate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Accounts = 64
+	cfg.TxRate = 400
+	cfg.TxSize = 300
+	g := testGenesis(&cfg)
+	_, clients := newFakeNodes(t, 2, g.ChainID, 0)
+	w := newWorkload(&cfg, g, clients, rand.New(rand.NewPCG(1, 2)))
+	took := w.run(context.Background(), time.Now().Add(500*time.Millisecond))
+	sub := w.submitted.Load()
+	// 400 tx/s for 0.5 s is 200; the schedule may trail by a tick.
+	if sub < 150 || sub > 200 {
+		t.Fatalf("submitted %d in %v, want about 200", sub, took)
+	}
+	if w.accepted.Load() != sub {
+		t.Fatalf("accepted %d of %d", w.accepted.Load(), sub)
+	}
+	if (&chain.Tx{Payload: w.payload}).Size() != 300 {
+		t.Fatalf("payload %d bytes for 300-byte txs", len(w.payload))
+	}
+}
+
+func TestWorkloadRetiresSenderOnTransportError(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Accounts = 4
+	cfg.TxRate = 0
+	cfg.Concurrency = 2
+	g := testGenesis(&cfg)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	w := newWorkload(&cfg, g, []*rpcclient.Client{rpcclient.New(srv.URL, nil)}, rand.New(rand.NewPCG(1, 2)))
+	w.run(context.Background(), time.Now().Add(200*time.Millisecond))
+	if w.retired.Load() != 4 || w.submitted.Load() != 4 {
+		t.Fatalf("retired %d submitted %d, want every sender retired after one try", w.retired.Load(), w.submitted.Load())
+	}
+	if _, errs := w.results(); len(errs) == 0 || !strings.Contains(errs[0], "sender retired") {
+		t.Fatalf("errors %q", errs)
+	}
+}
