@@ -363,3 +363,9 @@ func (a *chainAdapter) LookupShortIDs(key chain.ShortIDKey, short []uint64) [][]
 	}
 	return out
 }
+
+// PendingIDs implements relay.PoolIDSource: the ids a joining peer pulls
+// during mempool sync.
+func (a *chainAdapter) PendingIDs(max int) []relay.ID { return a.pool.IDs(max) }
+
+var _ relay.PoolIDSource = (*chainAdapter)(nil)

@@ -113,6 +113,7 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from peer.ID, ann wire.
 	defer r.flight.end(info.ID)
 	if tip, _ := r.chain.Tip(); info.Height > tip+uint64(r.cfg.MaxOrphanDepth)+1 {
 		// Too far ahead for an ancestor walk: a job for sync.
+		r.noteOrphan(from, info)
 		return Orphan
 	}
 
@@ -130,8 +131,11 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from peer.ID, ann wire.
 		r.noteBody("block", false)
 		v = r.addBlock(ctx, from, info, a.Block)
 	}
-	if v == Invalid {
+	switch v {
+	case Invalid:
 		r.penalize(from, OffenseInvalidBlock)
+	case Orphan:
+		r.noteOrphan(from, info)
 	}
 	return v
 }

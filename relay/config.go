@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rumor-relay/rumor/relay/syncer"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
@@ -104,6 +105,14 @@ type Config struct {
 	MaxGossipMessageSize int
 	// FirstSeenCap bounds the first-seen table (entries).
 	FirstSeenCap int
+	// Sync configures catch-up (headers-first block download) and mempool
+	// sync with newly connected peers (package relay/syncer); zero fields
+	// take syncer's defaults.
+	Sync syncer.Config
+	// NoSync turns sync off: the node then learns blocks and txs from
+	// gossip only (tests of gossip alone, or an embedder that syncs by
+	// other means).
+	NoSync bool
 }
 
 // DefaultConfig returns the defaults for chainID.
@@ -118,6 +127,7 @@ func DefaultConfig(chainID string) Config {
 		MaxOrphanDepth:       MaxOrphanDepth,
 		MaxGossipMessageSize: MaxGossipMessageSize,
 		FirstSeenCap:         FirstSeenCap,
+		Sync:                 syncer.DefaultConfig(),
 	}
 }
 
@@ -153,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.FirstSeenCap < 1 {
 		errs = append(errs, fmt.Errorf("first-seen cap %d: want >= 1", c.FirstSeenCap))
+	}
+	if err := c.Sync.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("relay config: %w", errors.Join(errs...))

@@ -42,13 +42,26 @@
 // whole block in the message. A block whose parent is unknown makes the
 // receiver fetch ancestors by id from the announcer, up to MaxOrphanDepth.
 //
-// # Seams for peer scoring and sync
+// # Sync
+//
+// Gossip only carries what happens while a node listens. Package
+// relay/syncer pulls the rest (Config.Sync; on unless Config.NoSync): every
+// connected peer is asked for its tip (GetTip); a node behind downloads
+// headers from a locator (GetHeaders) and then bodies by height range from
+// several peers at once (GetBlocks), and connects them in order; once
+// caught up it asks each new peer for its pool's ids (GetPoolIDs, served
+// when the TxPool implements PoolIDSource) and fetches the ones it lacks
+// (GetTxs). A block announcement whose parent is too far back for the
+// ancestor walk tells the syncer that its announcer is ahead. Sync offenses
+// reach the penalty hook as relay Offenses.
+//
+// # Seams for peer scoring
 //
 // WithPenaltyHook receives every Offense with the offending peer;
 // MaxTrackedPerPeer caps the unfetched items a peer can make us track;
-// WithNewPeerHook hands over each newly connected peer; RequestHeaders and
-// RequestBlocks are the headers-first sync primitives; WithPubSubOptions
-// carries GossipSub score parameters.
+// WithNewPeerHook hands over each newly connected peer; RequestHeaders,
+// RequestBlocks, RequestTip and RequestPoolIDs are the sync primitives;
+// WithPubSubOptions carries GossipSub score parameters.
 //
 // # Concurrency contract
 //
@@ -67,6 +80,10 @@
 //     timer; publishes announcements.
 //   - two subscription drains, and the new-peer hook goroutine when a hook
 //     is set.
+//   - the syncer's loop and its request goroutines (see package
+//     relay/syncer), unless Config.NoSync. A network notifee hands it
+//     connected and disconnected peers without blocking; the loop calls
+//     Chain.AddBlock and TxPool.AddTx for what it fetched.
 //
 // Goroutines the relay does not own but runs code on:
 //

@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rumor-relay/rumor/relay/syncer"
 )
 
 var log = golog.Logger("rumor/relay")
@@ -53,6 +55,9 @@ type Relay struct {
 
 	peerCh chan peer.ID // newly connected peers for the new-peer hook
 	notifs *network.NotifyBundle
+
+	sync       *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
+	syncNotifs *network.NotifyBundle
 
 	started atomic.Bool
 	closed  atomic.Bool
@@ -169,6 +174,11 @@ func New(h host.Host, c Chain, p TxPool, cfg Config, opts ...Option) (*Relay, er
 	}
 	r.tracer = newTracer(r)
 	r.fetch = newFetcher(r)
+	var err error
+	if r.sync, err = r.newSyncer(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("relay: syncer: %w", err)
+	}
 	r.batch = newBatcher(cfg.TxBatchWindow, cfg.TxBatchMax, r.publishTxBatch)
 	psOpts := append([]pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -250,6 +260,18 @@ func (r *Relay) Start(ctx context.Context) error {
 		}
 	}}
 	r.host.Network().Notify(r.notifs)
+	if r.sync != nil {
+		if err := r.sync.Start(r.ctx); err != nil {
+			r.cancel()
+			return fmt.Errorf("relay: start sync: %w", err)
+		}
+		r.syncNotifs = r.syncNotifee()
+		r.host.Network().Notify(r.syncNotifs)
+		// Peers connected before Start.
+		for _, p := range r.host.Network().Peers() {
+			r.sync.AddPeer(p)
+		}
+	}
 	if r.newPeer != nil {
 		r.wg.Add(1)
 		go r.runNewPeers()
@@ -303,6 +325,9 @@ func (r *Relay) Close() error {
 	if r.notifs != nil {
 		r.host.Network().StopNotify(r.notifs)
 	}
+	if r.syncNotifs != nil {
+		r.host.Network().StopNotify(r.syncNotifs)
+	}
 	if r.started.Load() {
 		_ = r.ps.UnregisterTopicValidator(r.txTopicName)
 		_ = r.ps.UnregisterTopicValidator(r.blockTopicName)
@@ -313,6 +338,9 @@ func (r *Relay) Close() error {
 		}
 	}
 	r.cancel()
+	if r.sync != nil {
+		_ = r.sync.Close()
+	}
 	r.wg.Wait()
 	r.fetch.wg.Wait()
 	return nil

@@ -171,6 +171,18 @@ func (r *Relay) serve(p peer.ID, req wire.Request) wire.Response {
 	case *wire.GetHeaders:
 		r.metrics.servedRequest("headers")
 		return &wire.Headers{Headers: r.headersAfter(q)}
+	case *wire.GetTip:
+		r.metrics.servedRequest("tip")
+		h, id := r.chain.Tip()
+		return &wire.Tip{Height: h, ID: id}
+	case *wire.GetPoolIDs:
+		r.metrics.servedRequest("poolids")
+		src, ok := r.pool.(PoolIDSource)
+		if !ok {
+			return &wire.PoolIDs{}
+		}
+		ids := src.PendingIDs(int(q.Max))
+		return &wire.PoolIDs{IDs: ids[:min(len(ids), int(q.Max))]}
 	case *wire.GetBlocks:
 		r.metrics.servedRequest("blocks")
 		out := &wire.Blocks{}

@@ -61,6 +61,12 @@ const (
 	// not turn into a hot retry loop.
 	RetryBackoff = 5 * time.Second
 
+	// FailBackoff is how long a peer gets no new work after a request to
+	// it failed without timing out (refused as busy, a bad answer, a reset
+	// stream), so a busy peer is not hammered with retries at the speed of
+	// its refusals (its request budget would count them as a flood).
+	FailBackoff = time.Second
+
 	// MaxLocatorIDs caps a block locator: Bitcoin Core's MAX_LOCATOR_SZ
 	// (101), the relay's wire cap.
 	MaxLocatorIDs = 101
@@ -104,4 +110,12 @@ const (
 	// MaxTxSources caps the peers remembered per wanted tx id, the
 	// fallbacks when the first one fails to serve it.
 	MaxTxSources = 4
+
+	// MaxRetryTxBytes caps the bodies of fetched txs kept for a second
+	// attempt after the pool ignored them. Batches fetched in parallel
+	// arrive out of order, and a pool refuses a nonce more than its gap
+	// limit ahead (16 by default); once the fetches are done, the ignored
+	// ones are offered again while that makes progress. 8 MiB is ~50,000
+	// typical (150-byte) transfers.
+	MaxRetryTxBytes = 8 << 20
 )

@@ -24,8 +24,8 @@ const (
 	TagError    byte = 0xff // Error
 )
 
-// Request is one of *GetTxs, *GetBlock, *GetBlockTxn, *GetHeaders or
-// *GetBlocks.
+// Request is one of *GetTxs, *GetBlock, *GetBlockTxn, *GetHeaders,
+// *GetBlocks, *GetTip or *GetPoolIDs.
 type Request interface {
 	// Tag returns the message's tag byte.
 	Tag() byte
@@ -33,7 +33,8 @@ type Request interface {
 	Encode() ([]byte, error)
 }
 
-// Response is one of *Txs, *Block, *BlockTxn, *Headers, *Blocks or *Error.
+// Response is one of *Txs, *Block, *BlockTxn, *Headers, *Blocks, *Tip,
+// *PoolIDs or *Error.
 type Response interface {
 	// Tag returns the message's tag byte.
 	Tag() byte
@@ -221,6 +222,10 @@ func DecodeRequest(b []byte) (Request, error) {
 			r.fail(malformed("GetBlocks: count 0"))
 		}
 		m = q
+	case TagGetTip:
+		m = &GetTip{}
+	case TagGetPoolIDs:
+		m = decodeGetPoolIDs(&r)
 	default:
 		return nil, malformed("request: unknown tag %#x", tag)
 	}
@@ -468,6 +473,10 @@ func DecodeResponse(b []byte) (Response, error) {
 		m = &Headers{Headers: r.blobList(MaxHeadersPerResponse, MaxHeaderBytes, false, "Headers header")}
 	case TagBlocks:
 		m = &Blocks{Blocks: r.blobList(MaxBlocksPerRange, MaxBlockBytes, false, "Blocks block")}
+	case TagTip:
+		m = decodeTip(&r)
+	case TagPoolIDs:
+		m = decodePoolIDs(&r)
 	case TagError:
 		c := ErrCode(r.byte1("Error code"))
 		if r.err == nil && (c < ErrCodeBadRequest || c > ErrCodeInternal) {

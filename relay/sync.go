@@ -1,0 +1,211 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rumor-relay/rumor/relay/syncer"
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// This file wires package relay/syncer (headers-first catch-up and mempool
+// sync) into the relay: the request-protocol side of syncer.Network, the
+// adapters of Chain and TxPool, peer hand-over and penalties.
+
+// PoolIDSource is an optional interface of a TxPool that lists the ids of
+// its pending (executable) transactions, at most max, best first. The relay
+// serves it to peers doing mempool sync (GetPoolIDs); a pool without it
+// answers with an empty list.
+type PoolIDSource interface {
+	PendingIDs(max int) []ID
+}
+
+// RequestTip asks p for its best block's height and id.
+func (r *Relay) RequestTip(ctx context.Context, p peer.ID) (uint64, ID, error) {
+	resp, err := r.request(ctx, p, &wire.GetTip{}, wire.MaxTipResponseFrame, false)
+	if err != nil {
+		return 0, ID{}, err
+	}
+	t := resp.(*wire.Tip)
+	return t.Height, t.ID, nil
+}
+
+// RequestPoolIDs asks p for up to max (1..wire.MaxPoolIDsPerResponse) ids
+// of its pending transactions.
+func (r *Relay) RequestPoolIDs(ctx context.Context, p peer.ID, max int) ([]ID, error) {
+	if max <= 0 || max > wire.MaxPoolIDsPerResponse {
+		return nil, fmt.Errorf("relay: pool ids max %d (want 1..%d)", max, wire.MaxPoolIDsPerResponse)
+	}
+	resp, err := r.request(ctx, p, &wire.GetPoolIDs{Max: uint32(max)}, wire.MaxPoolIDsResponseFrame, false)
+	if err != nil {
+		return nil, err
+	}
+	ids := resp.(*wire.PoolIDs).IDs
+	if len(ids) > max {
+		r.penalize(p, OffenseUnrequested)
+		return nil, fmt.Errorf("%w: %d pool ids for max %d", ErrBadResponse, len(ids), max)
+	}
+	return ids, nil
+}
+
+// SyncStats returns the syncer's progress and counters; ok is false when
+// sync is off.
+func (r *Relay) SyncStats() (s syncer.Stats, ok bool) {
+	if r.sync == nil {
+		return syncer.Stats{}, false
+	}
+	return r.sync.Stats(), true
+}
+
+// newSyncer builds the relay's syncer (nil when cfg.NoSync).
+func (r *Relay) newSyncer() (*syncer.Syncer, error) {
+	if r.cfg.NoSync {
+		return nil, nil
+	}
+	return syncer.New(syncNetwork{r}, syncChain{r}, syncPool{r}, r.cfg.Sync,
+		syncer.WithPenaltyHook(r.syncPenalty), syncer.WithClock(r.clock))
+}
+
+// syncNotifee hands connected peers to the syncer and reports peers whose
+// last connection closed. It never blocks (syncer's AddPeer/RemovePeer
+// only coalesce an event under a mutex).
+func (r *Relay) syncNotifee() *network.NotifyBundle {
+	return &network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { r.sync.AddPeer(c.RemotePeer()) },
+		DisconnectedF: func(n network.Network, c network.Conn) {
+			p := c.RemotePeer()
+			if n.Connectedness(p) == network.Connected {
+				return
+			}
+			r.sync.RemovePeer(p)
+			// A new connection may have raced the removal: re-add it.
+			if n.Connectedness(p) == network.Connected {
+				r.sync.AddPeer(p)
+			}
+		},
+		ListenF:      func(network.Network, ma.Multiaddr) {},
+		ListenCloseF: func(network.Network, ma.Multiaddr) {},
+	}
+}
+
+// noteOrphan tells the syncer that from holds a block we cannot connect
+// (its parent is unknown and too far back for the ancestor walk), so a node
+// that fell behind starts catching up at once instead of at the next tip
+// poll.
+func (r *Relay) noteOrphan(from peer.ID, info HeaderInfo) {
+	if r.sync != nil {
+		r.sync.NoteTip(from, info.Height, info.ID)
+	}
+}
+
+// syncPenalty maps the syncer's offenses onto the relay's.
+func (r *Relay) syncPenalty(p peer.ID, o syncer.Offense) {
+	switch o {
+	case syncer.OffenseMalformed:
+		r.penalize(p, OffenseMalformed)
+	case syncer.OffenseBadHeaders, syncer.OffenseInvalidBlock:
+		r.penalize(p, OffenseInvalidBlock)
+	case syncer.OffenseMismatch:
+		r.penalize(p, OffenseBodyMismatch)
+	case syncer.OffenseUnrequested:
+		r.penalize(p, OffenseUnrequested)
+	case syncer.OffenseStall:
+		r.penalize(p, OffenseTimeout)
+	case syncer.OffenseInvalidTx:
+		r.penalize(p, OffenseInvalidTx)
+	}
+}
+
+// syncErr marks the relay's timeouts as the syncer's, so they count as
+// stalls.
+func syncErr(err error) error {
+	if err != nil && errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("%w: %w", syncer.ErrTimeout, err)
+	}
+	return err
+}
+
+// syncNetwork is syncer.Network over the request protocol.
+type syncNetwork struct{ r *Relay }
+
+var _ syncer.Network = syncNetwork{}
+
+func (n syncNetwork) Tip(ctx context.Context, p peer.ID) (syncer.Tip, error) {
+	h, id, err := n.r.RequestTip(ctx, p)
+	return syncer.Tip{Height: h, ID: id}, syncErr(err)
+}
+
+func (n syncNetwork) Headers(ctx context.Context, p peer.ID, locator []ID, max int) ([][]byte, error) {
+	hs, err := n.r.RequestHeaders(ctx, p, locator, ID{}, max)
+	return hs, syncErr(err)
+}
+
+func (n syncNetwork) Blocks(ctx context.Context, p peer.ID, start uint64, count int) ([][]byte, error) {
+	bs, err := n.r.RequestBlocks(ctx, p, start, count)
+	for range bs {
+		n.r.noteBody("block", false)
+	}
+	return bs, syncErr(err)
+}
+
+func (n syncNetwork) PoolIDs(ctx context.Context, p peer.ID, max int) ([]ID, error) {
+	ids, err := n.r.RequestPoolIDs(ctx, p, max)
+	return ids, syncErr(err)
+}
+
+func (n syncNetwork) Txs(ctx context.Context, p peer.ID, ids []ID) ([][]byte, error) {
+	txs, err := n.r.RequestTxs(ctx, p, ids)
+	for _, b := range txs {
+		if b != nil {
+			n.r.noteBody("tx", false)
+		}
+	}
+	return txs, syncErr(err)
+}
+
+// syncChain is syncer.Chain over the relay's Chain. Blocks the syncer
+// stores are recorded as first seen, like gossiped ones.
+type syncChain struct{ r *Relay }
+
+var _ syncer.Chain = syncChain{}
+
+func (c syncChain) Tip() (uint64, ID)             { return c.r.chain.Tip() }
+func (c syncChain) BlockIDAt(h uint64) (ID, bool) { return c.r.chain.BlockIDAt(h) }
+func (c syncChain) HasBlock(id ID) bool           { return c.r.chain.HasBlock(id) }
+func (c syncChain) ParseHeader(b []byte) (syncer.HeaderInfo, error) {
+	i, err := c.r.chain.ParseHeader(b)
+	return syncer.HeaderInfo(i), err
+}
+
+func (c syncChain) ParseBlock(b []byte) (syncer.HeaderInfo, error) {
+	i, err := c.r.blockInfo(b)
+	return syncer.HeaderInfo(i), err
+}
+
+func (c syncChain) AddBlock(b []byte) (ID, syncer.Verdict, error) {
+	id, v, err := c.r.chain.AddBlock(b)
+	if v == Accepted {
+		c.r.seen.record(id, c.r.now())
+	}
+	return id, syncer.Verdict(v), err
+}
+
+// syncPool is syncer.Pool over the relay's TxPool.
+type syncPool struct{ r *Relay }
+
+var _ syncer.Pool = syncPool{}
+
+func (p syncPool) HasTx(id ID) bool { return p.r.pool.HasTx(id) }
+
+func (p syncPool) AddTx(b []byte) (ID, syncer.Verdict, error) {
+	id, v, err := p.r.pool.AddTx(b)
+	if v == Accepted {
+		p.r.seen.record(id, p.r.now())
+	}
+	return id, syncer.Verdict(v), err
+}
