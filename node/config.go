@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,10 +13,13 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/mempool"
+	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/relay"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // Defaults. Each names where its number comes from.
@@ -69,6 +73,22 @@ const (
 	// DefaultRPCMaxWSConns caps concurrent WebSocket clients. Each holds a
 	// goroutine pair and its subscriptions' buffers.
 	DefaultRPCMaxWSConns = 64
+
+	// DefaultMaxConnsPerIP caps the connections to and from one IPv4
+	// address (or one IPv6 /56) at libp2p's own default of 8: enough for a
+	// few nodes behind one NAT and for the dial races of a reconnect, while
+	// one machine cannot take more than an eighth of DefaultConnHighWater.
+	// An IPv6 /48 gets 8 times as many (libp2p's defaults too).
+	DefaultMaxConnsPerIP = 8
+	// ipv6Per48Factor is how many times MaxConnsPerIP one IPv6 /48 may hold:
+	// libp2p's default ratio (a /48 is one site, a /56 one customer).
+	ipv6Per48Factor = 8
+
+	// DefaultColocationThreshold is how many peers may share one IP before
+	// GossipSub's P6 colocation penalty applies: Prysm's 10 (Ethereum's
+	// consensus layer). Below it a small NAT'd cluster is not penalized;
+	// above it a Sybil farm on one address pays quadratically.
+	DefaultColocationThreshold = 10
 )
 
 // meshProtected is how many connections GossipSub can protect from the
@@ -88,6 +108,9 @@ const (
 	// DefaultMempoolFile is where the mempool is saved on Close and loaded on
 	// start when Config.Mempool.PersistPath is set to a relative name.
 	DefaultMempoolFile = "mempool.dat"
+	// BanFile holds the ban list (JSON), so bans survive a restart. It is
+	// not written with InMemory, where bans last until Close.
+	BanFile = "bans.json"
 )
 
 // Config configures a Node. Start from DefaultConfig; Validate fills zero
@@ -174,6 +197,50 @@ type Config struct {
 	// Mempool configures the transaction pool. A relative PersistPath is
 	// taken inside DataDir; "" disables persistence.
 	Mempool mempool.Config `toml:"mempool"`
+
+	// Peer scoring, bans and limits (package peers; see peers.go).
+
+	// BanThreshold is the peer score at or below which a peer is
+	// disconnected and banned. Scores are in package peers' units: a fresh
+	// peer scores 0, an invalid block costs 100, an invalid tx 10 (see
+	// peers.Offense). 0 = peers.DefaultBanThreshold (-200); must be negative.
+	BanThreshold float64 `toml:"ban_threshold"`
+	// BanDuration is how long a ban lasts. Bans are kept in
+	// <DataDir>/bans.json and survive a restart (not with InMemory).
+	// 0 = peers.DefaultBanDuration (24 h, Bitcoin Core's -bantime).
+	BanDuration time.Duration `toml:"ban_duration"`
+	// ScoreHalfLife is how fast penalties fade: a score halves every
+	// ScoreHalfLife. 0 = peers.DefaultHalfLife (10 min).
+	ScoreHalfLife time.Duration `toml:"score_half_life"`
+	// PingInterval is how often every connected peer is pinged (libp2p
+	// ping, which every rumor node serves); a peer that misses
+	// peers.DefaultMaxMisses pings in a row is disconnected so discovery
+	// replaces it. 0 = peers.DefaultPingInterval (15 s); negative disables
+	// liveness checks.
+	PingInterval time.Duration `toml:"ping_interval"`
+	// PingTimeout is how long one ping may take. 0 = the smaller of
+	// peers.DefaultPingTimeout (10 s) and PingInterval.
+	PingTimeout time.Duration `toml:"ping_timeout"`
+	// MaxConnsPerIP caps the connections, both directions, with one IPv4
+	// address or one IPv6 /56 (8 times as many per /48), enforced by the
+	// resource manager before the handshake. Loopback is exempt, so a local
+	// testnet can run many nodes on 127.0.0.1; a testnet spread over a few
+	// machines, many nodes to each address, must raise it (or disable it).
+	// Not applied with WithHost. 0 = DefaultMaxConnsPerIP (8); negative =
+	// no per-IP cap.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
+	// ColocationThreshold is how many peers may share one IP before
+	// GossipSub's IP-colocation penalty (P6) lowers their scores. 0 = auto:
+	// off when every listen address is loopback (a local testnet runs every
+	// node on one address), DefaultColocationThreshold (10) otherwise;
+	// negative = off. Loopback peers are never penalized either way.
+	ColocationThreshold int `toml:"colocation_threshold"`
+	// ServeBudget sets the per-peer token buckets for requests and bytes
+	// served by the request protocol; a peer over budget is answered busy
+	// and penalized. Zero fields take package peers' defaults (50 req/s,
+	// burst 100; 8 MiB/s, burst 16 MiB). ByteBurst must fit a maximal
+	// response (wire.MaxResponseFrame).
+	ServeBudget peers.LimiterConfig `toml:"serve_budget"`
 }
 
 // DefaultDataDir returns $HOME/.rumor, or ".rumor" when there is no home.
@@ -216,6 +283,11 @@ func DefaultConfig() Config {
 		RPCMaxBatch:     DefaultRPCMaxBatch,
 		BlockRelay:      relay.BlockCompact,
 		Mempool:         mempool.DefaultConfig(),
+		BanThreshold:    peers.DefaultBanThreshold,
+		BanDuration:     peers.DefaultBanDuration,
+		ScoreHalfLife:   peers.DefaultHalfLife,
+		PingInterval:    peers.DefaultPingInterval,
+		MaxConnsPerIP:   DefaultMaxConnsPerIP,
 	}
 }
 
@@ -264,6 +336,30 @@ func (c *Config) Validate() error {
 	if c.Mempool == (mempool.Config{}) {
 		c.Mempool = mempool.DefaultConfig()
 	}
+	if c.BanThreshold == 0 {
+		c.BanThreshold = peers.DefaultBanThreshold
+	}
+	if c.BanDuration == 0 {
+		c.BanDuration = peers.DefaultBanDuration
+	}
+	if c.ScoreHalfLife == 0 {
+		c.ScoreHalfLife = peers.DefaultHalfLife
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = peers.DefaultPingInterval
+	}
+	if c.PingTimeout == 0 && c.PingInterval > 0 {
+		c.PingTimeout = min(peers.DefaultPingTimeout, c.PingInterval)
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.ColocationThreshold == 0 {
+		c.ColocationThreshold = DefaultColocationThreshold
+		if allLoopback(c.ListenAddrs) {
+			c.ColocationThreshold = -1
+		}
+	}
 	switch {
 	case c.TargetPeers < 0:
 		return configErr("target_peers %d is negative", c.TargetPeers)
@@ -282,6 +378,23 @@ func (c *Config) Validate() error {
 		return configErr("rpc_max_body_bytes %d is negative", c.RPCMaxBodyBytes)
 	case c.RPCMaxBatch < 0:
 		return configErr("rpc_max_batch %d is negative", c.RPCMaxBatch)
+	case !(c.BanThreshold < 0) || math.IsInf(c.BanThreshold, -1):
+		return configErr("ban_threshold %v: want a finite negative score", c.BanThreshold)
+	case c.BanDuration < 0:
+		return configErr("ban_duration %v is negative", c.BanDuration)
+	case c.ScoreHalfLife < 0:
+		return configErr("score_half_life %v is negative", c.ScoreHalfLife)
+	case c.PingInterval > 0 && c.PingTimeout < 0:
+		return configErr("ping_timeout %v is negative", c.PingTimeout)
+	case c.PingInterval > 0 && c.PingInterval < time.Millisecond:
+		return configErr("ping_interval %v: want at least 1ms, or negative to disable", c.PingInterval)
+	case c.ServeBudget.RequestsPerSecond < 0 || c.ServeBudget.RequestBurst < 0 ||
+		c.ServeBudget.BytesPerSecond < 0 || c.ServeBudget.ByteBurst < 0:
+		return configErr("serve_budget %+v: negative field", c.ServeBudget)
+	case math.IsNaN(c.ServeBudget.RequestsPerSecond) || math.IsNaN(c.ServeBudget.BytesPerSecond):
+		return configErr("serve_budget: NaN rate")
+	case c.ServeBudget.ByteBurst > 0 && c.ServeBudget.ByteBurst < wire.MaxResponseFrame:
+		return configErr("serve_budget.byte_burst %d < %d: a maximal block could never be served", c.ServeBudget.ByteBurst, wire.MaxResponseFrame)
 	}
 	switch c.BlockRelay {
 	case relay.BlockCompact, relay.BlockPull, relay.BlockPush:
@@ -348,6 +461,26 @@ func checkHostPort(s string) error {
 		return err
 	}
 	return nil
+}
+
+// allLoopback reports whether every listen address is on a loopback IP
+// (and there is at least one): the node can then only meet peers on this
+// machine.
+func allLoopback(addrs []string) bool {
+	if len(addrs) == 0 {
+		return false
+	}
+	for _, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return false
+		}
+		ip, err := manet.ToIP(m)
+		if err != nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // isLoopbackAddr reports whether host:port binds only to loopback. An empty

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/relay"
 )
 
@@ -73,6 +75,19 @@ func TestConfigValidate(t *testing.T) {
 		{"producer key ok", func(c *Config) { c.ProducerKey = authorityKey() }, ""},
 		{"bad genesis", func(c *Config) { gg := *g; gg.ChainID = ""; c.Genesis = &gg }, "genesis"},
 		{"bad mempool", func(c *Config) { c.Mempool.MaxTxs = -5 }, "mempool"},
+		{"positive ban threshold", func(c *Config) { c.BanThreshold = 10 }, "ban_threshold"},
+		{"NaN ban threshold", func(c *Config) { c.BanThreshold = math.NaN() }, "ban_threshold"},
+		{"infinite ban threshold", func(c *Config) { c.BanThreshold = math.Inf(-1) }, "ban_threshold"},
+		{"custom ban threshold", func(c *Config) { c.BanThreshold = -500 }, ""},
+		{"negative ban duration", func(c *Config) { c.BanDuration = -time.Hour }, "ban_duration"},
+		{"negative half-life", func(c *Config) { c.ScoreHalfLife = -time.Minute }, "score_half_life"},
+		{"pings off", func(c *Config) { c.PingInterval = -1 }, ""},
+		{"ping interval too fine", func(c *Config) { c.PingInterval = time.Microsecond }, "ping_interval"},
+		{"negative ping timeout", func(c *Config) { c.PingTimeout = -time.Second }, "ping_timeout"},
+		{"no per-IP cap", func(c *Config) { c.MaxConnsPerIP = -1 }, ""},
+		{"negative serve budget", func(c *Config) { c.ServeBudget.RequestBurst = -1 }, "serve_budget"},
+		{"byte burst below a block", func(c *Config) { c.ServeBudget.ByteBurst = 1 << 20 }, "byte_burst"},
+		{"byte burst fits a block", func(c *Config) { c.ServeBudget.ByteBurst = 32 << 20 }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +118,45 @@ func TestConfigValidateFillsZeroTunables(t *testing.T) {
 		c.RPCMaxBodyBytes != DefaultRPCMaxBodyBytes || c.RPCMaxBatch != DefaultRPCMaxBatch ||
 		c.ResourceMemory != DefaultResourceMemory || c.BlockRelay != relay.BlockCompact {
 		t.Fatalf("zero tunables not defaulted: %+v", c)
+	}
+}
+
+func TestConfigPeerDefaults(t *testing.T) {
+	c := Config{InMemory: true}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.BanThreshold != peers.DefaultBanThreshold || c.BanDuration != peers.DefaultBanDuration ||
+		c.ScoreHalfLife != peers.DefaultHalfLife || c.PingInterval != peers.DefaultPingInterval ||
+		c.PingTimeout != peers.DefaultPingTimeout || c.MaxConnsPerIP != DefaultMaxConnsPerIP {
+		t.Fatalf("peer tunables not defaulted: %+v", c)
+	}
+	// Colocation: auto is off on an all-loopback node, on otherwise;
+	// explicit values stay.
+	for _, tc := range []struct {
+		listen []string
+		set    int
+		want   int
+	}{
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"}, 0, -1},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/tcp/0"}, 0, DefaultColocationThreshold},
+		{DefaultListenAddrs(), 0, DefaultColocationThreshold},
+		{nil, 0, DefaultColocationThreshold},
+		{[]string{"/ip4/127.0.0.1/tcp/0"}, 3, 3},
+		{DefaultListenAddrs(), -1, -1},
+	} {
+		c := Config{InMemory: true, ListenAddrs: tc.listen, ColocationThreshold: tc.set}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.ColocationThreshold != tc.want {
+			t.Errorf("listen %v, set %d: colocation threshold %d, want %d", tc.listen, tc.set, c.ColocationThreshold, tc.want)
+		}
+	}
+	// A short ping interval pulls the timeout down with it.
+	c = Config{InMemory: true, PingInterval: time.Second}
+	if err := c.Validate(); err != nil || c.PingTimeout != time.Second {
+		t.Fatalf("ping timeout %v (%v)", c.PingTimeout, err)
 	}
 }
 

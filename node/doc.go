@@ -12,6 +12,8 @@
 //	<DataDir>/mempool.dat  mempool saved on Close when Mempool.PersistPath is set
 //	<DataDir>/rpc.cookie   RPC bearer token, written while RPC listens beyond
 //	                       loopback without a configured token; removed on Close
+//	<DataDir>/bans.json    banned peers and until when (absent with InMemory),
+//	                       so bans survive a restart
 //
 // # Discovery
 //
@@ -21,13 +23,22 @@
 // holds fewer than TargetPeers/2 connections, so the seed is not kept as
 // everyone's neighbour.
 //
+// # Peers
+//
+// See peers.go: the relay's offenses feed a score book (package peers) whose
+// score is GossipSub's application score; a peer at the ban threshold, or
+// one GossipSub graylists, is banned (connection gater, ban file) and
+// dropped; per-peer token buckets meter the request server; pings drop
+// silent peers; the resource manager caps connections per IP.
+//
 // # Concurrency
 //
 // New starts nothing. Start starts, besides the host's and the relay's own
 // goroutines: pex's event and round loops (plus one goroutine per served pex
 // stream, at most pexMaxServing); the bootstrap loop; mDNS's resolver and
 // its dialers (at most mdnsMaxDials); the RPC and metrics servers; the
-// producer loop; the mempool expiry loop. Each has a stop path that Close
+// producer loop; the mempool expiry loop; the peer policy's liveness loop
+// (one ping goroutine per connected peer per round) and disconnect loop. Each has a stop path that Close
 // takes, in reverse order of start, before closing the host (if the node
 // made it) and, last, the store.
 //

@@ -2,6 +2,8 @@ package node
 
 import (
 	"fmt"
+	"math"
+	"net/netip"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -58,9 +60,11 @@ func resourceLimits(cfg *Config) rcmgr.ConcreteLimitConfig {
 }
 
 // newHost builds the node's libp2p host: TCP and QUIC, Noise and TLS, Yamux,
-// the resource manager, a connection manager with the configured
-// watermarks and, if given, a connection gater (the seam for bans).
-func newHost(cfg *Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg prometheus.Registerer) (host.Host, error) {
+// the resource manager (with the per-IP connection caps), a connection
+// manager with the configured watermarks and, if given, a connection gater
+// (the seam for bans). limitLoopback applies the per-IP cap to loopback too
+// (tests only: a local testnet runs every node on 127.0.0.1).
+func newHost(cfg *Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg prometheus.Registerer, limitLoopback bool) (host.Host, error) {
 	addrs := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
 		a, err := ma.NewMultiaddr(s)
@@ -75,7 +79,7 @@ func newHost(cfg *Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
-	rmOpts := []rcmgr.Option{}
+	rmOpts := connLimitOptions(cfg, limitLoopback)
 	if reg == nil {
 		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())
 	}
@@ -112,6 +116,35 @@ func newHost(cfg *Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg
 		return nil, err
 	}
 	return h, nil
+}
+
+// connLimitOptions returns the resource manager's per-IP connection caps:
+// cfg.MaxConnsPerIP per IPv4 address and per IPv6 /56, ipv6Per48Factor
+// times that per IPv6 /48. The resource manager checks them when a
+// connection is opened, before any handshake, so a single host cannot fill
+// the node's connection slots. Loopback keeps libp2p's exemption unless
+// limitLoopback is set, in which case all of 127.0.0.0/8 (and ::1) share
+// one cap.
+func connLimitOptions(cfg *Config, limitLoopback bool) []rcmgr.Option {
+	per := cfg.MaxConnsPerIP
+	if per < 0 {
+		per = math.MaxInt
+	}
+	per48 := per
+	if per <= math.MaxInt/ipv6Per48Factor {
+		per48 = per * ipv6Per48Factor
+	}
+	opts := []rcmgr.Option{rcmgr.WithLimitPerSubnet(
+		[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: per}},
+		[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: per}, {PrefixLength: 48, ConnCount: per48}},
+	)}
+	if limitLoopback {
+		opts = append(opts, rcmgr.WithNetworkPrefixLimit(
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: per}},
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: per}},
+		))
+	}
+	return opts
 }
 
 // fullAddrs returns h's listen addresses with /p2p/<id> appended: what a

@@ -55,6 +55,9 @@ type options struct {
 	gater       connmgr.ConnectionGater
 	relayOpts   []relay.Option
 	relayConfig func(*relay.Config)
+	// limitLoopback applies MaxConnsPerIP to loopback connections too
+	// (tests of the per-IP cap; set from test files only).
+	limitLoopback bool
 }
 
 // WithHost runs the node on a caller-provided libp2p host (a mocknet or
@@ -72,14 +75,15 @@ func WithChain(c relay.Chain, p relay.TxPool) Option {
 	return func(o *options) { o.chain, o.pool = c, p }
 }
 
-// WithConnectionGater installs a libp2p connection gater on the node's own
-// host: the seam where peer bans plug in.
+// WithConnectionGater adds a libp2p connection gater to the node's own host.
+// The node always installs its ban gater; a connection must pass both.
 func WithConnectionGater(g connmgr.ConnectionGater) Option {
 	return func(o *options) { o.gater = g }
 }
 
-// WithRelayOptions passes options through to relay.New (penalty hooks,
-// extra pubsub options, loggers).
+// WithRelayOptions passes options through to relay.New (extra pubsub
+// options, loggers, hooks). They apply after the node's own, so a penalty
+// hook or serve budget given here replaces the node's peer scoring.
 func WithRelayOptions(opts ...relay.Option) Option {
 	return func(o *options) { o.relayOpts = append(o.relayOpts, opts...) }
 }
@@ -109,6 +113,7 @@ type Node struct {
 	adapter *chainAdapter // nil when embedding
 	feed    *rpc.Feed
 	prod    *producer // nil unless a producer
+	peers   *peerPolicy
 
 	host     host.Host
 	ownsHost bool
@@ -196,6 +201,11 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 			return nil, err
 		}
 	}
+	pp, err := newPeerPolicy(&n.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.peers = pp
 	if embedded {
 		return n, nil
 	}
@@ -301,12 +311,18 @@ func (n *Node) start(ctx context.Context) error {
 		if n.registry != nil {
 			reg = n.registry
 		}
-		h, err := newHost(cfg, n.key, n.opts.gater, reg)
+		h, err := newHost(cfg, n.key, n.peers.hostGater(n.opts.gater), reg, n.opts.limitLoopback)
 		if err != nil {
 			return fmt.Errorf("node: host: %w", err)
 		}
 		n.host, n.ownsHost = h, true
 	}
+
+	// Peer policy: scores, bans, budgets, liveness.
+	if n.registry != nil {
+		n.peers.metrics = newPeerMetrics(n.registry)
+	}
+	n.peers.start(n.ctx, n.host, &n.wg)
 
 	// The relay.
 	rcfg := relay.DefaultConfig(n.chainID)
@@ -315,6 +331,7 @@ func (n *Node) start(ctx context.Context) error {
 		n.opts.relayConfig(&rcfg)
 	}
 	ropts := []relay.Option{relay.WithPubSubOptions(pubsub.WithPeerExchange(cfg.GossipPeerExchange))}
+	ropts = append(ropts, n.peers.relayOptions(rcfg.TxTopic(), rcfg.BlockTopic())...)
 	if n.registry != nil {
 		ropts = append(ropts, relay.WithMetrics(relay.NewMetrics(n.registry)))
 	}
@@ -416,6 +433,19 @@ func (n *Node) startRPC() error {
 		Stats:      func() any { return n.relay.Stats() },
 		Mesh:       n.meshSnapshot,
 		Feed:       n.feed,
+		PeerScore: func(p peer.ID) rpc.PeerScore {
+			bd := n.PeerScore(p)
+			gs, _ := n.GossipScore(p)
+			return rpc.PeerScore{Score: bd.Score, Offenses: bd.Offenses, GossipScore: gs}
+		},
+		Bans: func() []rpc.Ban {
+			list := n.Bans()
+			out := make([]rpc.Ban, len(list))
+			for i, b := range list {
+				out[i] = rpc.Ban{Peer: b.Peer, Until: b.Until, Reason: b.Reason}
+			}
+			return out
+		},
 	}
 	if n.store != nil {
 		b.Chain, b.Pool = n.store, n.pool
@@ -498,6 +528,9 @@ func (n *Node) Close() error {
 			n.prod.stop()
 		}
 		n.wg.Wait()
+		if n.peers != nil {
+			n.peers.stop()
+		}
 		if n.rpc != nil {
 			errs = append(errs, n.rpc.Close())
 		}

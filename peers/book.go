@@ -27,8 +27,17 @@ const (
 
 	// DefaultBanThreshold is the score at which a peer is banned: two
 	// invalid blocks, four mismatched bodies, or twenty invalid txs in quick
-	// succession.
+	// succession (within about 9 s of one another, see banSlack).
 	DefaultBanThreshold = -200.0
+
+	// banSlack is the fraction of the ban threshold a peer's score may fall
+	// short of and still be banned. Scores decay continuously, so two
+	// oversize frames a second apart sum to -199.9, not -200: without the
+	// slack "two and the peer is banned" would need two offenses in the
+	// same instant. 1% is 2 points at the default threshold, which the
+	// decay takes about 9 s to give back: offenses that add up to the
+	// threshold within 9 s ban, as the weights' reasoning intends.
+	banSlack = 0.01
 
 	// DefaultBanDuration is how long a ban lasts: 24 h, Bitcoin Core's
 	// default -bantime.
@@ -44,7 +53,8 @@ type BookConfig struct {
 	// HalfLife is the decay half-life of scores. Zero means DefaultHalfLife.
 	HalfLife time.Duration
 	// BanThreshold is the (negative) score at or below which a peer is
-	// banned. Zero means DefaultBanThreshold.
+	// banned (less banSlack of it, for the decay between offenses). Zero
+	// means DefaultBanThreshold.
 	BanThreshold float64
 	// BanDuration is how long a ban lasts. Zero means DefaultBanDuration.
 	BanDuration time.Duration
@@ -104,6 +114,10 @@ func NewBook(cfg BookConfig, onBan BanFunc) (*Book, error) {
 	return &Book{cfg: cfg, onBan: onBan, peers: make(map[peer.ID]*record)}, nil
 }
 
+// banAt is the score at or below which a peer is banned: the threshold
+// less banSlack of it.
+func (b *Book) banAt() float64 { return b.cfg.BanThreshold * (1 - banSlack) }
+
 // decay brings r's score to now.
 func (b *Book) decay(r *record, now time.Time) {
 	if dt := now.Sub(r.updated); dt > 0 {
@@ -152,7 +166,7 @@ func (b *Book) Penalize(p peer.ID, o Offense, now time.Time) float64 {
 		r.counts[o]++
 	}
 	score := r.score
-	ban := score <= b.cfg.BanThreshold && !r.banned
+	ban := score <= b.banAt() && !r.banned
 	if ban {
 		r.banned = true
 	}
@@ -177,7 +191,7 @@ func (b *Book) Reward(p peer.ID, amount float64, now time.Time) {
 	defer b.mu.Unlock()
 	r := b.get(p, now)
 	r.score = math.Min(r.score+amount, MaxReward)
-	if r.score > b.cfg.BanThreshold {
+	if r.score > b.banAt() {
 		r.banned = false
 	}
 }

@@ -281,3 +281,22 @@ func TestGossipToleranceSparesMildOffenses(t *testing.T) {
 		t.Fatalf("a provable offense does not reach gossipsub: %v", s)
 	}
 }
+
+// TestBookBanSlack: offenses that add up to the threshold ban even though
+// the first has decayed a little by the time the second comes, but not
+// once the decay has given back more than the slack.
+func TestBookBanSlack(t *testing.T) {
+	var bans int
+	b, _ := NewBook(BookConfig{}, func(peer.ID, time.Time, Offense) { bans++ })
+	quick, slow := pid(1), pid(2)
+	b.Penalize(quick, Oversize, t0)
+	b.Penalize(quick, Oversize, t0.Add(time.Second))
+	if bans != 1 {
+		t.Fatalf("two oversize frames a second apart (score %v): %d bans, want 1", b.Score(quick, t0.Add(time.Second)), bans)
+	}
+	b.Penalize(slow, Oversize, t0)
+	b.Penalize(slow, Oversize, t0.Add(time.Minute))
+	if bans != 1 {
+		t.Fatalf("two oversize frames a minute apart (score %v) banned", b.Score(slow, t0.Add(time.Minute)))
+	}
+}

@@ -5,8 +5,8 @@
 //
 // Methods (positional params): tx_send, tx_get, chain_head, chain_blockByID,
 // chain_blockByHeight, account_get, mempool_summary, net_peers, net_mesh,
-// node_info, measure_firstSeen, measure_stats; over WebSocket also subscribe
-// ("newHeads" | "newPendingTxs") and unsubscribe. Notifications use method
+// net_bans, node_info, measure_firstSeen, measure_stats; over WebSocket also
+// subscribe ("newHeads" | "newPendingTxs") and unsubscribe. Notifications use method
 // "subscription" with {"subscription": id, "result": event}.
 //
 // Errors: -32700 parse error (body not JSON), -32600 invalid request (not a

@@ -79,6 +79,31 @@ type Backend struct {
 	Chain ChainReader
 	Pool  PoolReader
 	Feed  *Feed
+	// PeerScore returns a peer's score for net_peers; nil reports zero
+	// scores and no offenses.
+	PeerScore func(peer.ID) PeerScore
+	// Bans lists the bans in force for net_bans; nil answers [].
+	Bans func() []Ban
+}
+
+// PeerScore is what net_peers reports of a peer's standing.
+type PeerScore struct {
+	// Score is the node's score-book score (0 = fresh; the peer is banned
+	// at the node's ban threshold, -200 by default).
+	Score float64
+	// Offenses counts the offenses behind Score, by name.
+	Offenses map[string]uint32
+	// GossipScore is GossipSub's peer score (the score-book score times
+	// its weight plus GossipSub's own components); the peer is graylisted
+	// below -2500.
+	GossipScore float64
+}
+
+// Ban is one ban in force, as net_bans reports it.
+type Ban struct {
+	Peer   peer.ID   `json:"peer"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
 }
 
 // Errors a SubmitTx error may implement to refine tx_send's answer.
@@ -96,6 +121,7 @@ func (s *Server) methodMap() handler.Map {
 		"tx_send":           s.txSend,
 		"net_peers":         s.netPeers,
 		"net_mesh":          s.netMesh,
+		"net_bans":          s.netBans,
 		"node_info":         s.nodeInfo,
 		"measure_firstSeen": s.measureFirstSeen,
 		"measure_stats":     s.measureStats,
@@ -373,10 +399,13 @@ func (s *Server) mempoolSummary(_ context.Context, req *jrpc2.Request) (any, err
 }
 
 type peerResult struct {
-	ID        peer.ID  `json:"id"`
-	Addrs     []string `json:"addrs"`
-	Direction string   `json:"direction"` // "inbound" or "outbound"
-	LatencyMs float64  `json:"latency_ms"`
+	ID          peer.ID           `json:"id"`
+	Addrs       []string          `json:"addrs"`
+	Direction   string            `json:"direction"` // "inbound" or "outbound"
+	LatencyMs   float64           `json:"latency_ms"`
+	Score       float64           `json:"score"`
+	Offenses    map[string]uint32 `json:"offenses"` // never null
+	GossipScore float64           `json:"gossip_score"`
 }
 
 func (s *Server) netPeers(_ context.Context, req *jrpc2.Request) (any, error) {
@@ -390,7 +419,7 @@ func (s *Server) netPeers(_ context.Context, req *jrpc2.Request) (any, error) {
 		if len(conns) == 0 {
 			continue
 		}
-		r := peerResult{ID: p, Addrs: make([]string, 0, len(conns)), Direction: "outbound",
+		r := peerResult{ID: p, Addrs: make([]string, 0, len(conns)), Direction: "outbound", Offenses: map[string]uint32{},
 			LatencyMs: float64(h.Peerstore().LatencyEWMA(p)) / float64(time.Millisecond)}
 		if conns[0].Stat().Direction == network.DirInbound {
 			r.Direction = "inbound"
@@ -398,9 +427,27 @@ func (s *Server) netPeers(_ context.Context, req *jrpc2.Request) (any, error) {
 		for _, c := range conns {
 			r.Addrs = append(r.Addrs, c.RemoteMultiaddr().String())
 		}
+		if s.backend.PeerScore != nil {
+			ps := s.backend.PeerScore(p)
+			r.Score, r.GossipScore = ps.Score, ps.GossipScore
+			for k, v := range ps.Offenses {
+				r.Offenses[k] = v
+			}
+		}
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (s *Server) netBans(_ context.Context, req *jrpc2.Request) (any, error) {
+	if err := positional(req, 0); err != nil {
+		return nil, err
+	}
+	out := []Ban{}
+	if s.backend.Bans != nil {
+		out = append(out, s.backend.Bans()...)
+	}
 	return out, nil
 }
 
