@@ -265,7 +265,8 @@ func (p *peerPolicy) dropLoop(ctx context.Context, wg *sync.WaitGroup) {
 // every RPC, so it only takes a connection slot, and the invalid messages
 // that put it there stop reaching the relay, so the score book alone might
 // never see it cross the ban threshold (three malformed messages graylist
-// a peer; the fourth, which would ban it, is never read).
+// a peer; the fourth, which would ban it, is never read). Only peers with
+// offenses in the score book qualify.
 func (p *peerPolicy) setGossipScores(m map[peer.ID]float64) {
 	p.mu.Lock()
 	p.gossip = m
@@ -276,6 +277,12 @@ func (p *peerPolicy) setGossipScores(m map[peer.ID]float64) {
 	now := time.Now()
 	for id, s := range m {
 		if s >= peers.GraylistThreshold || p.host.Network().Connectedness(id) != network.Connected || p.bans.IsBanned(id, now) {
+			continue
+		}
+		// Only a peer we hold offenses against is banned: a score dragged
+		// down by IP colocation alone (many honest nodes behind one NAT,
+		// or every node of a simulation in one /64) must not ban anyone.
+		if p.book.Score(id, now) >= 0 {
 			continue
 		}
 		log.Infow("banning graylisted peer", "peer", id, "gossip_score", s, "for", p.cfg.BanDuration)

@@ -259,3 +259,36 @@ func TestLivenessDropsUnresponsivePeer(t *testing.T) {
 		t.Fatalf("liveness drops metric %v", v)
 	}
 }
+
+// TestColocationAloneDoesNotBan: a peer GossipSub graylists only because
+// of IP colocation (honest nodes behind one NAT; every mocknet node shares
+// one /64) keeps its connection; one we hold an offense against is banned.
+func TestColocationAloneDoesNotBan(t *testing.T) {
+	mn := mocknet.New()
+	defer mn.Close()
+	a, _ := mn.GenPeer()
+	b, _ := mn.GenPeer()
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{InMemory: true, BanDuration: time.Hour}
+	p, err := newPeerPolicy(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.host = a
+	p.drops = make(chan peer.ID, 4)
+
+	p.setGossipScores(map[peer.ID]float64{b.ID(): 10 * peers.GraylistThreshold})
+	if p.bans.IsBanned(b.ID(), time.Now()) || len(p.drops) != 0 {
+		t.Fatal("a peer with no offenses was banned for its gossip score alone")
+	}
+	p.book.Penalize(b.ID(), peers.Malformed, time.Now())
+	p.setGossipScores(map[peer.ID]float64{b.ID(): 10 * peers.GraylistThreshold})
+	if !p.bans.IsBanned(b.ID(), time.Now()) {
+		t.Fatal("a graylisted peer with offenses was not banned")
+	}
+}

@@ -105,6 +105,10 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		nc.Genesis = g
 		nc.ListenAddrs = nil
 		nc.MDNS = false
+		// Mocknet gives every node an address in one IPv6 /64, which
+		// GossipSub counts as one IP: colocation scoring would graylist
+		// everyone.
+		nc.ColocationThreshold = -1
 		nc.RPCAddr = "127.0.0.1:0"
 		nc.MetricsAddr = ""
 		nc.BlockRelay = relay.BlockMode(cfg.BlockRelay)
