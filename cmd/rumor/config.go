@@ -13,6 +13,7 @@ import (
 
 	"github.com/rumor-relay/rumor/mempool"
 	"github.com/rumor-relay/rumor/node"
+	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/relay"
 	"github.com/rumor-relay/rumor/testnet/keyfile"
 )
@@ -51,6 +52,15 @@ type mempoolFile struct {
 	PersistPath  string   `toml:"persist_path" comment:"saved on clean shutdown, loaded on start; relative to the data dir; \"\" = off"`
 }
 
+// peersFile is the [peers] table of config.toml: the peer policy.
+type peersFile struct {
+	BanThreshold        float64  `toml:"ban_threshold" comment:"peer score at or below which a peer is banned (negative; see peers/offense.go for the weights)"`
+	BanDuration         duration `toml:"ban_duration" comment:"how long a ban lasts; bans are kept in bans.json across restarts"`
+	PingInterval        duration `toml:"ping_interval" comment:"liveness ping period; a peer that misses 3 in a row is dropped"`
+	MaxConnsPerIP       int      `toml:"max_conns_per_ip" comment:"connections per IPv4 address / IPv6 /56 (loopback exempt); -1 = no cap"`
+	ColocationThreshold int      `toml:"colocation_threshold" comment:"peers per IP before GossipSub's colocation penalty; 0 = auto (off on loopback, else 10); -1 = off"`
+}
+
 // fileConfig is config.toml: what a node operator sets once. Paths are
 // relative to the data dir. Command-line flags override it.
 type fileConfig struct {
@@ -71,6 +81,7 @@ type fileConfig struct {
 	InMemory      bool        `toml:"in_memory" comment:"keep the chain in memory (nothing persists)"`
 	SyncWrites    bool        `toml:"sync_writes" comment:"fsync every block commit (survives power loss)"`
 	Mempool       mempoolFile `toml:"mempool"`
+	Peers         peersFile   `toml:"peers"`
 	RPCAddrFile   string      `toml:"rpc_addr_file" comment:"write the bound RPC host:port here once serving (scripts, rumor testnet)"`
 }
 
@@ -98,6 +109,12 @@ func defaultFileConfig() fileConfig {
 			MaxPerSender: mp.MaxPerSender,
 			TTL:          duration(mp.TTL),
 			PersistPath:  node.DefaultMempoolFile,
+		},
+		Peers: peersFile{
+			BanThreshold:  peers.DefaultBanThreshold,
+			BanDuration:   duration(peers.DefaultBanDuration),
+			PingInterval:  duration(peers.DefaultPingInterval),
+			MaxConnsPerIP: node.DefaultMaxConnsPerIP,
 		},
 	}
 }
@@ -191,10 +208,16 @@ func (fc fileConfig) nodeConfig(dataDir string) (node.Config, error) {
 	}
 	c.BlockRelay = mode
 	c.Mempool.MaxTxs = fc.Mempool.MaxTxs
+	c.Mempool.MaxQueued = 0 // derived from MaxTxs (a tenth of the default, capped at MaxTxs)
 	c.Mempool.MaxBytes = fc.Mempool.MaxBytes
 	c.Mempool.MaxPerSender = fc.Mempool.MaxPerSender
 	c.Mempool.TTL = time.Duration(fc.Mempool.TTL)
 	c.Mempool.PersistPath = fc.Mempool.PersistPath // node resolves a relative path in the data dir
+	c.BanThreshold = fc.Peers.BanThreshold
+	c.BanDuration = time.Duration(fc.Peers.BanDuration)
+	c.PingInterval = time.Duration(fc.Peers.PingInterval)
+	c.MaxConnsPerIP = fc.Peers.MaxConnsPerIP
+	c.ColocationThreshold = fc.Peers.ColocationThreshold
 	if fc.ProducerKey != "" {
 		k, err := keyfile.Load(inDir(dataDir, fc.ProducerKey))
 		if err != nil {

@@ -9,10 +9,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/testnet/keyfile"
 )
 
@@ -122,6 +124,9 @@ log_level = "warn"
 [mempool]
 ttl = "5m"
 max_txs = 100
+[peers]
+ban_duration = "1h"
+max_conns_per_ip = 4
 `
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -149,6 +154,13 @@ max_txs = 100
 	}
 	if len(fc.Bootstrap) != 1 || fc.Genesis != "g.json" {
 		t.Errorf("file values lost: %+v", fc)
+	}
+	nc, err := fc.nodeConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.BanDuration != time.Hour || nc.MaxConnsPerIP != 4 || nc.BanThreshold != peers.DefaultBanThreshold {
+		t.Errorf("[peers] not applied: ban %v for %v, per-IP %d", nc.BanThreshold, nc.BanDuration, nc.MaxConnsPerIP)
 	}
 	if d := defaultFileConfig(); !reflect.DeepEqual(fc.Listen, d.Listen) {
 		t.Errorf("unset listen changed: %v", fc.Listen)
