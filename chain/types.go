@@ -122,7 +122,15 @@ type Tx struct {
 }
 
 // ID is the hash of the transaction's canonical encoding, signature included.
-func (tx *Tx) ID() Hash { return sha256.Sum256(tx.Encode()) }
+func (tx *Tx) ID() Hash {
+	// Encode into a stack buffer: a block's worth of ids is thousands of
+	// calls, and all but oversized txs fit.
+	var buf [512]byte
+	if tx.Size() > len(buf) {
+		return sha256.Sum256(tx.Encode())
+	}
+	return sha256.Sum256(tx.AppendEncode(buf[:0]))
+}
 
 // Size is the length of the canonical encoding in bytes.
 func (tx *Tx) Size() int { return txFixedSize + uvarintLen(uint64(len(tx.Payload))) + len(tx.Payload) }

@@ -294,7 +294,7 @@ func (s *Store) reorg(txn *badger.Txn, res AddResult, tip *tipInfo, forkHeight u
 		}
 	}
 	ov := &overlay{txn: txn, cache: s.acctCache,
-		dirty: make(map[chain.Address]chain.Account), reads: make(map[chain.Address]chain.Account)}
+		dirty: make(map[chain.Address]chain.Account, hint/2), reads: make(map[chain.Address]chain.Account)}
 	// Whatever happens below, values read from the snapshot are committed
 	// state: keep them (the commit's own changes are added after it).
 	defer s.cacheAccounts(ov.reads)
@@ -350,8 +350,17 @@ func (s *Store) reorg(txn *badger.Txn, res AddResult, tip *tipInfo, forkHeight u
 		}
 		h := bb.meta.header.Height
 		bt.set(keyHeight(h), bb.id[:])
+		// The tx index: keys and values carved from two slabs, not two
+		// allocations per tx.
+		keys := make([]byte, len(ids)*(1+chain.HashSize))
+		locs := make([]byte, 0, len(ids)*txLocSize)
 		for j, txID := range ids {
-			bt.set(keyID(prefixTx, txID), TxLocation{Block: bb.id, Height: h, Index: j}.encode())
+			k := keys[j*(1+chain.HashSize) : (j+1)*(1+chain.HashSize) : (j+1)*(1+chain.HashSize)]
+			k[0] = prefixTx
+			copy(k[1:], txID[:])
+			n := len(locs)
+			locs = TxLocation{Block: bb.id, Height: h, Index: j}.appendEncode(locs)
+			bt.set(k, locs[n:len(locs):len(locs)])
 		}
 		bt.set(keyID(prefixUndo, bb.id), undo.encode())
 		m := bb.meta
@@ -364,11 +373,20 @@ func (s *Store) reorg(txn *badger.Txn, res AddResult, tip *tipInfo, forkHeight u
 		res.Connected = append(res.Connected, bb.block)
 	}
 
+	// Account keys and values carved from two slabs.
+	const keyLen = 1 + chain.AddressSize
+	akeys := make([]byte, 0, len(ov.dirty)*keyLen)
+	avals := make([]byte, 0, len(ov.dirty)*accountSize)
 	for a, acct := range ov.dirty {
+		n := len(akeys)
+		akeys = append(append(akeys, prefixAccount), a[:]...)
+		k := akeys[n:len(akeys):len(akeys)]
 		if acct == (chain.Account{}) {
-			bt.del(keyAccount(a))
+			bt.del(k)
 		} else {
-			bt.set(keyAccount(a), encodeAccount(acct))
+			n = len(avals)
+			avals = appendAccount(avals, acct)
+			bt.set(k, avals[n:len(avals):len(avals)])
 		}
 	}
 	last := branch[len(branch)-1]

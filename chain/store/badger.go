@@ -56,6 +56,8 @@ const (
 	// numCompactors is Badger's minimum (it refuses 1): compaction is rare
 	// here, a block every few seconds.
 	numCompactors = 2
+	// numLevelZeroTables: see badgerOptions.
+	numLevelZeroTables = 10
 	// diskBlockCacheSize caches decoded SST blocks of an on-disk store.
 	// Hot reads (tip metadata, accounts) are a few MiB; the OS page cache
 	// does the rest. In-memory stores need no cache: their tables are
@@ -135,6 +137,13 @@ func badgerOptions(g *chain.Genesis, o Options) badger.Options {
 	bo.IndexCacheSize = 0 // 0 = table indexes stay in memory (small tables)
 	bo.NumCompactors = numCompactors
 	bo.BaseTableSize = 2 << 20
+	// Compact L0 after 10 tables, not Badger's 5: every block rewrites its
+	// ~1,000 senders' accounts, so a larger L0->L1 compaction drops more
+	// stale versions per key written, and compactions (which compete with
+	// commits for CPU and disk) run half as often. Measured with 1 MB
+	// blocks over 600 blocks: synced p99 97 -> 57 ms, CPU per block -18%.
+	bo.NumLevelZeroTables = numLevelZeroTables
+	bo.NumLevelZeroTablesStall = 2 * numLevelZeroTables
 	bo.NumGoroutines = 2
 	// Writers are serialized by Store.mu, so conflict detection is wasted
 	// work and memory.

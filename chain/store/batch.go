@@ -77,8 +77,18 @@ func (s *Store) commit(b *batch) error {
 		return s.commitLarge(b.sorted())
 	}
 	txn := s.db.NewTransaction(true)
-	for _, o := range b.ops {
-		if err := apply(txn, o); err != nil {
+	// One allocation for the entries instead of one per Set (a full block
+	// writes thousands).
+	ents := make([]badger.Entry, len(b.ops))
+	for i, o := range b.ops {
+		var err error
+		if o.del {
+			err = txn.Delete(o.key)
+		} else {
+			ents[i].Key, ents[i].Value = o.key, o.val
+			err = txn.SetEntry(&ents[i])
+		}
+		if err != nil {
 			txn.Discard()
 			if errors.Is(err, badger.ErrTxnTooBig) {
 				return s.commitLarge(b.sorted())

@@ -115,6 +115,7 @@ func benchCommit(b *testing.B, shape blockShape, opts Options) {
 		durs = append(durs, d)
 		commits = append(commits, s.lastCommit)
 	}
+	p50 := percentile(durs, 50)
 	p99 := percentile(durs, 99)
 	var sum time.Duration
 	for _, d := range durs {
@@ -122,6 +123,7 @@ func benchCommit(b *testing.B, shape blockShape, opts Options) {
 	}
 	b.SetBytes(int64(size))
 	b.ReportMetric(float64(sum.Microseconds())/float64(len(durs))/1000, "ms/op")
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(len(durs))/1000, "cpu-ms/op")
 	b.ReportMetric(float64(percentile(commits, 50).Microseconds())/1000, "commit-p50-ms")

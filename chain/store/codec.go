@@ -147,8 +147,10 @@ type TxLocation struct {
 
 const txLocSize = chain.HashSize + 8 + 4
 
-func (l TxLocation) encode() []byte {
-	b := make([]byte, 0, txLocSize)
+func (l TxLocation) encode() []byte { return l.appendEncode(make([]byte, 0, txLocSize)) }
+
+// appendEncode appends the encoding of l to b.
+func (l TxLocation) appendEncode(b []byte) []byte {
 	b = append(b, l.Block[:]...)
 	b = binary.BigEndian.AppendUint64(b, l.Height)
 	return binary.BigEndian.AppendUint32(b, uint32(l.Index))
@@ -167,8 +169,10 @@ func decodeTxLoc(b []byte) (TxLocation, error) {
 
 const accountSize = 16
 
-func encodeAccount(a chain.Account) []byte {
-	b := make([]byte, 0, accountSize)
+func encodeAccount(a chain.Account) []byte { return appendAccount(make([]byte, 0, accountSize), a) }
+
+// appendAccount appends the encoding of a to b.
+func appendAccount(b []byte, a chain.Account) []byte {
 	b = binary.BigEndian.AppendUint64(b, a.Balance)
 	return binary.BigEndian.AppendUint64(b, a.Nonce)
 }
