@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/rumor-relay/rumor/chain/codec"
 )
 
 // The canonical encoding. Every value has exactly one accepted encoding:
@@ -24,81 +26,16 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
+// uvarintLen is the length of v's minimal unsigned varint.
+func uvarintLen(v uint64) int { return codec.UvarintLen(v) }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
-// reader consumes a byte slice; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
-}
-
-func (r *reader) bytes(n int, what string) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > len(r.b) {
-		r.fail(malformed("%s: need %d bytes, have %d", what, n, len(r.b)))
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u64(what string) uint64 {
-	v := r.bytes(8, what)
-	if v == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-// uvarint reads a minimal unsigned varint no larger than max.
-func (r *reader) uvarint(max uint64, what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(malformed("%s: bad varint", what))
-		return 0
-	}
-	if n != uvarintLen(v) {
-		r.fail(malformed("%s: non-minimal varint", what))
-		return 0
-	}
-	if v > max {
-		r.fail(malformed("%s: %d exceeds limit %d", what, v, max))
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) done(what string) error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail(malformed("%s: %d trailing bytes", what, len(r.b)))
-	}
-	return r.err
-}
+// newReader returns a reader whose errors wrap ErrMalformed.
+func newReader(b []byte) codec.Reader { return codec.NewReader(b, ErrMalformed) }
 
 // Encode returns the canonical encoding of the transaction.
 func (tx *Tx) Encode() []byte { return tx.AppendEncode(make([]byte, 0, tx.Size())) }
@@ -125,27 +62,27 @@ func DecodeTx(b []byte) (*Tx, error) {
 	if len(b) > MaxTxSize {
 		return nil, malformed("tx: %d bytes exceeds limit %d", len(b), MaxTxSize)
 	}
-	r := reader{b: b}
-	tx := r.tx()
-	if err := r.done("tx"); err != nil {
+	r := newReader(b)
+	tx := readTx(&r)
+	if err := r.Done("tx"); err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-func (r *reader) tx() *Tx {
+func readTx(r *codec.Reader) *Tx {
 	tx := new(Tx)
-	copy(tx.From[:], r.bytes(AddressSize, "tx from"))
-	copy(tx.To[:], r.bytes(AddressSize, "tx to"))
-	tx.Amount = r.u64("tx amount")
-	tx.Fee = r.u64("tx fee")
-	tx.Nonce = r.u64("tx nonce")
-	n := r.uvarint(MaxPayloadSize, "tx payload length")
-	if p := r.bytes(int(n), "tx payload"); n > 0 && p != nil {
+	copy(tx.From[:], r.Bytes(AddressSize, "tx from"))
+	copy(tx.To[:], r.Bytes(AddressSize, "tx to"))
+	tx.Amount = r.U64("tx amount")
+	tx.Fee = r.U64("tx fee")
+	tx.Nonce = r.U64("tx nonce")
+	n := r.Uvarint(MaxPayloadSize, "tx payload length")
+	if p := r.Bytes(int(n), "tx payload"); n > 0 && p != nil {
 		tx.Payload = append([]byte(nil), p...)
 	}
-	copy(tx.Sig[:], r.bytes(SignatureSize, "tx signature"))
-	if r.err != nil {
+	copy(tx.Sig[:], r.Bytes(SignatureSize, "tx signature"))
+	if r.Err() != nil {
 		return nil
 	}
 	return tx
@@ -173,23 +110,23 @@ func DecodeHeader(b []byte) (*Header, error) {
 	if len(b) != HeaderSize {
 		return nil, malformed("header: want %d bytes, got %d", HeaderSize, len(b))
 	}
-	r := reader{b: b}
-	h := r.header()
-	if err := r.done("header"); err != nil {
+	r := newReader(b)
+	h := readHeader(&r)
+	if err := r.Done("header"); err != nil {
 		return nil, err
 	}
 	return h, nil
 }
 
-func (r *reader) header() *Header {
+func readHeader(r *codec.Reader) *Header {
 	h := new(Header)
-	h.Height = r.u64("header height")
-	copy(h.Parent[:], r.bytes(HashSize, "header parent"))
-	h.Time = int64(r.u64("header time"))
-	copy(h.TxRoot[:], r.bytes(HashSize, "header tx root"))
-	copy(h.Proposer[:], r.bytes(AddressSize, "header proposer"))
-	copy(h.Sig[:], r.bytes(SignatureSize, "header signature"))
-	if r.err != nil {
+	h.Height = r.U64("header height")
+	copy(h.Parent[:], r.Bytes(HashSize, "header parent"))
+	h.Time = int64(r.U64("header time"))
+	copy(h.TxRoot[:], r.Bytes(HashSize, "header tx root"))
+	copy(h.Proposer[:], r.Bytes(AddressSize, "header proposer"))
+	copy(h.Sig[:], r.Bytes(SignatureSize, "header signature"))
+	if r.Err() != nil {
 		return nil
 	}
 	return h
@@ -219,33 +156,30 @@ func DecodeBlock(b []byte) (*Block, error) {
 	if len(b) > MaxBlockSize {
 		return nil, malformed("block: %d bytes exceeds limit %d", len(b), MaxBlockSize)
 	}
-	r := reader{b: b}
-	h := r.header()
-	n := r.uvarint(MaxBlockTxs, "block tx count")
-	if r.err == nil && n > uint64(len(r.b)/minTxEncoding) {
-		r.fail(malformed("block: %d txs cannot fit in %d bytes", n, len(r.b)))
-	}
-	if r.err != nil {
-		return nil, r.err
+	r := newReader(b)
+	h := readHeader(&r)
+	n := r.Count(MaxBlockTxs, minTxEncoding, "block tx count")
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	blk := &Block{Header: *h}
 	if n > 0 {
 		blk.Txs = make([]*Tx, 0, n)
 	}
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		size := r.uvarint(MaxTxSize, "block tx length")
-		sub := reader{b: r.bytes(int(size), "block tx")}
-		if r.err != nil {
+	for i := 0; i < n && r.Err() == nil; i++ {
+		size := r.Uvarint(MaxTxSize, "block tx length")
+		sub := newReader(r.Bytes(int(size), "block tx"))
+		if r.Err() != nil {
 			break
 		}
-		tx := sub.tx()
-		if err := sub.done("block tx"); err != nil {
-			r.fail(fmt.Errorf("block tx %d: %w", i, err))
+		tx := readTx(&sub)
+		if err := sub.Done("block tx"); err != nil {
+			r.Fail(fmt.Errorf("block tx %d: %w", i, err))
 			break
 		}
 		blk.Txs = append(blk.Txs, tx)
 	}
-	if err := r.done("block"); err != nil {
+	if err := r.Done("block"); err != nil {
 		return nil, err
 	}
 	return blk, nil

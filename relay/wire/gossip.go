@@ -46,22 +46,22 @@ func (m *TxAnnounce) Encode() ([]byte, error) {
 
 // DecodeTxAnnounce decodes a transaction announcement.
 func DecodeTxAnnounce(b []byte) (*TxAnnounce, error) {
-	r := reader{b: b}
-	if tag := r.byte1("tx announce tag"); r.err == nil && tag != TagTxAnnounce {
+	r := newReader(b)
+	if tag := r.Byte("tx announce tag"); r.Err() == nil && tag != TagTxAnnounce {
 		return nil, malformed("tx announce: tag %#x", tag)
 	}
-	n := r.count(MaxAnnounceIDs, chain.HashSize, "tx announce count")
-	if r.err == nil && n == 0 {
-		r.fail(malformed("tx announce: no ids"))
+	n := r.Count(MaxAnnounceIDs, chain.HashSize, "tx announce count")
+	if r.Err() == nil && n == 0 {
+		r.Fail(malformed("tx announce: no ids"))
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	m := &TxAnnounce{IDs: make([]chain.Hash, n)}
 	for i := range m.IDs {
 		m.IDs[i] = r.hash("tx announce id")
 	}
-	if err := r.done("tx announce"); err != nil {
+	if err := r.Done("tx announce"); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -190,25 +190,25 @@ func (m *BlockPush) Encode() ([]byte, error) {
 
 // DecodeBlockAnnounce decodes any of the three block announcements.
 func DecodeBlockAnnounce(b []byte) (BlockAnnounce, error) {
-	r := reader{b: b}
-	tag := r.byte1("block announce tag")
-	if r.err != nil {
-		return nil, r.err
+	r := newReader(b)
+	tag := r.Byte("block announce tag")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	switch tag {
 	case TagBlockCompact:
 		return decodeCompact(&r)
 	case TagBlockPull:
-		m := &BlockPull{Header: r.blob(MaxHeaderBytes, false, "pull header")}
-		if err := r.done("block pull"); err != nil {
+		m := &BlockPull{Header: r.Blob(MaxHeaderBytes, false, "pull header")}
+		if err := r.Done("block pull"); err != nil {
 			return nil, err
 		}
 		return m, nil
 	case TagBlockPush:
-		if len(r.b) == 0 || len(r.b) > MaxBlockBytes {
-			return nil, malformed("block push: %d bytes", len(r.b))
+		if r.Len() == 0 || r.Len() > MaxBlockBytes {
+			return nil, malformed("block push: %d bytes", r.Len())
 		}
-		return &BlockPush{Block: r.b[:len(r.b):len(r.b)]}, nil
+		return &BlockPush{Block: r.Bytes(r.Len(), "block push")}, nil
 	}
 	return nil, malformed("block announce: unknown tag %#x", tag)
 }
@@ -219,43 +219,43 @@ const minPrefilled = 3
 
 func decodeCompact(r *reader) (*CompactBlock, error) {
 	m := &CompactBlock{}
-	m.Header = r.blob(MaxHeaderBytes, false, "compact header")
-	m.Nonce = r.u64("compact nonce")
-	n := r.count(MaxBlockTxs, shortIDBytes, "compact short id count")
-	if r.err != nil {
-		return nil, r.err
+	m.Header = r.Blob(MaxHeaderBytes, false, "compact header")
+	m.Nonce = r.U64("compact nonce")
+	n := r.Count(MaxBlockTxs, shortIDBytes, "compact short id count")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if n > 0 {
 		m.ShortIDs = make([]uint64, n)
 		var sid [8]byte
 		for i := range m.ShortIDs {
-			copy(sid[8-shortIDBytes:], r.bytes(shortIDBytes, "compact short id"))
+			copy(sid[8-shortIDBytes:], r.Bytes(shortIDBytes, "compact short id"))
 			m.ShortIDs[i] = binary.BigEndian.Uint64(sid[:])
 		}
 	}
-	k := r.count(uint64(MaxBlockTxs-n), minPrefilled, "compact prefilled count")
-	if r.err != nil {
-		return nil, r.err
+	k := r.Count(uint64(MaxBlockTxs-n), minPrefilled, "compact prefilled count")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	total := uint64(n + k)
 	if k > 0 {
 		m.Prefilled = make([]PrefilledTx, k)
 		next := uint64(0)
 		for i := range m.Prefilled {
-			d := r.uvarint(total, "compact prefilled index")
+			d := r.Uvarint(total, "compact prefilled index")
 			v := next + d
-			if r.err == nil && v >= total {
-				r.fail(malformed("compact prefilled index %d out of range %d", v, total))
+			if r.Err() == nil && v >= total {
+				r.Fail(malformed("compact prefilled index %d out of range %d", v, total))
 			}
-			tx := r.blob(MaxTxBytes, false, "compact prefilled tx")
-			if r.err != nil {
-				return nil, r.err
+			tx := r.Blob(MaxTxBytes, false, "compact prefilled tx")
+			if r.Err() != nil {
+				return nil, r.Err()
 			}
 			m.Prefilled[i] = PrefilledTx{Index: uint32(v), Tx: tx}
 			next = v + 1
 		}
 	}
-	if err := r.done("compact block"); err != nil {
+	if err := r.Done("compact block"); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -167,20 +167,20 @@ func (m *GetBlocks) Encode() ([]byte, error) {
 
 // DecodeRequest decodes a request frame's payload.
 func DecodeRequest(b []byte) (Request, error) {
-	r := reader{b: b}
-	tag := r.byte1("request tag")
-	if r.err != nil {
-		return nil, r.err
+	r := newReader(b)
+	tag := r.Byte("request tag")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	var m Request
 	switch tag {
 	case TagGetTxs:
-		n := r.count(MaxTxsPerRequest, chain.HashSize, "GetTxs count")
-		if r.err == nil && n == 0 {
-			r.fail(malformed("GetTxs: no ids"))
+		n := r.Count(MaxTxsPerRequest, chain.HashSize, "GetTxs count")
+		if r.Err() == nil && n == 0 {
+			r.Fail(malformed("GetTxs: no ids"))
 		}
-		if r.err != nil {
-			return nil, r.err
+		if r.Err() != nil {
+			return nil, r.Err()
 		}
 		q := &GetTxs{IDs: make([]chain.Hash, n)}
 		for i := range q.IDs {
@@ -191,35 +191,35 @@ func DecodeRequest(b []byte) (Request, error) {
 		m = &GetBlock{ID: r.hash("GetBlock id")}
 	case TagGetBlockTxn:
 		q := &GetBlockTxn{Block: r.hash("GetBlockTxn block")}
-		n := r.count(MaxBlockTxs, 1, "GetBlockTxn count")
-		if r.err == nil && n == 0 {
-			r.fail(malformed("GetBlockTxn: no indexes"))
+		n := r.Count(MaxBlockTxs, 1, "GetBlockTxn count")
+		if r.Err() == nil && n == 0 {
+			r.Fail(malformed("GetBlockTxn: no indexes"))
 		}
 		q.Indexes = r.indexes(n, MaxBlockTxs, "GetBlockTxn index")
 		m = q
 	case TagGetHeaders:
-		n := r.count(MaxLocatorIDs, chain.HashSize, "GetHeaders locator count")
-		if r.err == nil && n == 0 {
-			r.fail(malformed("GetHeaders: empty locator"))
+		n := r.Count(MaxLocatorIDs, chain.HashSize, "GetHeaders locator count")
+		if r.Err() == nil && n == 0 {
+			r.Fail(malformed("GetHeaders: empty locator"))
 		}
-		if r.err != nil {
-			return nil, r.err
+		if r.Err() != nil {
+			return nil, r.Err()
 		}
 		q := &GetHeaders{Locator: make([]chain.Hash, n)}
 		for i := range q.Locator {
 			q.Locator[i] = r.hash("GetHeaders locator id")
 		}
 		q.Stop = r.hash("GetHeaders stop")
-		q.Max = uint32(r.uvarint(MaxHeadersPerResponse, "GetHeaders max"))
-		if r.err == nil && q.Max == 0 {
-			r.fail(malformed("GetHeaders: max 0"))
+		q.Max = uint32(r.Uvarint(MaxHeadersPerResponse, "GetHeaders max"))
+		if r.Err() == nil && q.Max == 0 {
+			r.Fail(malformed("GetHeaders: max 0"))
 		}
 		m = q
 	case TagGetBlocks:
-		q := &GetBlocks{Start: r.u64("GetBlocks start")}
-		q.Count = uint32(r.uvarint(MaxBlocksPerRange, "GetBlocks count"))
-		if r.err == nil && q.Count == 0 {
-			r.fail(malformed("GetBlocks: count 0"))
+		q := &GetBlocks{Start: r.U64("GetBlocks start")}
+		q.Count = uint32(r.Uvarint(MaxBlocksPerRange, "GetBlocks count"))
+		if r.Err() == nil && q.Count == 0 {
+			r.Fail(malformed("GetBlocks: count 0"))
 		}
 		m = q
 	case TagGetTip:
@@ -229,7 +229,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	default:
 		return nil, malformed("request: unknown tag %#x", tag)
 	}
-	if err := r.done("request"); err != nil {
+	if err := r.Done("request"); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -421,14 +421,14 @@ func appendBlobList(tag byte, pre []byte, items [][]byte, max int) ([]byte, erro
 // blobList reads n length-prefixed items; each takes at least one byte (its
 // length), which bounds n by the bytes left.
 func (r *reader) blobList(maxCount uint64, maxItem int, allowEmpty bool, what string) [][]byte {
-	n := r.count(maxCount, 1, what+" count")
-	if r.err != nil || n == 0 {
+	n := r.Count(maxCount, 1, what+" count")
+	if r.Err() != nil || n == 0 {
 		return nil
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		v := r.blob(maxItem, allowEmpty, what)
-		if r.err != nil {
+		v := r.Blob(maxItem, allowEmpty, what)
+		if r.Err() != nil {
 			return nil
 		}
 		if len(v) > 0 {
@@ -440,33 +440,33 @@ func (r *reader) blobList(maxCount uint64, maxItem int, allowEmpty bool, what st
 
 // DecodeResponse decodes a response frame's payload.
 func DecodeResponse(b []byte) (Response, error) {
-	r := reader{b: b}
-	tag := r.byte1("response tag")
-	if r.err != nil {
-		return nil, r.err
+	r := newReader(b)
+	tag := r.Byte("response tag")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	var m Response
 	switch tag {
 	case TagTxs:
 		m = &Txs{Bodies: r.blobList(MaxTxsPerRequest, MaxTxBytes, true, "Txs body")}
 	case TagBlock:
-		v := r.blob(MaxBlockBytes, true, "Block")
+		v := r.Blob(MaxBlockBytes, true, "Block")
 		if len(v) == 0 {
 			v = nil
 		}
 		m = &Block{Block: v}
 	case TagBlockTxn:
 		q := &BlockTxn{Block: r.hash("BlockTxn block")}
-		switch f := r.byte1("BlockTxn found"); {
-		case r.err != nil:
+		switch f := r.Byte("BlockTxn found"); {
+		case r.Err() != nil:
 		case f == 1:
 			q.Found = true
 		case f != 0:
-			r.fail(malformed("BlockTxn: found flag %d", f))
+			r.Fail(malformed("BlockTxn: found flag %d", f))
 		}
 		q.Txs = r.blobList(MaxBlockTxs, MaxTxBytes, false, "BlockTxn tx")
-		if r.err == nil && !q.Found && len(q.Txs) != 0 {
-			r.fail(malformed("BlockTxn: not found but carries txs"))
+		if r.Err() == nil && !q.Found && len(q.Txs) != 0 {
+			r.Fail(malformed("BlockTxn: not found but carries txs"))
 		}
 		m = q
 	case TagHeaders:
@@ -478,15 +478,15 @@ func DecodeResponse(b []byte) (Response, error) {
 	case TagPoolIDs:
 		m = decodePoolIDs(&r)
 	case TagError:
-		c := ErrCode(r.byte1("Error code"))
-		if r.err == nil && (c < ErrCodeBadRequest || c > ErrCodeInternal) {
-			r.fail(malformed("Error: unknown code %d", c))
+		c := ErrCode(r.Byte("Error code"))
+		if r.Err() == nil && (c < ErrCodeBadRequest || c > ErrCodeInternal) {
+			r.Fail(malformed("Error: unknown code %d", c))
 		}
 		m = &Error{Code: c}
 	default:
 		return nil, malformed("response: unknown tag %#x", tag)
 	}
-	if err := r.done("response"); err != nil {
+	if err := r.Done("response"); err != nil {
 		return nil, err
 	}
 	return m, nil

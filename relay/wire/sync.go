@@ -98,20 +98,20 @@ func (m *PoolIDs) Encode() ([]byte, error) {
 }
 
 func decodeGetPoolIDs(r *reader) *GetPoolIDs {
-	q := &GetPoolIDs{Max: uint32(r.uvarint(MaxPoolIDsPerResponse, "GetPoolIDs max"))}
-	if r.err == nil && q.Max == 0 {
-		r.fail(malformed("GetPoolIDs: max 0"))
+	q := &GetPoolIDs{Max: uint32(r.Uvarint(MaxPoolIDsPerResponse, "GetPoolIDs max"))}
+	if r.Err() == nil && q.Max == 0 {
+		r.Fail(malformed("GetPoolIDs: max 0"))
 	}
 	return q
 }
 
 func decodeTip(r *reader) *Tip {
-	return &Tip{Height: r.u64("Tip height"), ID: r.hash("Tip id")}
+	return &Tip{Height: r.U64("Tip height"), ID: r.hash("Tip id")}
 }
 
 func decodePoolIDs(r *reader) *PoolIDs {
-	n := r.count(MaxPoolIDsPerResponse, chain.HashSize, "PoolIDs count")
-	if r.err != nil {
+	n := r.Count(MaxPoolIDsPerResponse, chain.HashSize, "PoolIDs count")
+	if r.Err() != nil {
 		return nil
 	}
 	m := &PoolIDs{}
