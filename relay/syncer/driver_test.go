@@ -339,7 +339,10 @@ func TestSyncerCatchUp(t *testing.T) {
 	net.stall["staller"] = true
 	joiner := newTestNode(t, g)
 	var pen penaltyLog
-	s := startSyncer(t, net, joiner, Config{StallTimeout: 50 * time.Millisecond, MaxStallTimeout: 400 * time.Millisecond},
+	// The stall timeout is real time: short enough to keep the test quick,
+	// long enough that an honest in-memory peer on a loaded 2-core CI
+	// machine under -race never looks stalled.
+	s := startSyncer(t, net, joiner, Config{StallTimeout: 300 * time.Millisecond, MaxStallTimeout: 2400 * time.Millisecond},
 		WithPenaltyHook(pen.hook))
 	for _, p := range []peer.ID{"staller", "a", "b"} {
 		s.AddPeer(p)
@@ -432,7 +435,7 @@ func TestSyncerCorruptBodies(t *testing.T) {
 	net.bad["corrupt"] = true
 	joiner := newTestNode(t, g)
 	var pen penaltyLog
-	s := startSyncer(t, net, joiner, Config{StallTimeout: 200 * time.Millisecond}, WithPenaltyHook(pen.hook))
+	s := startSyncer(t, net, joiner, Config{StallTimeout: time.Second}, WithPenaltyHook(pen.hook))
 	s.AddPeer("honest")
 	s.AddPeer("corrupt")
 	want := blocks[len(blocks)-1].ID()
