@@ -2,6 +2,7 @@ package relay
 
 import (
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/syncer"
 )
 
 // ID identifies a transaction or a block on the wire: the SHA-256 of the
@@ -11,41 +12,26 @@ import (
 type ID = chain.Hash
 
 // Verdict classifies what happened to a body handed to the chain or the pool.
-// The relay maps it onto GossipSub's validation result and onto peer penalties.
-type Verdict int
+// The relay maps it onto GossipSub's validation result and onto peer
+// penalties. It is the syncer's type (relay/syncer cannot import relay), so
+// the chain and pool adapters hand verdicts to the syncer unconverted.
+type Verdict = syncer.Verdict
 
 const (
 	// Accepted means the item is new and now held: forward its announcement.
-	Accepted Verdict = iota
+	Accepted = syncer.Accepted
 	// Known means the item was already held: ignore, no penalty.
-	Known
+	Known = syncer.Known
 	// Ignored means the item is valid but was not taken (fee too low, pool
 	// full, nonce already used, future nonce queued): ignore, no penalty.
-	Ignored
+	Ignored = syncer.Ignored
 	// Invalid means the item breaks a consensus or format rule: reject the
 	// announcement and penalize the peer that sent it.
-	Invalid
+	Invalid = syncer.Invalid
 	// Orphan applies to blocks only: the parent is unknown. The relay fetches
 	// the missing ancestors from the announcer and retries.
-	Orphan
+	Orphan = syncer.Orphan
 )
-
-// String names the verdict for logs and metrics labels.
-func (v Verdict) String() string {
-	switch v {
-	case Accepted:
-		return "accepted"
-	case Known:
-		return "known"
-	case Ignored:
-		return "ignored"
-	case Invalid:
-		return "invalid"
-	case Orphan:
-		return "orphan"
-	}
-	return "unknown"
-}
 
 // TxPool is everything the relay needs of a mempool. Implementations must be
 // safe for concurrent use. Bodies are canonical encodings; a body's id is
@@ -66,12 +52,10 @@ type TxPool interface {
 	LookupShortIDs(key chain.ShortIDKey, short []uint64) (out [][]byte)
 }
 
-// HeaderInfo is what the relay reads from an encoded block header.
-type HeaderInfo struct {
-	ID     ID     // hash of the header encoding
-	Parent ID     // parent block id
-	Height uint64 // height of the block
-}
+// HeaderInfo is what the relay reads from an encoded block header: its id
+// (hash of the header encoding), parent id and height. It is the syncer's
+// type, so the two packages share one definition.
+type HeaderInfo = syncer.HeaderInfo
 
 // Chain is everything the relay needs of a block store. Implementations must
 // be safe for concurrent use.

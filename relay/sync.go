@@ -179,12 +179,12 @@ func (c syncChain) BlockIDAt(h uint64) (ID, bool) { return c.r.chain.BlockIDAt(h
 func (c syncChain) HasBlock(id ID) bool           { return c.r.chain.HasBlock(id) }
 func (c syncChain) ParseHeader(b []byte) (syncer.HeaderInfo, error) {
 	i, err := c.r.chain.ParseHeader(b)
-	return syncer.HeaderInfo(i), err
+	return i, err
 }
 
 func (c syncChain) ParseBlock(b []byte) (syncer.HeaderInfo, error) {
 	i, err := c.r.blockInfo(b)
-	return syncer.HeaderInfo(i), err
+	return i, err
 }
 
 func (c syncChain) AddBlock(b []byte) (ID, syncer.Verdict, error) {
@@ -192,7 +192,7 @@ func (c syncChain) AddBlock(b []byte) (ID, syncer.Verdict, error) {
 	if v == Accepted {
 		c.r.seen.record(id, c.r.now())
 	}
-	return id, syncer.Verdict(v), err
+	return id, v, err
 }
 
 // syncPool is syncer.Pool over the relay's TxPool.
@@ -207,5 +207,5 @@ func (p syncPool) AddTx(b []byte) (ID, syncer.Verdict, error) {
 	if v == Accepted {
 		p.r.seen.record(id, p.r.now())
 	}
-	return id, syncer.Verdict(v), err
+	return id, v, err
 }

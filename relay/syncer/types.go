@@ -25,8 +25,8 @@ type HeaderInfo struct {
 	Height uint64
 }
 
-// Verdict is what the chain or the pool made of a body. Its values and
-// order are relay.Verdict's, so an adapter converts with Verdict(v).
+// Verdict is what the chain or the pool made of a body. Package relay uses
+// this same type (relay.Verdict is an alias), so there is one definition.
 type Verdict int
 
 const (
