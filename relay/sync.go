@@ -178,13 +178,11 @@ func (c syncChain) Tip() (uint64, ID)             { return c.r.chain.Tip() }
 func (c syncChain) BlockIDAt(h uint64) (ID, bool) { return c.r.chain.BlockIDAt(h) }
 func (c syncChain) HasBlock(id ID) bool           { return c.r.chain.HasBlock(id) }
 func (c syncChain) ParseHeader(b []byte) (syncer.HeaderInfo, error) {
-	i, err := c.r.chain.ParseHeader(b)
-	return i, err
+	return c.r.chain.ParseHeader(b)
 }
 
 func (c syncChain) ParseBlock(b []byte) (syncer.HeaderInfo, error) {
-	i, err := c.r.blockInfo(b)
-	return i, err
+	return c.r.blockInfo(b)
 }
 
 func (c syncChain) AddBlock(b []byte) (ID, syncer.Verdict, error) {
