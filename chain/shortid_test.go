@@ -5,30 +5,6 @@ import (
 	"testing"
 )
 
-func TestShortID(t *testing.T) {
-	hdr := sampleBlocks(t)[1].Header.Encode()
-	k := NewShortIDKey(hdr, 1)
-	if k != NewShortIDKey(hdr, 1) {
-		t.Fatal("key not deterministic")
-	}
-	other := append([]byte{}, hdr...)
-	other[0] ^= 1
-	if k == NewShortIDKey(hdr, 2) || k == NewShortIDKey(other, 1) {
-		t.Fatal("key ignores nonce or header")
-	}
-	seen := map[uint64]bool{}
-	for _, tx := range sampleTxs() {
-		s := ShortID(k, tx.ID())
-		if s>>(8*ShortIDSize) != 0 {
-			t.Fatalf("short id %x wider than %d bytes", s, ShortIDSize)
-		}
-		if s != ShortID(k, tx.ID()) || seen[s] {
-			t.Fatal("short id not deterministic or collides on a tiny set")
-		}
-		seen[s] = true
-	}
-}
-
 func TestHashText(t *testing.T) {
 	h := sampleTxs()[0].ID()
 	b, err := json.Marshal(h)

@@ -1,6 +1,8 @@
 package mempool
 
 import (
+	"github.com/dchest/siphash"
+
 	"crypto/ed25519"
 	"fmt"
 	"slices"
@@ -328,4 +330,10 @@ func checkTemplate(p *Pool, txs []*chain.Tx, maxBytes, maxTxs int) error {
 		return fmt.Errorf("template uses %d bytes > %d", used, maxBytes)
 	}
 	return nil
+}
+
+// sipShortID is a keyed 48-bit short-id function like the relay's compact
+// blocks use (SipHash-2-4 of the tx id); the scheme itself is the relay's.
+func sipShortID(k uint64) func(chain.Hash) uint64 {
+	return func(id chain.Hash) uint64 { return siphash.Hash(k, ^k, id[:]) & (1<<48 - 1) }
 }

@@ -261,8 +261,8 @@ func TestLookupShortIDs(t *testing.T) {
 		f.p.Add(x, t0)
 		txs = append(txs, x)
 	}
-	key := chain.NewShortIDKey([]byte("header"), 7)
-	short := []uint64{chain.ShortID(key, txs[3].ID()), 12345, chain.ShortID(key, txs[0].ID())}
+	key := sipShortID(7)
+	short := []uint64{key(txs[3].ID()), 12345, key(txs[0].ID())}
 	got := f.p.LookupShortIDs(key, short)
 	if len(got) != 3 || got[0] != txs[3] || got[1] != nil || got[2] != txs[0] {
 		t.Fatal("lookup wrong")
@@ -277,7 +277,7 @@ func TestLookupShortIDs(t *testing.T) {
 		id := x.ID()
 		want[id[0]%4] = append(want[id[0]%4], x)
 	}
-	res := f.p.lookupShort([]uint64{0, 1, 2, 3, 9}, byte0)
+	res := f.p.LookupShortIDs(byte0, []uint64{0, 1, 2, 3, 9})
 	for s := range 4 {
 		switch {
 		case len(want[s]) == 1 && res[s] != want[s][0]:
@@ -361,7 +361,7 @@ func TestConcurrentUse(t *testing.T) {
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
 	readers.Go(func() {
-		key := chain.NewShortIDKey(nil, 1)
+		key := sipShortID(1)
 		for {
 			select {
 			case <-stop:

@@ -143,17 +143,12 @@ var collided = new(entry)
 
 // LookupShortIDs resolves a compact block's keyed short ids against every
 // held transaction, queued ones included (a block may fill their gap):
-// out[i] is the held tx whose chain.ShortID under key is short[i], or nil
-// when no held tx or more than one matches (the caller then fetches it by
-// position). The index is built per call over the wanted ids only, so its
-// memory is bounded by len(short), not by the pool.
-func (p *Pool) LookupShortIDs(key chain.ShortIDKey, short []uint64) []*chain.Tx {
-	return p.lookupShort(short, func(id chain.Hash) uint64 { return chain.ShortID(key, id) })
-}
-
-// lookupShort is LookupShortIDs with the short-id function passed in, so
-// tests can force collisions.
-func (p *Pool) lookupShort(short []uint64, shortOf func(chain.Hash) uint64) []*chain.Tx {
+// out[i] is the held tx whose short id (shortOf of its id) is short[i], or
+// nil when no held tx or more than one matches (the caller then fetches it
+// by position). The short-id scheme belongs to the relay's wire format, so
+// it is passed in. The index is built per call over the wanted ids only, so
+// its memory is bounded by len(short), not by the pool.
+func (p *Pool) LookupShortIDs(shortOf func(chain.Hash) uint64, short []uint64) []*chain.Tx {
 	out := make([]*chain.Tx, len(short))
 	if len(short) == 0 {
 		return out

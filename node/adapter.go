@@ -79,13 +79,6 @@ type chainAdapter struct {
 
 	mu sync.Mutex
 
-	// reannounce holds the ids of promoted transactions that the node is
-	// handing back to the relay through SubmitTx (see Node.promoteLoop):
-	// AddTx answers Accepted for each once, although the pool already holds
-	// it, so the relay announces it as it does a new local transaction.
-	rmu        sync.Mutex
-	reannounce map[chain.Hash]struct{}
-
 	// recent serves the bodies of recently mined transactions (see
 	// recentServedBlocks).
 	recent recentTxs
@@ -131,53 +124,46 @@ func (r *recentTxs) get(id chain.Hash) ([]byte, bool) {
 	return nil, false
 }
 
-// maxReannounce bounds the reannounce set: promotions waiting for their
-// SubmitTx, at most promoteQueue batches of a sender's queue (MaxPerSender,
-// 64 by default) in practice far fewer.
-const maxReannounce = 4096
-
-// markReannounce arms one Accepted answer for id; false if the set is full.
-func (a *chainAdapter) markReannounce(id chain.Hash) bool {
-	a.rmu.Lock()
-	defer a.rmu.Unlock()
-	if a.reannounce == nil {
-		a.reannounce = make(map[chain.Hash]struct{})
-	}
-	if len(a.reannounce) >= maxReannounce {
-		return false
-	}
-	a.reannounce[id] = struct{}{}
-	return true
-}
-
-// takeReannounce disarms id, reporting whether it was armed.
-func (a *chainAdapter) takeReannounce(id chain.Hash) bool {
-	a.rmu.Lock()
-	defer a.rmu.Unlock()
-	_, ok := a.reannounce[id]
-	delete(a.reannounce, id)
-	return ok
-}
-
 var (
-	_ relay.Chain  = (*chainAdapter)(nil)
-	_ relay.TxPool = (*chainAdapter)(nil)
+	_ relay.Chain        = (*chainAdapter)(nil)
+	_ relay.HeaderSource = (*chainAdapter)(nil)
+	_ relay.TxPool       = (*chainAdapter)(nil)
+	_ relay.PoolIDSource = (*chainAdapter)(nil)
 )
+
+// Rumor's chain names txs and blocks by SHA-256 (chain.Hash); the relay's
+// ids are the same 32 bytes in its own type (relay.ID), so the adapter
+// converts at the seam.
 
 // Tip implements relay.Chain.
 func (a *chainAdapter) Tip() (uint64, relay.ID) {
 	h, id := a.store.Tip()
-	return h.Height, id
+	return h.Height, relay.ID(id)
 }
 
 // HasBlock implements relay.Chain.
-func (a *chainAdapter) HasBlock(id relay.ID) bool { return a.store.HasBlock(id) }
+func (a *chainAdapter) HasBlock(id relay.ID) bool { return a.store.HasBlock(chain.Hash(id)) }
 
 // GetBlock implements relay.Chain.
-func (a *chainAdapter) GetBlock(id relay.ID) ([]byte, bool) { return a.store.BlockBytes(id) }
+func (a *chainAdapter) GetBlock(id relay.ID) ([]byte, bool) {
+	return a.store.BlockBytes(chain.Hash(id))
+}
+
+// GetHeader implements relay.HeaderSource: from the block's metadata, so
+// a headers request never loads or decodes whole blocks.
+func (a *chainAdapter) GetHeader(id relay.ID) ([]byte, bool) {
+	h, ok := a.store.Header(chain.Hash(id))
+	if !ok {
+		return nil, false
+	}
+	return h.Encode(), true
+}
 
 // BlockIDAt implements relay.Chain.
-func (a *chainAdapter) BlockIDAt(height uint64) (relay.ID, bool) { return a.store.BlockIDAt(height) }
+func (a *chainAdapter) BlockIDAt(height uint64) (relay.ID, bool) {
+	id, ok := a.store.BlockIDAt(height)
+	return relay.ID(id), ok
+}
 
 // ParseHeader implements relay.Chain.
 func (a *chainAdapter) ParseHeader(b []byte) (relay.HeaderInfo, error) {
@@ -186,7 +172,7 @@ func (a *chainAdapter) ParseHeader(b []byte) (relay.HeaderInfo, error) {
 		return relay.HeaderInfo{}, err
 	}
 	// The encoding is canonical, so the id is the hash of the bytes given.
-	return relay.HeaderInfo{ID: sha256.Sum256(b), Parent: h.Parent, Height: h.Height}, nil
+	return relay.HeaderInfo{ID: sha256.Sum256(b), Parent: relay.ID(h.Parent), Height: h.Height}, nil
 }
 
 // SplitBlock implements relay.Chain.
@@ -251,13 +237,13 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 	now := a.now()
 	res, err := a.store.AddBlockVerified(blk, now, a.pool.Has)
 	if err != nil {
-		return blk.ID(), blockVerdict(err), err
+		return relay.ID(blk.ID()), blockVerdict(err), err
 	}
 	switch res.Status {
 	case store.Known:
-		return res.ID, relay.Known, errors.New("block already stored")
+		return relay.ID(res.ID), relay.Known, errors.New("block already stored")
 	case store.SideChain:
-		return res.ID, relay.Accepted, nil
+		return relay.ID(res.ID), relay.Accepted, nil
 	}
 	for _, d := range res.Disconnected {
 		a.pool.BlockDisconnected(d, now)
@@ -273,7 +259,7 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 	if len(res.Disconnected) > 0 {
 		log.Infow("reorg", "disconnected", len(res.Disconnected), "connected", len(res.Connected), "tip", res.ID.Short())
 	}
-	return res.ID, relay.Accepted, nil
+	return relay.ID(res.ID), relay.Accepted, nil
 }
 
 // blockVerdict maps a store error to the relay's verdict.
@@ -292,15 +278,23 @@ func blockVerdict(err error) relay.Verdict {
 }
 
 // HasTx implements relay.TxPool: held, or recently included in a block.
-func (a *chainAdapter) HasTx(id relay.ID) bool { return a.pool.Known(id) }
+func (a *chainAdapter) HasTx(id relay.ID) bool { return a.pool.Known(chain.Hash(id)) }
+
+// TxID implements relay.TxPool: SHA-256 of the canonical encoding.
+func (a *chainAdapter) TxID(body []byte) (relay.ID, error) {
+	if len(body) == 0 || len(body) > chain.MaxTxSize {
+		return relay.ID{}, fmt.Errorf("%w: tx of %d bytes", chain.ErrMalformed, len(body))
+	}
+	return sha256.Sum256(body), nil
+}
 
 // GetTx implements relay.TxPool: from the pool, or from the last few
 // blocks for a tx mined since it was announced.
 func (a *chainAdapter) GetTx(id relay.ID) ([]byte, bool) {
-	if tx, ok := a.pool.Get(id); ok {
+	if tx, ok := a.pool.Get(chain.Hash(id)); ok {
 		return tx.Encode(), true
 	}
-	return a.recent.get(id)
+	return a.recent.get(chain.Hash(id))
 }
 
 // AddTx implements relay.TxPool.
@@ -314,9 +308,6 @@ func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 		return relay.ID{}, relay.Invalid, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Err: err}
 	}
 	res := a.pool.Add(tx, a.now())
-	if res.Code == mempool.AlreadyKnown && errors.Is(res.Err, mempool.ErrKnown) && a.takeReannounce(res.ID) {
-		return res.ID, relay.Accepted, nil // a promoted tx going out (no second pending event)
-	}
 	v, err := txVerdict(res)
 	if v == relay.Accepted && a.onPending != nil {
 		a.onPending(res.ID)
@@ -331,7 +322,7 @@ func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 			a.onPromoted(res.Promoted)
 		}
 	}
-	return res.ID, v, err
+	return relay.ID(res.ID), v, err
 }
 
 // txVerdict maps a pool result to the relay's verdict and its error.
@@ -353,8 +344,8 @@ func txVerdict(res mempool.Result) (relay.Verdict, error) {
 }
 
 // LookupShortIDs implements relay.TxPool.
-func (a *chainAdapter) LookupShortIDs(key chain.ShortIDKey, short []uint64) [][]byte {
-	txs := a.pool.LookupShortIDs(key, short)
+func (a *chainAdapter) LookupShortIDs(shortID func(relay.ID) uint64, short []uint64) [][]byte {
+	txs := a.pool.LookupShortIDs(func(id chain.Hash) uint64 { return shortID(relay.ID(id)) }, short)
 	out := make([][]byte, len(txs))
 	for i, tx := range txs {
 		if tx != nil {
@@ -366,6 +357,11 @@ func (a *chainAdapter) LookupShortIDs(key chain.ShortIDKey, short []uint64) [][]
 
 // PendingIDs implements relay.PoolIDSource: the ids a joining peer pulls
 // during mempool sync.
-func (a *chainAdapter) PendingIDs(max int) []relay.ID { return a.pool.IDs(max) }
-
-var _ relay.PoolIDSource = (*chainAdapter)(nil)
+func (a *chainAdapter) PendingIDs(max int) []relay.ID {
+	ids := a.pool.IDs(max)
+	out := make([]relay.ID, len(ids))
+	for i, id := range ids {
+		out[i] = relay.ID(id)
+	}
+	return out
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/rumor-relay/rumor/mempool"
 	"github.com/rumor-relay/rumor/node/rpc"
 	"github.com/rumor-relay/rumor/relay"
+	"github.com/rumor-relay/rumor/relay/p2p"
 )
 
 var log = golog.Logger("rumor/node")
@@ -81,9 +82,9 @@ func WithConnectionGater(g connmgr.ConnectionGater) Option {
 	return func(o *options) { o.gater = g }
 }
 
-// WithRelayOptions passes options through to relay.New (extra pubsub
-// options, loggers, hooks). They apply after the node's own, so a penalty
-// hook or serve budget given here replaces the node's peer scoring.
+// WithRelayOptions passes options through to relay.New (loggers, metrics,
+// hooks). They apply after the node's own, so a penalty hook or serve budget
+// given here replaces the node's peer scoring.
 func WithRelayOptions(opts ...relay.Option) Option {
 	return func(o *options) { o.relayOpts = append(o.relayOpts, opts...) }
 }
@@ -115,15 +116,16 @@ type Node struct {
 	prod    *producer // nil unless a producer
 	peers   *peerPolicy
 
-	host     host.Host
-	ownsHost bool
-	relay    *relay.Relay
-	pex      *pex
-	boot     *bootstrapper
-	mdns     *mdnsDiscovery
-	rpc      *rpc.Server
-	metrics  *metricsServer
-	registry *prometheus.Registry
+	host      host.Host
+	ownsHost  bool
+	transport *p2p.Transport // the relay's GossipSub and streams on host
+	relay     *relay.Relay
+	pex       *pex
+	boot      *bootstrapper
+	mdns      *mdnsDiscovery
+	rpc       *rpc.Server
+	metrics   *metricsServer
+	registry  *prometheus.Registry
 
 	cookiePath string
 	promoted   chan []chain.Hash // promoted tx ids to announce
@@ -327,11 +329,21 @@ func (n *Node) start(ctx context.Context) error {
 	// The relay.
 	rcfg := relay.DefaultConfig(n.chainID)
 	rcfg.BlockMode = cfg.BlockRelay
+	if n.adapter != nil {
+		// Rumor's own chain: its consensus limits are the relay's. An
+		// embedder sets its chain's in WithRelayConfig.
+		rcfg.MaxTxBytes, rcfg.MaxBlockBytes, rcfg.MaxBlockTxs = chain.MaxTxSize, chain.MaxBlockSize, chain.MaxBlockTxs
+	}
 	if n.opts.relayConfig != nil {
 		n.opts.relayConfig(&rcfg)
 	}
-	ropts := []relay.Option{relay.WithPubSubOptions(pubsub.WithPeerExchange(cfg.GossipPeerExchange))}
-	ropts = append(ropts, n.peers.relayOptions(rcfg.TxTopic(), rcfg.BlockTopic())...)
+	ropts, psOpts := n.peers.relayOptions(rcfg.TxTopic(), rcfg.BlockTopic())
+	psOpts = append([]pubsub.Option{pubsub.WithPeerExchange(cfg.GossipPeerExchange)}, psOpts...)
+	tr, err := p2p.New(n.host, p2p.Config{MaxMessageSize: rcfg.MaxGossipMessageSize, PubSubOptions: psOpts})
+	if err != nil {
+		return fmt.Errorf("node: gossipsub: %w", err)
+	}
+	n.transport = tr
 	if n.registry != nil {
 		ropts = append(ropts, relay.WithMetrics(relay.NewMetrics(n.registry)))
 	}
@@ -345,7 +357,7 @@ func (n *Node) start(ctx context.Context) error {
 	} else {
 		rc, rp = n.opts.chain, n.opts.pool
 	}
-	r, err := relay.New(n.host, rc, rp, rcfg, ropts...)
+	r, err := relay.New(tr, rc, rp, rcfg, ropts...)
 	if err != nil {
 		return fmt.Errorf("node: relay: %w", err)
 	}
@@ -451,7 +463,7 @@ func (n *Node) startRPC() error {
 		b.Chain, b.Pool = n.store, n.pool
 		b.Tip = func() (uint64, chain.Hash) { h, id := n.store.Tip(); return h.Height, id }
 	} else {
-		b.Tip = n.opts.chain.Tip
+		b.Tip = func() (uint64, chain.Hash) { h, id := n.opts.chain.Tip(); return h, chain.Hash(id) }
 	}
 	srv, err := rpc.New(rpc.Config{
 		Addr:           cfg.RPCAddr,
@@ -488,11 +500,11 @@ func (n *Node) expireLoop() {
 }
 
 // promoteLoop announces transactions the pool promoted from its queue (a
-// later nonce filled their gap). The relay announces what SubmitTx accepts;
-// a queued tx was not announced when it arrived (it could not be mined), so
-// when it becomes executable here it goes back through SubmitTx, with the
-// adapter armed to answer Accepted once. Without this a tx that reached a
-// node ahead of its predecessor would stay there.
+// later nonce filled their gap). A queued tx was not announced when it
+// arrived (it could not be mined); once it is executable here the relay
+// announces it (Relay.Announce). Without this a tx that reached a node
+// ahead of its predecessor would stay there. It runs apart from the pool's
+// callback, which must not block on the relay's batcher.
 func (n *Node) promoteLoop() {
 	defer n.wg.Done()
 	for {
@@ -500,15 +512,12 @@ func (n *Node) promoteLoop() {
 		case <-n.ctx.Done():
 			return
 		case ids := <-n.promoted:
-			for _, id := range ids {
-				tx, ok := n.pool.Get(id)
-				if !ok || !n.adapter.markReannounce(id) {
-					continue
-				}
-				if _, v, err := n.relay.SubmitTx(tx.Encode()); v != relay.Accepted {
-					n.adapter.takeReannounce(id)
-					log.Debugw("promoted tx not announced", "tx", id.Short(), "verdict", v, "err", err)
-				}
+			rids := make([]relay.ID, len(ids))
+			for i, id := range ids {
+				rids[i] = relay.ID(id)
+			}
+			if k := n.relay.Announce(rids); k < len(rids) {
+				log.Debugw("promoted txs not all announced (no longer pending)", "promoted", len(rids), "announced", k)
 			}
 		}
 	}
@@ -548,6 +557,9 @@ func (n *Node) Close() error {
 		}
 		if n.relay != nil {
 			errs = append(errs, n.relay.Close())
+		}
+		if n.transport != nil {
+			errs = append(errs, n.transport.Close())
 		}
 		if n.ownsHost && n.host != nil {
 			errs = append(errs, n.host.Close())
@@ -632,13 +644,36 @@ func (n *Node) Addrs() []ma.Multiaddr {
 
 // MeshPeers returns this node's GossipSub mesh peers for the tx and block
 // topics, as the router's own Graft/Prune/peer-down trace reports them (the
-// relay's RawTracer). This is the mesh, not PubSub.ListPeers, which lists
-// every connected peer subscribed to a topic whether or not it is in the mesh.
+// transport's RawTracer). This is the mesh, not PubSub.ListPeers, which
+// lists every connected peer subscribed to a topic whether or not it is in
+// the mesh.
 func (n *Node) MeshPeers() (tx, block []peer.ID) {
 	if n.relay == nil {
 		return nil, nil
 	}
-	return n.relay.MeshPeers()
+	t, b := n.relay.MeshPeers()
+	return libp2pIDs(t), libp2pIDs(b)
+}
+
+// PubSub returns the GossipSub router the relay runs on (nil before
+// Start): peer scores, topic peers, other subsystems' topics.
+func (n *Node) PubSub() *pubsub.PubSub {
+	if n.transport == nil {
+		return nil
+	}
+	return n.transport.PubSub()
+}
+
+// libp2pIDs converts relay peer ids back to libp2p's, dropping any that do
+// not parse (none do on the p2p transport).
+func libp2pIDs(ps []relay.PeerID) []peer.ID {
+	out := make([]peer.ID, 0, len(ps))
+	for _, p := range ps {
+		if id, ok := p2p.PeerOf(p); ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (n *Node) meshSnapshot() map[string][]peer.ID {

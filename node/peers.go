@@ -18,6 +18,7 @@ import (
 
 	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/relay"
+	"github.com/rumor-relay/rumor/relay/p2p"
 )
 
 // This file wires package peers into the node:
@@ -141,22 +142,47 @@ func (p *peerPolicy) hostGater(caller connmgr.ConnectionGater) connmgr.Connectio
 	return bothGaters{p.gater, caller}
 }
 
-// relayOptions returns the relay options that connect it to the policy:
-// the penalty hook, the serving budget, GossipSub peer scoring with the
-// book as the application score, and the score snapshot.
-func (p *peerPolicy) relayOptions(txTopic, blockTopic string) []relay.Option {
+// relayOptions returns what connects the relay and its GossipSub to the
+// policy: the penalty hook and the serving budget (relay options, over the
+// relay's peer ids), GossipSub peer scoring with the book as the
+// application score and the score snapshot (pubsub options).
+func (p *peerPolicy) relayOptions(txTopic, blockTopic string) ([]relay.Option, []pubsub.Option) {
 	coloc := max(p.cfg.ColocationThreshold, 0)
 	params, thresholds := peers.GossipScoring(p.book, peers.ScoringConfig{
 		TxTopic: txTopic, BlockTopic: blockTopic, ColocationThreshold: coloc,
 	})
 	return []relay.Option{
-		relay.WithPenaltyHook(p.penalize),
-		relay.WithServeBudget(p.limiter),
-		relay.WithPubSubOptions(
+			relay.WithPenaltyHook(p.relayPenalty),
+			relay.WithServeBudget(serveBudget{p.limiter}),
+		}, []pubsub.Option{
 			pubsub.WithPeerScore(params, thresholds),
 			pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(p.setGossipScores), gossipScoreInspectPeriod),
-		),
+		}
+}
+
+// relayPenalty is the relay's penalty hook: the relay names peers by the
+// transport's ids (base58 text on p2p).
+func (p *peerPolicy) relayPenalty(id relay.PeerID, o relay.Offense) {
+	if pid, ok := p2p.PeerOf(id); ok {
+		p.penalize(pid, o)
 	}
+}
+
+// serveBudget is relay.ServeBudget over the policy's limiter.
+type serveBudget struct{ l *peers.Limiter }
+
+var _ relay.ServeBudget = serveBudget{}
+
+// AllowRequest implements relay.ServeBudget; an unparsable id gets nothing.
+func (b serveBudget) AllowRequest(p relay.PeerID, now time.Time) bool {
+	id, ok := p2p.PeerOf(p)
+	return ok && b.l.AllowRequest(id, now)
+}
+
+// AllowBytes implements relay.ServeBudget.
+func (b serveBudget) AllowBytes(p relay.PeerID, n int, now time.Time) bool {
+	id, ok := p2p.PeerOf(p)
+	return ok && b.l.AllowBytes(id, n, now)
 }
 
 // start attaches the policy to h: the notifee that enforces bans on a

@@ -3,22 +3,13 @@ package relay
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
-
-// MaxAncestorBytes bounds the blocks held while walking back to a known
-// ancestor: MaxOrphanDepth blocks of the genesis default size (1 MiB). The
-// walk stops (and leaves the gap to sync) when it would exceed this.
-const MaxAncestorBytes = MaxOrphanDepth << 20
 
 // blockFlight lets one validation per block id do the work; concurrent
 // validations of the same block wait for it. A tightly scoped mutex guards
@@ -73,7 +64,7 @@ func (r *Relay) blockInfo(block []byte) (HeaderInfo, error) {
 
 // handleBlockAnnounce brings the announced block into the chain and returns
 // the chain's verdict (Orphan when ancestors could not be found).
-func (r *Relay) handleBlockAnnounce(ctx context.Context, from peer.ID, ann wire.BlockAnnounce) Verdict {
+func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.BlockAnnounce) Verdict {
 	var (
 		info HeaderInfo
 		err  error
@@ -129,6 +120,10 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from peer.ID, ann wire.
 		v = r.addBlock(ctx, from, info, res[0].block)
 	case *wire.BlockPush:
 		r.noteBody("block", false)
+		if len(a.Block) > r.cfg.MaxBlockBytes {
+			v = Invalid
+			break
+		}
 		v = r.addBlock(ctx, from, info, a.Block)
 	}
 	switch v {
@@ -145,9 +140,17 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from peer.ID, ann wire.
 // If the rebuilt block is invalid although the announcement's own data is
 // well formed, a short-id collision may have picked a wrong pool tx: the
 // whole block is fetched and tried once more before blaming anyone (BIP152).
-func (r *Relay) handleCompact(ctx context.Context, from peer.ID, info HeaderInfo, a *wire.CompactBlock) Verdict {
-	key := chain.NewShortIDKey(a.Header, a.Nonce)
+func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo, a *wire.CompactBlock) Verdict {
+	key := wire.NewShortIDKey(a.Header, a.Nonce)
 	total := a.TxCount()
+	if total > r.cfg.MaxBlockTxs {
+		return Invalid
+	}
+	for _, p := range a.Prefilled {
+		if len(p.Tx) > r.cfg.MaxTxBytes {
+			return Invalid
+		}
+	}
 	txs := make([][]byte, total)
 	for _, p := range a.Prefilled {
 		txs[p.Index] = p.Tx
@@ -164,7 +167,7 @@ func (r *Relay) handleCompact(ctx context.Context, from peer.ID, info HeaderInfo
 	}
 	var found [][]byte
 	if len(a.ShortIDs) > 0 {
-		found = r.pool.LookupShortIDs(key, a.ShortIDs)
+		found = r.pool.LookupShortIDs(key.ShortID, a.ShortIDs)
 	}
 	arg := &txnArg{block: info.ID, key: key}
 	for i, p := range pos {
@@ -209,7 +212,7 @@ func (r *Relay) handleCompact(ctx context.Context, from peer.ID, info HeaderInfo
 
 // addBlock stores a block; on Orphan it fetches the missing ancestors from
 // the announcer (and other sources of the block) and tries again.
-func (r *Relay) addBlock(ctx context.Context, from peer.ID, info HeaderInfo, block []byte) Verdict {
+func (r *Relay) addBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
 	_, v, err := r.chain.AddBlock(block)
 	if v == Orphan && r.cfg.MaxOrphanDepth > 0 {
 		if r.fetchAncestors(ctx, from, info.Parent) {
@@ -228,7 +231,7 @@ func (r *Relay) addBlock(ctx context.Context, from peer.ID, info HeaderInfo, blo
 // fetchAncestors walks back from parent, fetching blocks by id until one's
 // parent is stored, within MaxOrphanDepth blocks and MaxAncestorBytes, then
 // adds them oldest first. It reports whether every ancestor was stored.
-func (r *Relay) fetchAncestors(ctx context.Context, from peer.ID, parent ID) bool {
+func (r *Relay) fetchAncestors(ctx context.Context, from PeerID, parent ID) bool {
 	var stack [][]byte
 	var infos []HeaderInfo
 	size := 0
@@ -257,7 +260,7 @@ func (r *Relay) fetchAncestors(ctx context.Context, from peer.ID, parent ID) boo
 			return false
 		}
 		blk := res[0].block
-		if size += len(blk); size > MaxAncestorBytes {
+		if size += len(blk); size > r.cfg.MaxAncestorBytes {
 			return false
 		}
 		info, err := r.blockInfo(blk)
@@ -318,7 +321,7 @@ func (r *Relay) PublishBlock(block []byte) error {
 	case BlockPull:
 		ann = &wire.BlockPull{Header: hdr}
 	default:
-		ann, err = compactOf(hdr, txs, fresh)
+		ann, err = r.compactOf(hdr, txs, fresh)
 		if err != nil {
 			return fmt.Errorf("relay: publish block: %w", err)
 		}
@@ -343,20 +346,23 @@ const pushOverhead = 1 << 10
 
 // compactOf builds a compact announcement with a random nonce; txs whose ids
 // are in prefill travel whole.
-func compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.CompactBlock, error) {
+func (r *Relay) compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.CompactBlock, error) {
 	var nb [8]byte
 	if _, err := rand.Read(nb[:]); err != nil {
 		return nil, err
 	}
 	c := &wire.CompactBlock{Header: hdr, Nonce: binary.LittleEndian.Uint64(nb[:])}
-	key := chain.NewShortIDKey(hdr, c.Nonce)
+	key := wire.NewShortIDKey(hdr, c.Nonce)
 	for i, tx := range txs {
-		id := ID(sha256.Sum256(tx))
+		id, err := r.pool.TxID(tx)
+		if err != nil {
+			return nil, fmt.Errorf("tx %d of the block: %w", i, err)
+		}
 		if prefill[id] {
 			c.Prefilled = append(c.Prefilled, wire.PrefilledTx{Index: uint32(i), Tx: tx})
 			continue
 		}
-		c.ShortIDs = append(c.ShortIDs, chain.ShortID(key, id))
+		c.ShortIDs = append(c.ShortIDs, key.ShortID(id))
 	}
 	if c.TxCount() > wire.MaxBlockTxs {
 		return nil, errors.New("block has too many txs for a compact announcement")

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
@@ -18,119 +15,133 @@ var (
 	// ErrTimeout: the peer did not answer within the deadline.
 	ErrTimeout = errors.New("relay: request timed out")
 	// ErrBadResponse: the peer's answer did not decode, was over its cap or
-	// answered another request. The peer has been reported.
+	// answered another request. The error is a *BadResponseError naming
+	// the offense; the client reports nothing itself: the caller decides
+	// what the failure costs the peer, once.
 	ErrBadResponse = errors.New("relay: bad response")
 	// ErrRefused: the peer answered with an error (busy, bad request).
 	ErrRefused = errors.New("relay: request refused")
 )
 
-// request sends one request to p on a fresh stream and returns its decoded
-// response, read with a cap of maxResp bytes. The stream is reset when ctx
-// ends, which also unblocks transports without deadlines (mocknet). A
-// malformed or oversize answer is reported as an offense.
-func (r *Relay) request(ctx context.Context, p peer.ID, req wire.Request, maxResp int, bodyResp bool) (wire.Response, error) {
+// BadResponseError is a peer's answer that broke the protocol, with the
+// offense it amounts to. It matches ErrBadResponse under errors.Is.
+type BadResponseError struct {
+	Offense Offense
+	Err     error
+}
+
+func (e *BadResponseError) Error() string { return fmt.Sprintf("%v: %v", ErrBadResponse, e.Err) }
+
+// Is makes errors.Is(err, ErrBadResponse) true.
+func (e *BadResponseError) Is(target error) bool { return target == ErrBadResponse }
+
+// Unwrap returns the underlying error.
+func (e *BadResponseError) Unwrap() error { return e.Err }
+
+func badResponse(o Offense, format string, args ...any) error {
+	return &BadResponseError{Offense: o, Err: fmt.Errorf(format, args...)}
+}
+
+// offenseOfErr returns the offense a request error proves, if any.
+func offenseOfErr(err error) (Offense, bool) {
+	var bad *BadResponseError
+	if errors.As(err, &bad) {
+		return bad.Offense, true
+	}
+	return 0, false
+}
+
+// request sends one request to p and returns its decoded response, read
+// with a cap of maxResp bytes. Errors: ErrTimeout when ctx ended, a
+// *BadResponseError for an answer that breaks the protocol, ErrRefused for
+// an error answer, anything else for a transport failure (no fault
+// proven). It reports no offense.
+func (r *Relay) request(ctx context.Context, p PeerID, req wire.Request, maxResp int, bodyResp bool) (wire.Response, error) {
 	payload, err := req.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("relay: encode request: %w", err)
 	}
-	s, err := r.host.NewStream(network.WithNoDial(ctx, "relay request"), p, r.proto)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: open stream to %s", ErrTimeout, p.ShortString())
-		}
-		return nil, fmt.Errorf("relay: open stream to %s: %w", p.ShortString(), err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if d, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(d)
-	}
-	n, err := wire.WriteFrame(s, payload)
-	r.noteBytes(false, protoRequest, classRequest, n)
-	if err != nil {
-		_ = s.Reset()
-		return nil, r.streamErr(ctx, p, "write", err)
-	}
-	_ = s.CloseWrite()
-	data, n, err := wire.ReadFrame(s, maxResp)
+	r.noteBytes(false, protoRequest, classRequest, wire.FrameSize(len(payload)))
+	data, err := r.tr.Request(ctx, p, r.proto, payload, maxResp)
 	class := classRequest
 	if bodyResp {
 		class = classBody
 	}
-	r.noteBytes(true, protoRequest, class, n)
-	if err != nil {
-		_ = s.Reset()
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			r.penalize(p, OffenseOversize)
-			return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
-		}
-		if errors.Is(err, wire.ErrMalformed) {
-			r.penalize(p, OffenseMalformed)
-			return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
-		}
-		return nil, r.streamErr(ctx, p, "read", err)
+	r.noteBytes(true, protoRequest, class, wire.FrameSize(len(data)))
+	switch {
+	case err == nil:
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		return nil, badResponse(OffenseOversize, "%v", err)
+	case errors.Is(err, wire.ErrMalformed):
+		return nil, badResponse(OffenseMalformed, "%v", err)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: %s: %v", ErrTimeout, p.ShortString(), err)
+	default:
+		return nil, fmt.Errorf("relay: request to %s: %w", p.ShortString(), err)
 	}
-	_ = s.Close()
 	resp, err := wire.DecodeResponse(data)
 	if err != nil {
-		r.penalize(p, OffenseMalformed)
-		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
+		return nil, badResponse(OffenseMalformed, "%v", err)
 	}
 	if e, ok := resp.(*wire.Error); ok {
 		return nil, fmt.Errorf("%w: %s", ErrRefused, e.Code)
 	}
 	if resp.Tag() != req.Tag()|0x80 {
-		r.penalize(p, OffenseMalformed)
-		return nil, fmt.Errorf("%w: answer %#x to request %#x", ErrBadResponse, resp.Tag(), req.Tag())
+		return nil, badResponse(OffenseMalformed, "answer %#x to request %#x", resp.Tag(), req.Tag())
 	}
 	return resp, nil
-}
-
-func (r *Relay) streamErr(ctx context.Context, p peer.ID, op string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %s %s", ErrTimeout, op, p.ShortString())
-	}
-	return fmt.Errorf("relay: %s %s: %w", op, p.ShortString(), err)
 }
 
 // RequestTxs asks p for transaction bodies by id (at most
 // wire.MaxTxsPerRequest). out[i] answers ids[i], nil when p does not hold
 // it; an answer shorter than ids was cut at p's response size limit (ask
 // again for the rest). Bodies are not checked against their ids.
-func (r *Relay) RequestTxs(ctx context.Context, p peer.ID, ids []ID) ([][]byte, error) {
-	resp, err := r.request(ctx, p, &wire.GetTxs{IDs: ids}, wire.MaxTxsResponseFrame, true)
+func (r *Relay) RequestTxs(ctx context.Context, p PeerID, ids []ID) ([][]byte, error) {
+	resp, err := r.request(ctx, p, &wire.GetTxs{IDs: ids}, r.cfg.maxTxsResponseFrame(), true)
 	if err != nil {
 		return nil, err
 	}
 	txs := resp.(*wire.Txs)
 	if len(txs.Bodies) > len(ids) {
-		r.penalize(p, OffenseUnrequested)
-		return nil, fmt.Errorf("%w: %d bodies for %d ids", ErrBadResponse, len(txs.Bodies), len(ids))
+		return nil, badResponse(OffenseUnrequested, "%d bodies for %d ids", len(txs.Bodies), len(ids))
+	}
+	for _, b := range txs.Bodies {
+		if len(b) > r.cfg.MaxTxBytes {
+			return nil, badResponse(OffenseOversize, "tx of %d bytes over the limit %d", len(b), r.cfg.MaxTxBytes)
+		}
 	}
 	return txs.Bodies, nil
 }
 
 // RequestBlock asks p for a whole block by id; nil when p does not hold it.
 // The block is not checked against id.
-func (r *Relay) RequestBlock(ctx context.Context, p peer.ID, id ID) ([]byte, error) {
-	resp, err := r.request(ctx, p, &wire.GetBlock{ID: id}, wire.MaxResponseFrame, true)
+func (r *Relay) RequestBlock(ctx context.Context, p PeerID, id ID) ([]byte, error) {
+	resp, err := r.request(ctx, p, &wire.GetBlock{ID: id}, r.cfg.maxResponseFrame(), true)
 	if err != nil {
 		return nil, err
 	}
-	return resp.(*wire.Block).Block, nil
+	b := resp.(*wire.Block).Block
+	if len(b) > r.cfg.MaxBlockBytes {
+		return nil, badResponse(OffenseOversize, "block of %d bytes over the limit %d", len(b), r.cfg.MaxBlockBytes)
+	}
+	return b, nil
 }
 
 // RequestBlockTxn asks p for the transactions at indexes (strictly
 // increasing) of block id. found is false when p does not hold the block.
-func (r *Relay) RequestBlockTxn(ctx context.Context, p peer.ID, id ID, indexes []uint32) (txs [][]byte, found bool, err error) {
-	resp, err := r.request(ctx, p, &wire.GetBlockTxn{Block: id, Indexes: indexes}, wire.MaxResponseFrame, true)
+func (r *Relay) RequestBlockTxn(ctx context.Context, p PeerID, id ID, indexes []uint32) (txs [][]byte, found bool, err error) {
+	resp, err := r.request(ctx, p, &wire.GetBlockTxn{Block: id, Indexes: indexes}, r.cfg.maxResponseFrame(), true)
 	if err != nil {
 		return nil, false, err
 	}
 	bt := resp.(*wire.BlockTxn)
 	if bt.Block != id || (bt.Found && len(bt.Txs) != len(indexes)) {
-		r.penalize(p, OffenseMalformed)
-		return nil, false, fmt.Errorf("%w: blocktxn answers another block or count", ErrBadResponse)
+		return nil, false, badResponse(OffenseMalformed, "blocktxn answers another block or count")
+	}
+	for _, tx := range bt.Txs {
+		if len(tx) > r.cfg.MaxTxBytes {
+			return nil, false, badResponse(OffenseOversize, "tx of %d bytes over the limit %d", len(tx), r.cfg.MaxTxBytes)
+		}
 	}
 	return bt.Txs, bt.Found, nil
 }
@@ -138,18 +149,17 @@ func (r *Relay) RequestBlockTxn(ctx context.Context, p peer.ID, id ID, indexes [
 // RequestHeaders asks p for up to max headers of its best chain following
 // the first id of locator it knows, stopping at stop (zero: no stop). It is
 // the sync layer's headers-first primitive.
-func (r *Relay) RequestHeaders(ctx context.Context, p peer.ID, locator []ID, stop ID, max int) ([][]byte, error) {
+func (r *Relay) RequestHeaders(ctx context.Context, p PeerID, locator []ID, stop ID, max int) ([][]byte, error) {
 	if max <= 0 || max > wire.MaxHeadersPerResponse {
 		max = wire.MaxHeadersPerResponse
 	}
-	resp, err := r.request(ctx, p, &wire.GetHeaders{Locator: locator, Stop: stop, Max: uint32(max)}, wire.MaxResponseFrame, false)
+	resp, err := r.request(ctx, p, &wire.GetHeaders{Locator: locator, Stop: stop, Max: uint32(max)}, r.cfg.maxResponseFrame(), false)
 	if err != nil {
 		return nil, err
 	}
 	h := resp.(*wire.Headers).Headers
 	if len(h) > max {
-		r.penalize(p, OffenseUnrequested)
-		return nil, fmt.Errorf("%w: %d headers for max %d", ErrBadResponse, len(h), max)
+		return nil, badResponse(OffenseUnrequested, "%d headers for max %d", len(h), max)
 	}
 	return h, nil
 }
@@ -157,18 +167,22 @@ func (r *Relay) RequestHeaders(ctx context.Context, p peer.ID, locator []ID, sto
 // RequestBlocks asks p for the blocks of its best chain at heights
 // start..start+count-1 (count at most wire.MaxBlocksPerRange). p may answer
 // fewer (chain end, response size cap); the caller asks again for the rest.
-func (r *Relay) RequestBlocks(ctx context.Context, p peer.ID, start uint64, count int) ([][]byte, error) {
+func (r *Relay) RequestBlocks(ctx context.Context, p PeerID, start uint64, count int) ([][]byte, error) {
 	if count <= 0 || count > wire.MaxBlocksPerRange {
 		return nil, fmt.Errorf("relay: block range count %d (want 1..%d)", count, wire.MaxBlocksPerRange)
 	}
-	resp, err := r.request(ctx, p, &wire.GetBlocks{Start: start, Count: uint32(count)}, wire.MaxResponseFrame, true)
+	resp, err := r.request(ctx, p, &wire.GetBlocks{Start: start, Count: uint32(count)}, r.cfg.maxResponseFrame(), true)
 	if err != nil {
 		return nil, err
 	}
 	b := resp.(*wire.Blocks).Blocks
 	if len(b) > count {
-		r.penalize(p, OffenseUnrequested)
-		return nil, fmt.Errorf("%w: %d blocks for count %d", ErrBadResponse, len(b), count)
+		return nil, badResponse(OffenseUnrequested, "%d blocks for count %d", len(b), count)
+	}
+	for _, blk := range b {
+		if len(blk) > r.cfg.MaxBlockBytes {
+			return nil, badResponse(OffenseOversize, "block of %d bytes over the limit %d", len(blk), r.cfg.MaxBlockBytes)
+		}
 	}
 	return b, nil
 }

@@ -61,15 +61,27 @@ const (
 	// Bitcoin Core keeps 100 orphan txs; eth2 clients look up parent chains
 	// of up to 32 blocks (Lighthouse's PARENT_DEPTH_TOLERANCE).
 	MaxOrphanDepth = 32
-	// MaxGossipMessageSize is the GossipSub message size limit. GossipSub's
+	// MaxGossipMessageSize is the gossip message size limit. GossipSub's
 	// default is 1 MiB; push mode carries a whole block and the genesis
 	// default block limit is 1 MiB, so allow 2 MiB (blocks above it fall
-	// back to a compact announcement).
+	// back to a compact announcement). The p2p transport's default.
 	MaxGossipMessageSize = 2 << 20
 	// FirstSeenCap bounds the first-seen table (txs and blocks together):
 	// 2^20 entries is about 60 MB, enough for a long testnet run; the oldest
 	// entries are dropped first.
 	FirstSeenCap = 1 << 20
+	// MaxTxBytes is the default largest transaction the relay fetches,
+	// serves or forwards: go-ethereum's 128 KiB txMaxSize.
+	MaxTxBytes = 128 << 10
+	// MaxBlockBytes is the default largest block: 8 MiB.
+	MaxBlockBytes = 8 << 20
+	// MaxBlockTxs is the default most transactions in one block: a
+	// maximal block of 150-byte transactions.
+	MaxBlockTxs = MaxBlockBytes / 150
+	// MaxAncestorBytes bounds the blocks held while walking back from an
+	// orphan to a known ancestor: 32 MiB, MaxOrphanDepth blocks of 1 MiB.
+	// The walk stops (and leaves the gap to sync) when it would exceed it.
+	MaxAncestorBytes = 32 << 20
 )
 
 // Config configures a Relay. DefaultConfig fills every field; zero values are
@@ -101,10 +113,24 @@ type Config struct {
 	// MaxOrphanDepth bounds the ancestors fetched for a block whose parent
 	// is unknown (0 disables the ancestor fetch).
 	MaxOrphanDepth int
-	// MaxGossipMessageSize is GossipSub's message size limit in bytes.
+	// MaxGossipMessageSize is the transport's message size limit in bytes
+	// (give the transport the same): a push-mode block that would not fit
+	// goes out as a compact block.
 	MaxGossipMessageSize int
 	// FirstSeenCap bounds the first-seen table (entries).
 	FirstSeenCap int
+	// MaxTxBytes is the embedding chain's largest encoded transaction
+	// (1..wire.MaxTxBytes); larger bodies are refused as oversize.
+	MaxTxBytes int
+	// MaxBlockBytes is the chain's largest encoded block
+	// (1..wire.MaxBlockBytes).
+	MaxBlockBytes int
+	// MaxBlockTxs is the chain's most transactions per block
+	// (1..wire.MaxBlockTxs).
+	MaxBlockTxs int
+	// MaxAncestorBytes bounds the bytes of ancestors fetched for one
+	// orphan block (>= MaxBlockBytes).
+	MaxAncestorBytes int
 	// Sync configures catch-up (headers-first block download) and mempool
 	// sync with newly connected peers (package relay/syncer); zero fields
 	// take syncer's defaults.
@@ -127,6 +153,10 @@ func DefaultConfig(chainID string) Config {
 		MaxOrphanDepth:       MaxOrphanDepth,
 		MaxGossipMessageSize: MaxGossipMessageSize,
 		FirstSeenCap:         FirstSeenCap,
+		MaxTxBytes:           MaxTxBytes,
+		MaxBlockBytes:        MaxBlockBytes,
+		MaxBlockTxs:          MaxBlockTxs,
+		MaxAncestorBytes:     MaxAncestorBytes,
 		Sync:                 syncer.DefaultConfig(),
 	}
 }
@@ -161,6 +191,18 @@ func (c Config) Validate() error {
 	if c.MaxGossipMessageSize < 64<<10 || c.MaxGossipMessageSize > wire.MaxBlockBytes+4096 {
 		errs = append(errs, fmt.Errorf("max gossip message size %d: want 64 KiB..%d", c.MaxGossipMessageSize, wire.MaxBlockBytes+4096))
 	}
+	if c.MaxTxBytes < 1 || c.MaxTxBytes > wire.MaxTxBytes {
+		errs = append(errs, fmt.Errorf("max tx bytes %d: want 1..%d (the wire ceiling)", c.MaxTxBytes, wire.MaxTxBytes))
+	}
+	if c.MaxBlockBytes < 1 || c.MaxBlockBytes > wire.MaxBlockBytes {
+		errs = append(errs, fmt.Errorf("max block bytes %d: want 1..%d (the wire ceiling)", c.MaxBlockBytes, wire.MaxBlockBytes))
+	}
+	if c.MaxBlockTxs < 1 || c.MaxBlockTxs > wire.MaxBlockTxs {
+		errs = append(errs, fmt.Errorf("max block txs %d: want 1..%d (the wire ceiling)", c.MaxBlockTxs, wire.MaxBlockTxs))
+	}
+	if c.MaxAncestorBytes < c.MaxBlockBytes {
+		errs = append(errs, fmt.Errorf("max ancestor bytes %d: want >= max block bytes %d", c.MaxAncestorBytes, c.MaxBlockBytes))
+	}
 	if c.FirstSeenCap < 1 {
 		errs = append(errs, fmt.Errorf("first-seen cap %d: want >= 1", c.FirstSeenCap))
 	}
@@ -187,11 +229,23 @@ func (c Config) blockValidateTimeout() time.Duration {
 	return 3 * c.BlockFetchTimeout
 }
 
+// maxTxsResponseFrame caps a Txs response: the server's soft limit plus one
+// maximal transaction (the one that crossed it) plus per-body prefixes.
+func (c Config) maxTxsResponseFrame() int {
+	return wire.TxResponseSoftBytes + c.MaxTxBytes + 4*wire.MaxTxsPerRequest + 16
+}
+
+// maxResponseFrame caps every other body-carrying response: one maximal
+// block (or a soft limit's worth of blocks, headers or txs) plus 64 KiB of
+// framing.
+func (c Config) maxResponseFrame() int { return c.MaxBlockBytes + 64<<10 }
+
 // TxTopic is the GossipSub topic of transaction announcements.
 func (c Config) TxTopic() string { return "/rumor/" + c.ChainID + "/tx/1" }
 
 // BlockTopic is the GossipSub topic of block announcements.
 func (c Config) BlockTopic() string { return "/rumor/" + c.ChainID + "/block/1" }
 
-// RequestProtocol is the libp2p protocol id of the request/response protocol.
+// RequestProtocol names the request/response protocol (a libp2p protocol
+// id on the p2p transport).
 func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/1.0.0" }

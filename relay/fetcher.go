@@ -2,15 +2,11 @@ package relay
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
@@ -19,13 +15,13 @@ import (
 type txnArg struct {
 	block   ID
 	indexes []uint32
-	key     chain.ShortIDKey
+	key     wire.ShortIDKey
 	short   []uint64 // short[i] is the expected short id of indexes[i]
 }
 
 type wantMsg struct {
 	waiter uint64
-	from   peer.ID
+	from   PeerID
 	kind   fetchKind
 	ids    []ID
 	arg    any
@@ -33,7 +29,7 @@ type wantMsg struct {
 }
 
 type srcMsg struct {
-	from peer.ID
+	from PeerID
 	kind fetchKind
 	ids  []ID
 }
@@ -92,7 +88,7 @@ func newFetcher(r *Relay) *fetcher {
 
 // fetch asks for ids of kind, first from from, and waits for the outcome of
 // every one of them (in order) or for ctx to end.
-func (f *fetcher) fetch(ctx context.Context, from peer.ID, kind fetchKind, ids []ID, arg any) ([]itemResult, error) {
+func (f *fetcher) fetch(ctx context.Context, from PeerID, kind fetchKind, ids []ID, arg any) ([]itemResult, error) {
 	w := f.lastWaiter.Add(1)
 	m := wantMsg{waiter: w, from: from, kind: kind, ids: ids, arg: arg, reply: make(chan []itemResult, 1)}
 	select {
@@ -118,7 +114,7 @@ func (f *fetcher) fetch(ctx context.Context, from peer.ID, kind fetchKind, ids [
 
 // addSources hands alternative announcers to the loop without blocking (it
 // is called from GossipSub's tracer); when the queue is full they are lost.
-func (f *fetcher) addSources(from peer.ID, kind fetchKind, ids []ID) {
+func (f *fetcher) addSources(from PeerID, kind fetchKind, ids []ID) {
 	select {
 	case f.srcCh <- srcMsg{from, kind, ids}:
 	default:
@@ -215,12 +211,22 @@ func (f *fetcher) exec(ctx context.Context, rq *fetchReq) {
 	}
 }
 
-// errStatus maps a request error onto a status for every item.
+// errStatus maps a request error onto a status for every item. A bad
+// response becomes the status of the offense it proves, which the
+// scheduler reports once per request.
 func errStatus(err error) status {
 	switch {
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return stTimeout
 	case errors.Is(err, ErrBadResponse):
+		if o, ok := offenseOfErr(err); ok {
+			switch o {
+			case OffenseOversize:
+				return stOversize
+			case OffenseUnrequested:
+				return stUnrequested
+			}
+		}
 		return stMalformed
 	}
 	return stError
@@ -262,7 +268,7 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 		switch {
 		case b == nil:
 			out[i].status = stNotFound
-		case ID(sha256.Sum256(b)) != k.id:
+		case !r.txMatches(b, k.id):
 			out[i].status = stMismatch
 		default:
 			_, v, err := r.pool.AddTx(b)
@@ -323,7 +329,8 @@ func (f *fetcher) execBlockTxn(ctx context.Context, rq *fetchReq) itemResult {
 		return res
 	}
 	for i, tx := range txs {
-		if chain.ShortID(a.key, sha256.Sum256(tx)) != a.short[i] {
+		id, err := r.pool.TxID(tx)
+		if err != nil || a.key.ShortID(id) != a.short[i] {
 			res.status = stMismatch
 			return res
 		}
@@ -333,4 +340,11 @@ func (f *fetcher) execBlockTxn(ctx context.Context, rq *fetchReq) itemResult {
 	}
 	res.status, res.bodies = stOK, txs
 	return res
+}
+
+// txMatches reports whether body is the transaction with id under the
+// chain's id rule.
+func (r *Relay) txMatches(body []byte, id ID) bool {
+	got, err := r.pool.TxID(body)
+	return err == nil && got == id
 }

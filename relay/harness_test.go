@@ -2,49 +2,53 @@ package relay
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/rumor-relay/rumor/relay/relaytest"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/rumor-relay/rumor/relay/memnet"
 )
 
-// tnode is one relay on a real libp2p host with the in-memory test chain.
+// The network tests run relays on package memnet's in-process transport
+// inside a testing/synctest bubble: time is virtual, so a test that waits
+// for a 2 s fetch timeout takes no wall time, and every latency it asserts
+// is exact. Package relay/p2p has the tests on real libp2p hosts.
+
+// tnode is one relay on a memnet node with the in-memory test chain.
 type tnode struct {
-	h     host.Host
+	id    PeerID
+	tr    *memnet.Node
 	r     *Relay
-	chain *testChain
-	pool  *testPool
+	chain *relaytest.Chain
+	pool  *relaytest.Pool
 	offs  *offenseLog
 }
 
 type offenseRec struct {
-	p peer.ID
+	p PeerID
 	o Offense
 }
 
 // offenseLog records what the penalty hook receives.
 type offenseLog struct {
-	notifier
+	relaytest.Notifier
 	mu   sync.Mutex
 	list []offenseRec
 }
 
-func (l *offenseLog) hook(p peer.ID, o Offense) {
+func (l *offenseLog) hook(p PeerID, o Offense) {
 	l.mu.Lock()
 	l.list = append(l.list, offenseRec{p, o})
 	l.mu.Unlock()
-	l.notify()
+	l.Notify()
 }
 
-func (l *offenseLog) has(p peer.ID, o Offense) bool {
+func (l *offenseLog) has(p PeerID, o Offense) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Contains(l.list, offenseRec{p, o})
@@ -65,11 +69,13 @@ func testConfig(mode BlockMode) Config {
 	return cfg
 }
 
-func newNode(t testing.TB, h host.Host, cfg Config, opts ...Option) *tnode {
+// newNode adds a node named id to net with a relay (not started).
+func newNode(t testing.TB, net *memnet.Network, id PeerID, cfg Config, opts ...Option) *tnode {
 	t.Helper()
-	pool := newTestPool()
-	n := &tnode{h: h, pool: pool, chain: newTestChain(pool), offs: &offenseLog{}}
-	r, err := New(h, n.chain, pool, cfg, append([]Option{WithPenaltyHook(n.offs.hook)}, opts...)...)
+	pool := relaytest.NewPool()
+	tr := net.Add(id)
+	n := &tnode{id: id, tr: tr, pool: pool, chain: relaytest.NewChain(pool), offs: &offenseLog{}}
+	r, err := New(tr, n.chain, pool, cfg, append([]Option{WithPenaltyHook(n.offs.hook)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,62 +111,32 @@ func sparseGraph(n, extra int, rng *rand.Rand) [][2]int {
 	return edges
 }
 
-// mockNet builds n relays on a mocknet connected as edges (with the given
-// link latency) and waits until every node's mesh holds all its neighbours
-// on both topics.
-func mockNet(t testing.TB, n int, edges [][2]int, latency time.Duration, cfg func(i int) Config) (mocknet.Mocknet, []*tnode) {
+// newNet returns an empty memnet closed when the test ends (after the
+// relays, which close first).
+func newNet(t testing.TB, latency time.Duration) *memnet.Network {
+	net := memnet.New(latency)
+	t.Cleanup(net.Close)
+	return net
+}
+
+// simNet builds n started relays on a memnet connected as edges with the
+// given link latency. Call it inside a synctest bubble.
+func simNet(t testing.TB, n int, edges [][2]int, latency time.Duration, cfg func(i int) Config) (*memnet.Network, []*tnode) {
 	t.Helper()
-	mn := mocknet.New()
-	t.Cleanup(func() { _ = mn.Close() })
-	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
+	net := newNet(t, latency)
 	nodes := make([]*tnode, n)
 	for i := range nodes {
-		h, err := mn.GenPeer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = newNode(t, h, cfg(i))
+		nodes[i] = newNode(t, net, PeerID(fmt.Sprintf("n%02d", i)), cfg(i))
 	}
-	connect(t, mn, nodes, edges)
-	ctx := context.Background()
-	for _, nd := range nodes {
-		if err := nd.r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitMesh(t, nodes)
-	return mn, nodes
-}
-
-func connect(t testing.TB, mn mocknet.Mocknet, nodes []*tnode, edges [][2]int) {
-	t.Helper()
 	for _, e := range edges {
-		a, b := nodes[e[0]].h.ID(), nodes[e[1]].h.ID()
-		if _, err := mn.LinkPeers(a, b); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.ConnectPeers(a, b); err != nil {
+		net.Connect(nodes[e[0]].id, nodes[e[1]].id)
+	}
+	for _, nd := range nodes {
+		if err := nd.r.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-// waitMesh waits until each node's tx and block meshes contain every
-// connected peer (degrees here are at most GossipSub's D).
-func waitMesh(t testing.TB, nodes []*tnode) {
-	t.Helper()
-	eventually(t, 10*time.Second, func() error {
-		for i, nd := range nodes {
-			conns := nd.h.Network().Peers()
-			tx, blk := nd.r.MeshPeers()
-			for _, p := range conns {
-				if !slices.Contains(tx, p) || !slices.Contains(blk, p) {
-					return fmt.Errorf("node %d: mesh tx %d block %d of %d peers", i, len(tx), len(blk), len(conns))
-				}
-			}
-		}
-		return nil
-	})
+	return net, nodes
 }
 
 // eventually polls cond until it returns nil or d passes. It is for state
@@ -192,7 +168,7 @@ func waitCtx(t testing.TB, d time.Duration) context.Context {
 func waitPools(t testing.TB, ctx context.Context, nodes []*tnode, ids []ID) {
 	t.Helper()
 	for i, nd := range nodes {
-		if err := nd.pool.waitFor(ctx, func() bool { return nd.pool.has(ids...) }); err != nil {
+		if err := nd.pool.WaitFor(ctx, func() bool { return nd.pool.Has(ids...) }); err != nil {
 			missing := 0
 			for _, id := range ids {
 				if !nd.pool.HasTx(id) {
@@ -208,7 +184,7 @@ func waitPools(t testing.TB, ctx context.Context, nodes []*tnode, ids []ID) {
 func waitBlocks(t testing.TB, ctx context.Context, nodes []*tnode, ids ...ID) {
 	t.Helper()
 	for i, nd := range nodes {
-		err := nd.chain.waitFor(ctx, func() bool {
+		err := nd.chain.WaitFor(ctx, func() bool {
 			for _, id := range ids {
 				if !nd.chain.HasBlock(id) {
 					return false
@@ -231,6 +207,7 @@ func mkTx(tag string, i, size int) []byte {
 	return b
 }
 
-func txID(b []byte) ID { return sha256.Sum256(b) }
-
 var errNotYet = errors.New("not yet")
+
+// txID is the test chain's tx id.
+func txID(b []byte) ID { return relaytest.TxID(b) }

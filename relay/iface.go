@@ -1,15 +1,20 @@
 package relay
 
 import (
-	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/relay/syncer"
+	"github.com/rumor-relay/rumor/relay/transport"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
-// ID identifies a transaction or a block on the wire: the SHA-256 of the
-// transaction's encoding, or of the block's header encoding. An embedding
-// chain must derive its ids the same way so that a receiver can check that a
-// fetched body matches the id it was announced under.
-type ID = chain.Hash
+// ID identifies a transaction or a block on the wire (32 bytes). The
+// embedding chain defines how an id follows from the bytes: TxPool.TxID for
+// a transaction, Chain.ParseHeader for a block (from its header). Whatever
+// the rule, a receiver recomputes the id of every body it fetches and
+// refuses a body that does not match the id it asked for.
+type ID = wire.ID
+
+// PeerID names a peer of the transport (see package relay/transport).
+type PeerID = transport.PeerID
 
 // Verdict classifies what happened to a body handed to the chain or the pool.
 // The relay maps it onto GossipSub's validation result and onto peer
@@ -34,9 +39,14 @@ const (
 )
 
 // TxPool is everything the relay needs of a mempool. Implementations must be
-// safe for concurrent use. Bodies are canonical encodings; a body's id is
-// chain.Hash(sha256(body)).
+// safe for concurrent use. Bodies are the chain's encodings of its
+// transactions, opaque to the relay.
 type TxPool interface {
+	// TxID returns the id of an encoded transaction, or an error when the
+	// bytes are not one. It must be cheap (a hash, no validation): the relay
+	// calls it for every fetched body to check it against the id it asked
+	// for.
+	TxID(body []byte) (ID, error)
 	// HasTx reports whether the pool holds the transaction, or the chain
 	// recently included it (so the relay does not fetch it again).
 	HasTx(id ID) bool
@@ -46,10 +56,11 @@ type TxPool interface {
 	// the transaction's id (zero when the body does not decode), the verdict
 	// and, for anything but Accepted, an error that says why.
 	AddTx(body []byte) (ID, Verdict, error)
-	// LookupShortIDs resolves the keyed short ids of a compact block (see
-	// chain.ShortID) against the pool: out[i] is the encoded transaction whose
-	// short id under key is short[i], or nil when none or more than one match.
-	LookupShortIDs(key chain.ShortIDKey, short []uint64) (out [][]byte)
+	// LookupShortIDs resolves the short ids of a compact block against the
+	// pool: out[i] is the encoded transaction whose id maps to short[i]
+	// under shortID (the block's keyed short-id function), or nil when none
+	// or more than one does.
+	LookupShortIDs(shortID func(ID) uint64, short []uint64) (out [][]byte)
 }
 
 // HeaderInfo is what the relay reads from an encoded block header: its id
@@ -80,4 +91,19 @@ type Chain interface {
 	// (and the pool) if it wins fork choice. It returns the block id, a
 	// verdict and, for anything but Accepted, an error that says why.
 	AddBlock(block []byte) (ID, Verdict, error)
+}
+
+// HeaderSource is an optional interface of a Chain that reads a stored
+// block's encoded header without loading the whole block; headers requests
+// (sync) use it when present, otherwise GetBlock and SplitBlock.
+type HeaderSource interface {
+	GetHeader(id ID) ([]byte, bool)
+}
+
+// PoolIDSource is an optional interface of a TxPool that lists the ids of
+// its pending (executable) transactions, at most max, best first. The relay
+// serves it to peers doing mempool sync (GetPoolIDs); a pool without it
+// answers with an empty list.
+type PoolIDSource interface {
+	PendingIDs(max int) []ID
 }

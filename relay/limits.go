@@ -1,7 +1,5 @@
 package relay
 
-import "time"
-
 // Bounds on state a peer can grow. Figures come from
 // /work/shared/notes/anchors.md; wire-level caps live in package wire.
 const (
@@ -37,27 +35,12 @@ const (
 	// for the batcher; SubmitTx blocks (up to its context) when it is full.
 	MaxPendingBatch = 8192
 
-	// ServerReadTimeout bounds reading one request: requests are at most
-	// 256 KiB.
-	ServerReadTimeout = 5 * time.Second
-	// ServerWriteTimeout bounds writing one response, up to 8 MiB: at
-	// 10 Mbit/s that takes 7 s.
-	ServerWriteTimeout = 20 * time.Second
-
-	// Per-topic validation throttles. GossipSub runs at most this many
+	// Per-topic validation throttles. The transport runs at most this many
 	// validations of one topic at once and drops further messages of that
-	// topic (#621: one busy topic must not starve another). Tx validations
+	// topic (go-libp2p-pubsub #621: one busy topic must not starve another;
+	// the p2p transport's global throttle is above their sum). Tx validations
 	// park on body fetches, so allow many; block validations are rare but
 	// must never wait behind txs.
 	TxValidateConcurrency    = 1024
 	BlockValidateConcurrency = 64
-	// ValidateThrottle is GossipSub's global validation limit: above the sum
-	// of the per-topic limits, so tx traffic can never take block slots.
-	ValidateThrottle = 2 * (TxValidateConcurrency + BlockValidateConcurrency)
-	// ValidateQueueSize is GossipSub's validation queue, shared by all topics
-	// (#398, Lotus #723: 32 dropped messages under load). Items leave it
-	// after signature checks, so 1024 absorbs bursts without holding much.
-	ValidateQueueSize = 1024
-	// NewPeerQueue bounds newly connected peers waiting for the new-peer hook.
-	NewPeerQueue = 256
 )

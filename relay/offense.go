@@ -1,7 +1,5 @@
 package relay
 
-import "github.com/libp2p/go-libp2p/core/peer"
-
 // Offense is something a peer did that the relay reports through the
 // penalty hook. The relay only observes and reports; weights, decay and bans
 // belong to the peer-scoring layer that installs the hook.
@@ -70,4 +68,4 @@ func (o Offense) String() string {
 // PenaltyHook receives every offense the relay observes. It is called from
 // many goroutines (validators, stream handlers, the fetch loop) and must be
 // fast and safe for concurrent use; it must not call back into the Relay.
-type PenaltyHook func(p peer.ID, o Offense)
+type PenaltyHook func(p PeerID, o Offense)

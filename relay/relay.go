@@ -9,55 +9,42 @@ import (
 	"time"
 
 	golog "github.com/ipfs/go-log/v2"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/rumor-relay/rumor/relay/syncer"
+	"github.com/rumor-relay/rumor/relay/transport"
 )
 
 var log = golog.Logger("rumor/relay")
 
-// Relay announces transactions and blocks over GossipSub and fetches the
-// bodies it lacks over the request protocol. See the package documentation
-// for the design and doc.go's concurrency contract.
+// Relay announces transactions and blocks over the transport's gossip
+// topics and fetches the bodies it lacks over its request protocol. See the
+// package documentation for the design and doc.go's concurrency contract.
 type Relay struct {
 	cfg     Config
-	host    host.Host
+	tr      transport.Transport
+	self    PeerID
 	chain   Chain
 	pool    TxPool
-	ps      *pubsub.PubSub
-	proto   protocol.ID
+	proto   string
 	metrics *Metrics
 	penalty PenaltyHook
 	budget  ServeBudget
-	newPeer func(peer.ID)
-	clock   func() time.Time
 	log     *golog.ZapEventLogger
 
 	txTopicName, blockTopicName string
-	txTopic, blockTopic         *pubsub.Topic
-	txSub, blockSub             *pubsub.Subscription
+	txTopic, blockTopic         transport.Topic
 
-	ctx    context.Context // lives from New to Close; pubsub runs under it
+	ctx    context.Context // lives from New to Close
 	cancel context.CancelFunc
 
 	fetch   *fetcher
 	batch   *batcher
-	tracer  *tracer
 	seen    *firstSeen
 	limiter serveLimiter
 	flight  blockFlight
 	stats   counters
 
-	peerCh chan peer.ID // newly connected peers for the new-peer hook
-	notifs *network.NotifyBundle
-
-	sync       *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
-	syncNotifs *network.NotifyBundle
+	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
 
 	started atomic.Bool
 	closed  atomic.Bool
@@ -69,35 +56,25 @@ type Relay struct {
 type Option func(*options)
 
 type options struct {
-	psOpts  []pubsub.Option
 	metrics *Metrics
 	penalty PenaltyHook
-	newPeer func(peer.ID)
-	clock   func() time.Time
 	log     *golog.ZapEventLogger
 	budget  ServeBudget
 }
 
 // ServeBudget meters the work a peer may make this node do: one request
-// token per request stream and byte tokens per response. peers.Limiter
-// implements it. Both methods must be safe for concurrent use and fast.
+// token per request and byte tokens per response. Both methods must be safe
+// for concurrent use and fast.
 type ServeBudget interface {
-	AllowRequest(p peer.ID, now time.Time) bool
-	AllowBytes(p peer.ID, n int, now time.Time) bool
+	AllowRequest(p PeerID, now time.Time) bool
+	AllowBytes(p PeerID, n int, now time.Time) bool
 }
 
 // WithServeBudget makes the request server refuse (busy, and a request-flood
-// offense) requests beyond p's budget, and cut responses beyond its byte
-// budget to an empty answer.
+// offense) requests beyond p's budget, and answer busy instead of responses
+// beyond its byte budget.
 func WithServeBudget(b ServeBudget) Option {
 	return func(o *options) { o.budget = b }
-}
-
-// WithPubSubOptions adds GossipSub options (peer scoring, peer exchange,
-// direct peers, parameters). They are applied after the relay's own
-// (signing policy, tracer, message size, validation queue and throttle).
-func WithPubSubOptions(opts ...pubsub.Option) Option {
-	return func(o *options) { o.psOpts = append(o.psOpts, opts...) }
 }
 
 // WithMetrics makes the relay record into m (see NewMetrics).
@@ -111,33 +88,18 @@ func WithPenaltyHook(h PenaltyHook) Option {
 	return func(o *options) { o.penalty = h }
 }
 
-// WithNewPeerHook installs a hook called, one peer at a time on a relay
-// goroutine, for each newly connected peer (the seam for sync and mempool
-// exchange on connect). A slow hook delays later calls; connections beyond
-// NewPeerQueue waiting calls are not reported.
-func WithNewPeerHook(h func(peer.ID)) Option {
-	return func(o *options) { o.newPeer = h }
-}
-
 // WithLogger replaces the relay's logger (default: the "rumor/relay"
 // subsystem logger), e.g. to tell apart the nodes of an in-process testnet.
 func WithLogger(l *golog.ZapEventLogger) Option {
 	return func(o *options) { o.log = l }
 }
 
-// WithClock sets the clock used for first-seen times (default time.Now),
-// e.g. a simulated network's clock.
-func WithClock(now func() time.Time) Option {
-	return func(o *options) { o.clock = now }
-}
-
-// New builds a relay on h for chain c and pool p. It creates the GossipSub
-// router (strict message signing, so standard libp2p peers interoperate)
-// with the relay's tracer and validation throttles, and joins the two
-// topics; nothing is subscribed or served until Start.
-func New(h host.Host, c Chain, p TxPool, cfg Config, opts ...Option) (*Relay, error) {
-	if h == nil || c == nil || p == nil {
-		return nil, errors.New("relay: nil host, chain or pool")
+// New builds a relay over transport tr for chain c and pool p. Nothing is
+// joined, served or started until Start. The caller owns tr and closes it
+// after the relay.
+func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) (*Relay, error) {
+	if tr == nil || c == nil || p == nil {
+		return nil, errors.New("relay: nil transport, chain or pool")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -146,33 +108,27 @@ func New(h host.Host, c Chain, p TxPool, cfg Config, opts ...Option) (*Relay, er
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.clock == nil {
-		o.clock = time.Now
-	}
 	if o.log == nil {
 		o.log = log
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Relay{
 		cfg:            cfg,
-		host:           h,
+		tr:             tr,
+		self:           tr.Self(),
 		chain:          c,
 		pool:           p,
-		proto:          protocol.ID(cfg.RequestProtocol()),
+		proto:          cfg.RequestProtocol(),
 		metrics:        o.metrics,
 		penalty:        o.penalty,
 		budget:         o.budget,
-		newPeer:        o.newPeer,
-		clock:          o.clock,
 		log:            o.log,
 		txTopicName:    cfg.TxTopic(),
 		blockTopicName: cfg.BlockTopic(),
 		ctx:            ctx,
 		cancel:         cancel,
 		seen:           newFirstSeen(cfg.FirstSeenCap),
-		peerCh:         make(chan peer.ID, NewPeerQueue),
 	}
-	r.tracer = newTracer(r)
 	r.fetch = newFetcher(r)
 	var err error
 	if r.sync, err = r.newSyncer(); err != nil {
@@ -180,32 +136,12 @@ func New(h host.Host, c Chain, p TxPool, cfg Config, opts ...Option) (*Relay, er
 		return nil, fmt.Errorf("relay: syncer: %w", err)
 	}
 	r.batch = newBatcher(cfg.TxBatchWindow, cfg.TxBatchMax, r.publishTxBatch)
-	psOpts := append([]pubsub.Option{
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithRawTracer(r.tracer),
-		pubsub.WithMaxMessageSize(cfg.MaxGossipMessageSize),
-		pubsub.WithValidateQueueSize(ValidateQueueSize),
-		pubsub.WithValidateThrottle(ValidateThrottle),
-	}, o.psOpts...)
-	ps, err := pubsub.NewGossipSub(ctx, h, psOpts...)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("relay: gossipsub: %w", err)
-	}
-	r.ps = ps
-	if r.txTopic, err = ps.Join(r.txTopicName); err == nil {
-		r.blockTopic, err = ps.Join(r.blockTopicName)
-	}
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("relay: join topics: %w", err)
-	}
 	return r, nil
 }
 
-// Start registers the validators, subscribes to both topics, serves the
-// request protocol and starts the relay's goroutines. They stop when ctx
-// ends or Close is called.
+// Start joins the two topics with their validators, serves the request
+// protocol, starts the relay's goroutines and hands the connected peers to
+// sync. Everything stops when ctx ends or Close is called.
 func (r *Relay) Start(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -225,116 +161,49 @@ func (r *Relay) Start(ctx context.Context) error {
 	go func() { defer r.wg.Done(); r.fetch.run(r.ctx) }()
 	go func() { defer r.wg.Done(); r.batch.run(r.ctx) }()
 
-	err := r.ps.RegisterTopicValidator(r.txTopicName, r.validateTx,
-		pubsub.WithValidatorConcurrency(TxValidateConcurrency),
-		pubsub.WithValidatorTimeout(r.cfg.txValidateTimeout()))
+	var err error
+	r.txTopic, err = r.tr.Join(r.txTopicName, transport.TopicConfig{
+		Validate: r.validateTx, Concurrency: TxValidateConcurrency, Timeout: r.cfg.txValidateTimeout()})
 	if err == nil {
-		err = r.ps.RegisterTopicValidator(r.blockTopicName, r.validateBlock,
-			pubsub.WithValidatorConcurrency(BlockValidateConcurrency),
-			pubsub.WithValidatorTimeout(r.cfg.blockValidateTimeout()))
-	}
-	if err == nil {
-		r.txSub, err = r.txTopic.Subscribe()
-	}
-	if err == nil {
-		r.blockSub, err = r.blockTopic.Subscribe()
+		r.blockTopic, err = r.tr.Join(r.blockTopicName, transport.TopicConfig{
+			Validate: r.validateBlock, Concurrency: BlockValidateConcurrency, Timeout: r.cfg.blockValidateTimeout()})
 	}
 	if err != nil {
 		r.cancel()
 		return fmt.Errorf("relay: start: %w", err)
 	}
-	for _, sub := range []*pubsub.Subscription{r.txSub, r.blockSub} {
-		r.wg.Add(1)
-		go r.drain(sub)
-	}
-	r.host.SetStreamHandler(r.proto, r.handleStream)
-
-	r.notifs = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		if r.newPeer == nil {
-			return
-		}
-		select {
-		case r.peerCh <- c.RemotePeer():
-		default:
-			r.log.Debugw("new-peer queue full", "peer", c.RemotePeer())
-		}
-	}}
-	r.host.Network().Notify(r.notifs)
+	r.tr.Observe(observer{r})
+	r.tr.Serve(r.proto, r.handleRequest)
 	if r.sync != nil {
 		if err := r.sync.Start(r.ctx); err != nil {
 			r.cancel()
 			return fmt.Errorf("relay: start sync: %w", err)
 		}
-		r.syncNotifs = r.syncNotifee()
-		r.host.Network().Notify(r.syncNotifs)
 		// Peers connected before Start.
-		for _, p := range r.host.Network().Peers() {
+		for _, p := range r.tr.Peers() {
 			r.sync.AddPeer(p)
 		}
 	}
-	if r.newPeer != nil {
-		r.wg.Add(1)
-		go r.runNewPeers()
-	}
-	r.log.Debugw("relay started", "peer", r.host.ID(), "chain", r.cfg.ChainID, "mode", r.cfg.BlockMode)
+	r.log.Debugw("relay started", "peer", r.self, "chain", r.cfg.ChainID, "mode", r.cfg.BlockMode)
 	return nil
 }
 
-// drain consumes a subscription: validators did the work already; the
-// delivered messages only need to leave the queue.
-func (r *Relay) drain(sub *pubsub.Subscription) {
-	defer r.wg.Done()
-	for {
-		if _, err := sub.Next(r.ctx); err != nil {
-			return
-		}
-	}
-}
-
-func (r *Relay) runNewPeers() {
-	defer r.wg.Done()
-	seen := make(map[peer.ID]struct{})
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case p := <-r.peerCh:
-			// One call per peer while it stays connected.
-			if _, dup := seen[p]; dup && r.host.Network().Connectedness(p) == network.Connected {
-				continue
-			}
-			if len(seen) >= NewPeerQueue*16 {
-				clear(seen)
-			}
-			seen[p] = struct{}{}
-			r.newPeer(p)
-		}
-	}
-}
-
-// Close stops the relay: it cancels every fetch and validation, stops
-// serving, leaves the topics and shuts GossipSub down. It waits for the
-// relay's own goroutines.
+// Close stops the relay: it stops serving, leaves the topics and cancels
+// every fetch and validation. It waits for the relay's own goroutines. The
+// transport stays open.
 func (r *Relay) Close() error {
 	r.closeMu.Lock()
 	defer r.closeMu.Unlock()
 	if !r.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	r.host.RemoveStreamHandler(r.proto)
-	if r.notifs != nil {
-		r.host.Network().StopNotify(r.notifs)
-	}
-	if r.syncNotifs != nil {
-		r.host.Network().StopNotify(r.syncNotifs)
-	}
 	if r.started.Load() {
-		_ = r.ps.UnregisterTopicValidator(r.txTopicName)
-		_ = r.ps.UnregisterTopicValidator(r.blockTopicName)
+		r.tr.Serve(r.proto, nil)
+		r.tr.Observe(nil)
 	}
-	for _, s := range []*pubsub.Subscription{r.txSub, r.blockSub} {
-		if s != nil {
-			s.Cancel()
+	for _, t := range []transport.Topic{r.txTopic, r.blockTopic} {
+		if t != nil {
+			_ = t.Close()
 		}
 	}
 	r.cancel()
@@ -346,23 +215,25 @@ func (r *Relay) Close() error {
 	return nil
 }
 
-// PubSub returns the GossipSub instance (e.g. for peer scores or topics of
-// other subsystems).
-func (r *Relay) PubSub() *pubsub.PubSub { return r.ps }
-
 // Config returns the relay's configuration.
 func (r *Relay) Config() Config { return r.cfg }
 
-// MeshPeers returns this node's GossipSub mesh peers for the tx and block
-// topics, as seen by the tracer.
-func (r *Relay) MeshPeers() (tx, block []peer.ID) {
-	return r.tracer.meshPeers(r.txTopicName), r.tracer.meshPeers(r.blockTopicName)
+// MeshPeers returns the peers this node forwards tx and block
+// announcements to (GossipSub's mesh); nil before Start.
+func (r *Relay) MeshPeers() (tx, block []PeerID) {
+	if !r.started.Load() || r.txTopic == nil || r.blockTopic == nil {
+		return nil, nil
+	}
+	return r.txTopic.Mesh(), r.blockTopic.Mesh()
 }
 
-// TopicPeers returns the peers known to be subscribed to the tx and block
-// topics.
-func (r *Relay) TopicPeers() (tx, block []peer.ID) {
-	return r.txTopic.ListPeers(), r.blockTopic.ListPeers()
+// TopicPeers returns the peers known to subscribe to the tx and block
+// topics; nil before Start.
+func (r *Relay) TopicPeers() (tx, block []PeerID) {
+	if !r.started.Load() || r.txTopic == nil || r.blockTopic == nil {
+		return nil, nil
+	}
+	return r.txTopic.Peers(), r.blockTopic.Peers()
 }
 
 // FirstSeen returns when the tx (accepted into the pool) or block (stored)
@@ -396,12 +267,34 @@ func (r *Relay) SubmitTx(body []byte) (ID, Verdict, error) {
 	return id, v, err
 }
 
-// now is the relay's clock.
-func (r *Relay) now() time.Time { return r.clock() }
+// Announce queues the ids of transactions the pool already holds for the
+// next announcement: txs that became executable later (a block filled the
+// nonce gap of queued txs), txs reloaded from disk, or a wallet's rebroadcast.
+// Ids the pool does not hold are skipped; it returns how many were queued.
+// Like SubmitTx it blocks only while MaxPendingBatch ids wait for the
+// batcher, and does nothing before Start.
+func (r *Relay) Announce(ids []ID) int {
+	if r.closed.Load() || !r.started.Load() {
+		return 0
+	}
+	n := 0
+	for _, id := range ids {
+		if _, ok := r.pool.GetTx(id); !ok {
+			continue // not held (or already in a block): nothing to serve
+		}
+		r.batch.add(r.ctx, id)
+		n++
+	}
+	return n
+}
+
+// now is the relay's clock: time.Now, which a testing/synctest bubble
+// makes virtual.
+func (r *Relay) now() time.Time { return time.Now() }
 
 // penalize reports an offense to the hook and the metrics.
-func (r *Relay) penalize(p peer.ID, o Offense) {
-	if p == "" || p == r.host.ID() {
+func (r *Relay) penalize(p PeerID, o Offense) {
+	if p == "" || p == r.self {
 		return
 	}
 	r.log.Debugw("offense", "peer", p, "offense", o)
@@ -465,12 +358,4 @@ func (r *Relay) noteBody(kind string, dup bool) {
 		r.stats.bodies.Add(1)
 	}
 	r.metrics.body(kind, dup)
-}
-
-// Addrs is a convenience for tests and tools: the host's addresses with its
-// peer id.
-func (r *Relay) Addrs() []ma.Multiaddr {
-	pi := peer.AddrInfo{ID: r.host.ID(), Addrs: r.host.Addrs()}
-	out, _ := peer.AddrInfoToP2pAddrs(&pi)
-	return out
 }

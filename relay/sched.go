@@ -2,8 +2,6 @@ package relay
 
 import (
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // This file is the fetch scheduler's core: which item to ask of which peer,
@@ -58,21 +56,23 @@ type fetchKey struct {
 type status uint8
 
 const (
-	stOK        status = iota + 1 // body delivered and checked (verdict says what became of it)
-	stInvalid                     // body matched but breaks a rule: final, penalize the server
-	stNotFound                    // server does not hold it
-	stMismatch                    // body does not match the id
-	stMalformed                   // response did not decode or answered something else
-	stTimeout                     // no answer in time
-	stError                       // stream failed (reset, refused, busy): no fault proven
-	stTruncated                   // server hit its response soft limit: ask it again
-	stDropped                     // not tracked: scheduler or per-peer cap reached
-	stGaveUp                      // every source failed
+	stOK          status = iota + 1 // body delivered and checked (verdict says what became of it)
+	stInvalid                       // body matched but breaks a rule: final, penalize the server
+	stNotFound                      // server does not hold it
+	stMismatch                      // body does not match the id
+	stMalformed                     // response did not decode or answered something else
+	stTimeout                       // no answer in time
+	stError                         // stream failed (reset, refused, busy): no fault proven
+	stTruncated                     // server hit its response soft limit: ask it again
+	stDropped                       // not tracked: scheduler or per-peer cap reached
+	stGaveUp                        // every source failed
+	stOversize                      // response over its cap or a body over the chain's limit
+	stUnrequested                   // response carried more than was asked
 )
 
 // String names the status for logs and metric labels.
 func (s status) String() string {
-	return [...]string{"", "ok", "invalid", "not_found", "mismatch", "malformed", "timeout", "error", "truncated", "dropped", "gave_up"}[s]
+	return [...]string{"", "ok", "invalid", "not_found", "mismatch", "malformed", "timeout", "error", "truncated", "dropped", "gave_up", "oversize", "unrequested"}[s]
 }
 
 // offenseOf maps a failed status to the offense of the peer that caused it.
@@ -91,6 +91,10 @@ func offenseOf(k fetchKind, s status) (Offense, bool) {
 		return OffenseMalformed, true
 	case stTimeout:
 		return OffenseTimeout, true
+	case stOversize:
+		return OffenseOversize, true
+	case stUnrequested:
+		return OffenseUnrequested, true
 	}
 	return 0, false
 }
@@ -99,7 +103,7 @@ func offenseOf(k fetchKind, s status) (Offense, bool) {
 type itemResult struct {
 	key     fetchKey
 	status  status
-	from    peer.ID // the peer that served it (stOK, stInvalid) or failed last
+	from    PeerID  // the peer that served it (stOK, stInvalid) or failed last
 	verdict Verdict // kindTx: what the pool said of the body
 	err     error
 	block   []byte   // kindBlock: the block
@@ -108,7 +112,7 @@ type itemResult struct {
 
 // offense is a peer's misdeed found by the scheduler.
 type offense struct {
-	peer peer.ID
+	peer PeerID
 	what Offense
 }
 
@@ -121,7 +125,7 @@ type waiterDone struct {
 // fetchReq is a request the loop must carry out: ask peer for keys.
 type fetchReq struct {
 	id       uint64
-	peer     peer.ID
+	peer     PeerID
 	kind     fetchKind
 	keys     []fetchKey
 	arg      any // kindBlockTxn: *txnArg
@@ -141,7 +145,7 @@ type schedConfig struct {
 type fitem struct {
 	key     fetchKey
 	arg     any
-	sources []peer.ID
+	sources []PeerID
 	next    int    // index into sources of the next (or current) source
 	req     uint64 // request in flight, 0 when none
 	queued  bool   // in sched.ready
@@ -164,7 +168,7 @@ type fwaiter struct {
 type sched struct {
 	cfg     schedConfig
 	items   map[fetchKey]*fitem
-	peers   map[peer.ID]*fpeer
+	peers   map[PeerID]*fpeer
 	reqs    map[uint64]*fetchReq
 	waiters map[uint64]*fwaiter
 	ready   []fetchKey
@@ -176,14 +180,14 @@ func newSched(cfg schedConfig) *sched {
 	return &sched{
 		cfg:     cfg,
 		items:   make(map[fetchKey]*fitem),
-		peers:   make(map[peer.ID]*fpeer),
+		peers:   make(map[PeerID]*fpeer),
 		reqs:    make(map[uint64]*fetchReq),
 		waiters: make(map[uint64]*fwaiter),
 		parked:  make(map[fetchKey]time.Time),
 	}
 }
 
-func (s *sched) peer(p peer.ID) *fpeer {
+func (s *sched) peer(p PeerID) *fpeer {
 	ps := s.peers[p]
 	if ps == nil {
 		ps = &fpeer{}
@@ -192,7 +196,7 @@ func (s *sched) peer(p peer.ID) *fpeer {
 	return ps
 }
 
-func (s *sched) gcPeer(p peer.ID) {
+func (s *sched) gcPeer(p PeerID) {
 	if ps := s.peers[p]; ps != nil && ps.tracked == 0 && ps.inflight == 0 {
 		delete(s.peers, p)
 	}
@@ -200,7 +204,7 @@ func (s *sched) gcPeer(p peer.ID) {
 
 // addSource appends p to it's sources unless present, full, or p is at its
 // tracking cap. It reports whether p is (now) a source.
-func (s *sched) addSource(it *fitem, p peer.ID) bool {
+func (s *sched) addSource(it *fitem, p PeerID) bool {
 	for _, q := range it.sources {
 		if q == p {
 			return true
@@ -229,7 +233,7 @@ func (s *sched) addSource(it *fitem, p peer.ID) bool {
 // their first source. An id that cannot be tracked (caps) resolves at once
 // as stDropped, and a per-peer cap hit is reported as OffenseAnnounceFlood.
 // If every id resolved at once, the waiter is returned done.
-func (s *sched) want(w uint64, from peer.ID, kind fetchKind, ids []ID, arg any) (done []waiterDone, offs []offense) {
+func (s *sched) want(w uint64, from PeerID, kind fetchKind, ids []ID, arg any) (done []waiterDone, offs []offense) {
 	wt := &fwaiter{keys: make([]fetchKey, len(ids)), results: make([]itemResult, len(ids)), index: make(map[fetchKey]int, len(ids))}
 	s.waiters[w] = wt
 	flooded := false
@@ -275,7 +279,7 @@ func (s *sched) want(w uint64, from peer.ID, kind fetchKind, ids []ID, arg any) 
 // addSources records p as another announcer of those of (kind, ids) that
 // are already tracked (learned from duplicate deliveries). Unknown ids are
 // not created: a duplicate alone never makes us fetch.
-func (s *sched) addSources(p peer.ID, kind fetchKind, ids []ID) {
+func (s *sched) addSources(p PeerID, kind fetchKind, ids []ID) {
 	for _, id := range ids {
 		if it := s.items[fetchKey{kind, id}]; it != nil {
 			s.addSource(it, p)
@@ -313,7 +317,7 @@ func (s *sched) schedule(now time.Time) []*fetchReq {
 		return nil
 	}
 	var out []*fetchReq
-	open := make(map[peer.ID]*fetchReq) // tx batches being filled
+	open := make(map[PeerID]*fetchReq) // tx batches being filled
 	keep := s.ready[:0]
 	for _, k := range s.ready {
 		it := s.items[k]
@@ -526,7 +530,7 @@ func (s *sched) finishWaiter(w uint64, wt *fwaiter) waiterDone {
 }
 
 // tracked returns how many unfinished items list p as a source.
-func (s *sched) tracked(p peer.ID) int {
+func (s *sched) tracked(p PeerID) int {
 	if ps := s.peers[p]; ps != nil {
 		return ps.tracked
 	}

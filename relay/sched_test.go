@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func testSchedConfig() schedConfig {
@@ -42,9 +40,9 @@ func sids(from, n int) []ID {
 var t0 = time.Unix(1_700_000_000, 0)
 
 const (
-	pA = peer.ID("A")
-	pB = peer.ID("B")
-	pC = peer.ID("C")
+	pA = PeerID("A")
+	pB = PeerID("B")
+	pC = PeerID("C")
 )
 
 func okResults(r *fetchReq) []itemResult {
@@ -145,9 +143,9 @@ func TestSchedFailuresWalkSourcesThenGiveUp(t *testing.T) {
 	s.want(1, pA, kindTx, []ID{id}, nil)
 	s.want(2, pB, kindTx, []ID{id}, nil) // second announcement: B is a source, waiter 2 shares the item
 	s.addSources(pC, kindTx, []ID{id})
-	s.addSources(peer.ID("D"), kindTx, []ID{id}) // over maxSources (3): ignored
+	s.addSources(PeerID("D"), kindTx, []ID{id}) // over maxSources (3): ignored
 	want := []struct {
-		p   peer.ID
+		p   PeerID
 		st  status
 		off Offense
 	}{{pA, stMismatch, OffenseBodyMismatch}, {pB, stNotFound, OffenseNotFound}, {pC, stMalformed, OffenseMalformed}}

@@ -3,11 +3,8 @@ package relay
 import (
 	"errors"
 	"sync"
-	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-
+	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
@@ -16,24 +13,24 @@ import (
 type serveLimiter struct {
 	mu    sync.Mutex
 	total int
-	per   map[peer.ID]int
+	per   map[PeerID]int
 }
 
-func (l *serveLimiter) acquire(p peer.ID) bool {
+func (l *serveLimiter) acquire(p PeerID) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total >= MaxServeTotal || l.per[p] >= MaxServePerPeer {
 		return false
 	}
 	if l.per == nil {
-		l.per = make(map[peer.ID]int)
+		l.per = make(map[PeerID]int)
 	}
 	l.total++
 	l.per[p]++
 	return true
 }
 
-func (l *serveLimiter) release(p peer.ID) {
+func (l *serveLimiter) release(p PeerID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
@@ -42,40 +39,25 @@ func (l *serveLimiter) release(p peer.ID) {
 	}
 }
 
-// HeaderSource is an optional interface of a Chain that can read a block's
-// encoded header without loading the block; the headers request uses it
-// when present (otherwise GetBlock + SplitBlock).
-type HeaderSource interface {
-	GetHeader(id ID) ([]byte, bool)
-}
-
-// handleStream serves one request stream: one request frame in, one
-// response frame out. libp2p runs each stream handler on its own goroutine;
-// the limiter bounds how many exist at once per peer and overall.
-func (r *Relay) handleStream(s network.Stream) {
-	p := s.Conn().RemotePeer()
+// handleRequest serves one inbound request (transport.RequestHandler): it
+// refuses peers over their budget or the concurrency caps before reading
+// anything, reads the request with its cap, and returns the encoded answer
+// (nil resets the exchange). The transport runs it on its own goroutine per
+// request; the limiter bounds how many run at once per peer and overall.
+func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) []byte {
 	overBudget := r.budget != nil && !r.budget.AllowRequest(p, r.now())
 	if overBudget || !r.limiter.acquire(p) {
 		if overBudget {
 			r.log.Debugw("request over budget", "peer", p)
 		}
 		r.penalize(p, OffenseRequestFlood)
-		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
-		if b, err := (&wire.Error{Code: wire.ErrCodeBusy}).Encode(); err == nil {
-			_, _ = wire.WriteFrame(s, b)
-		}
-		// Close, not Reset: a reset may overtake the busy answer.
-		_ = s.Close()
-		return
+		busy, _ := (&wire.Error{Code: wire.ErrCodeBusy}).Encode()
+		r.noteBytes(false, protoRequest, classRequest, wire.FrameSize(len(busy)))
+		return busy
 	}
 	defer r.limiter.release(p)
-	// Deadlines where the transport has them, and a reset timer for
-	// transports without (mocknet); both bound a stalled peer.
-	watchdog := time.AfterFunc(ServerReadTimeout, func() { _ = s.Reset() })
-	defer watchdog.Stop()
-	_ = s.SetReadDeadline(time.Now().Add(ServerReadTimeout))
-	data, n, err := wire.ReadFrame(s, wire.MaxRequestFrame)
-	r.noteBytes(true, protoRequest, classRequest, n)
+	data, err := read(wire.MaxRequestFrame)
+	r.noteBytes(true, protoRequest, classRequest, wire.FrameSize(len(data)))
 	if err != nil {
 		switch {
 		case errors.Is(err, wire.ErrFrameTooLarge):
@@ -83,8 +65,7 @@ func (r *Relay) handleStream(s network.Stream) {
 		case errors.Is(err, wire.ErrMalformed):
 			r.penalize(p, OffenseMalformed)
 		}
-		_ = s.Reset()
-		return
+		return nil
 	}
 	var resp wire.Response
 	req, err := wire.DecodeRequest(data)
@@ -104,26 +85,20 @@ func (r *Relay) handleStream(s network.Stream) {
 		// honest peer retries elsewhere and a greedy one gets nothing.
 		r.penalize(p, OffenseRequestFlood)
 		out, _ = (&wire.Error{Code: wire.ErrCodeBusy}).Encode()
+		resp = nil
 	}
-	watchdog.Reset(ServerWriteTimeout)
-	_ = s.SetWriteDeadline(time.Now().Add(ServerWriteTimeout))
-	n, err = wire.WriteFrame(s, out)
 	class := classRequest
 	switch resp.(type) {
 	case *wire.Txs, *wire.Block, *wire.BlockTxn, *wire.Blocks:
 		class = classBody
 	}
-	r.noteBytes(false, protoRequest, class, n)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
+	r.noteBytes(false, protoRequest, class, wire.FrameSize(len(out)))
 	r.stats.served.Add(1)
-	_ = s.Close()
+	return out
 }
 
 // serve answers one decoded request from the pool and chain.
-func (r *Relay) serve(p peer.ID, req wire.Request) wire.Response {
+func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	switch q := req.(type) {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
@@ -131,7 +106,7 @@ func (r *Relay) serve(p peer.ID, req wire.Request) wire.Response {
 		size := 0
 		for _, id := range q.IDs {
 			b, ok := r.pool.GetTx(id)
-			if !ok || len(b) == 0 || len(b) > wire.MaxTxBytes {
+			if !ok || len(b) == 0 || len(b) > r.cfg.MaxTxBytes {
 				b = nil
 			}
 			if size+len(b) > wire.TxResponseSoftBytes && size > 0 {
@@ -144,7 +119,7 @@ func (r *Relay) serve(p peer.ID, req wire.Request) wire.Response {
 	case *wire.GetBlock:
 		r.metrics.servedRequest("block")
 		b, ok := r.chain.GetBlock(q.ID)
-		if !ok || len(b) > wire.MaxBlockBytes {
+		if !ok || len(b) > r.cfg.MaxBlockBytes {
 			return &wire.Block{}
 		}
 		return &wire.Block{Block: b}
@@ -197,7 +172,7 @@ func (r *Relay) serve(p peer.ID, req wire.Request) wire.Response {
 				break
 			}
 			b, ok := r.chain.GetBlock(id)
-			if !ok || len(b) == 0 || len(b) > wire.MaxBlockBytes {
+			if !ok || len(b) == 0 || len(b) > r.cfg.MaxBlockBytes {
 				break
 			}
 			if size+len(b) > wire.RangeResponseSoftBytes && size > 0 {

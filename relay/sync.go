@@ -5,28 +5,17 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-
 	"github.com/rumor-relay/rumor/relay/syncer"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // This file wires package relay/syncer (headers-first catch-up and mempool
 // sync) into the relay: the request-protocol side of syncer.Network, the
-// adapters of Chain and TxPool, peer hand-over and penalties.
-
-// PoolIDSource is an optional interface of a TxPool that lists the ids of
-// its pending (executable) transactions, at most max, best first. The relay
-// serves it to peers doing mempool sync (GetPoolIDs); a pool without it
-// answers with an empty list.
-type PoolIDSource interface {
-	PendingIDs(max int) []ID
-}
+// adapters of Chain and TxPool, and penalties. Peers reach the syncer
+// through the observer (observer.go).
 
 // RequestTip asks p for its best block's height and id.
-func (r *Relay) RequestTip(ctx context.Context, p peer.ID) (uint64, ID, error) {
+func (r *Relay) RequestTip(ctx context.Context, p PeerID) (uint64, ID, error) {
 	resp, err := r.request(ctx, p, &wire.GetTip{}, wire.MaxTipResponseFrame, false)
 	if err != nil {
 		return 0, ID{}, err
@@ -37,7 +26,7 @@ func (r *Relay) RequestTip(ctx context.Context, p peer.ID) (uint64, ID, error) {
 
 // RequestPoolIDs asks p for up to max (1..wire.MaxPoolIDsPerResponse) ids
 // of its pending transactions.
-func (r *Relay) RequestPoolIDs(ctx context.Context, p peer.ID, max int) ([]ID, error) {
+func (r *Relay) RequestPoolIDs(ctx context.Context, p PeerID, max int) ([]ID, error) {
 	if max <= 0 || max > wire.MaxPoolIDsPerResponse {
 		return nil, fmt.Errorf("relay: pool ids max %d (want 1..%d)", max, wire.MaxPoolIDsPerResponse)
 	}
@@ -47,8 +36,7 @@ func (r *Relay) RequestPoolIDs(ctx context.Context, p peer.ID, max int) ([]ID, e
 	}
 	ids := resp.(*wire.PoolIDs).IDs
 	if len(ids) > max {
-		r.penalize(p, OffenseUnrequested)
-		return nil, fmt.Errorf("%w: %d pool ids for max %d", ErrBadResponse, len(ids), max)
+		return nil, badResponse(OffenseUnrequested, "%d pool ids for max %d", len(ids), max)
 	}
 	return ids, nil
 }
@@ -68,43 +56,21 @@ func (r *Relay) newSyncer() (*syncer.Syncer, error) {
 		return nil, nil
 	}
 	return syncer.New(syncNetwork{r}, syncChain{r}, syncPool{r}, r.cfg.Sync,
-		syncer.WithPenaltyHook(r.syncPenalty), syncer.WithClock(r.clock))
-}
-
-// syncNotifee hands connected peers to the syncer and reports peers whose
-// last connection closed. It never blocks (syncer's AddPeer/RemovePeer
-// only coalesce an event under a mutex).
-func (r *Relay) syncNotifee() *network.NotifyBundle {
-	return &network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) { r.sync.AddPeer(c.RemotePeer()) },
-		DisconnectedF: func(n network.Network, c network.Conn) {
-			p := c.RemotePeer()
-			if n.Connectedness(p) == network.Connected {
-				return
-			}
-			r.sync.RemovePeer(p)
-			// A new connection may have raced the removal: re-add it.
-			if n.Connectedness(p) == network.Connected {
-				r.sync.AddPeer(p)
-			}
-		},
-		ListenF:      func(network.Network, ma.Multiaddr) {},
-		ListenCloseF: func(network.Network, ma.Multiaddr) {},
-	}
+		syncer.WithPenaltyHook(r.syncPenalty))
 }
 
 // noteOrphan tells the syncer that from holds a block we cannot connect
 // (its parent is unknown and too far back for the ancestor walk), so a node
 // that fell behind starts catching up at once instead of at the next tip
 // poll.
-func (r *Relay) noteOrphan(from peer.ID, info HeaderInfo) {
+func (r *Relay) noteOrphan(from PeerID, info HeaderInfo) {
 	if r.sync != nil {
 		r.sync.NoteTip(from, info.Height, info.ID)
 	}
 }
 
 // syncPenalty maps the syncer's offenses onto the relay's.
-func (r *Relay) syncPenalty(p peer.ID, o syncer.Offense) {
+func (r *Relay) syncPenalty(p PeerID, o syncer.Offense) {
 	switch o {
 	case syncer.OffenseMalformed:
 		r.penalize(p, OffenseMalformed)
@@ -122,10 +88,15 @@ func (r *Relay) syncPenalty(p peer.ID, o syncer.Offense) {
 }
 
 // syncErr marks the relay's timeouts as the syncer's, so they count as
-// stalls.
+// stalls, and bad responses as malformed answers, which the syncer
+// penalizes (once: the request client reports nothing itself).
 func syncErr(err error) error {
-	if err != nil && errors.Is(err, ErrTimeout) {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrTimeout):
 		return fmt.Errorf("%w: %w", syncer.ErrTimeout, err)
+	case errors.Is(err, ErrBadResponse):
+		return fmt.Errorf("%w: %w", syncer.ErrMalformed, err)
 	}
 	return err
 }
@@ -135,17 +106,17 @@ type syncNetwork struct{ r *Relay }
 
 var _ syncer.Network = syncNetwork{}
 
-func (n syncNetwork) Tip(ctx context.Context, p peer.ID) (syncer.Tip, error) {
+func (n syncNetwork) Tip(ctx context.Context, p PeerID) (syncer.Tip, error) {
 	h, id, err := n.r.RequestTip(ctx, p)
 	return syncer.Tip{Height: h, ID: id}, syncErr(err)
 }
 
-func (n syncNetwork) Headers(ctx context.Context, p peer.ID, locator []ID, max int) ([][]byte, error) {
+func (n syncNetwork) Headers(ctx context.Context, p PeerID, locator []ID, max int) ([][]byte, error) {
 	hs, err := n.r.RequestHeaders(ctx, p, locator, ID{}, max)
 	return hs, syncErr(err)
 }
 
-func (n syncNetwork) Blocks(ctx context.Context, p peer.ID, start uint64, count int) ([][]byte, error) {
+func (n syncNetwork) Blocks(ctx context.Context, p PeerID, start uint64, count int) ([][]byte, error) {
 	bs, err := n.r.RequestBlocks(ctx, p, start, count)
 	for range bs {
 		n.r.noteBody("block", false)
@@ -153,12 +124,12 @@ func (n syncNetwork) Blocks(ctx context.Context, p peer.ID, start uint64, count 
 	return bs, syncErr(err)
 }
 
-func (n syncNetwork) PoolIDs(ctx context.Context, p peer.ID, max int) ([]ID, error) {
+func (n syncNetwork) PoolIDs(ctx context.Context, p PeerID, max int) ([]ID, error) {
 	ids, err := n.r.RequestPoolIDs(ctx, p, max)
 	return ids, syncErr(err)
 }
 
-func (n syncNetwork) Txs(ctx context.Context, p peer.ID, ids []ID) ([][]byte, error) {
+func (n syncNetwork) Txs(ctx context.Context, p PeerID, ids []ID) ([][]byte, error) {
 	txs, err := n.r.RequestTxs(ctx, p, ids)
 	for _, b := range txs {
 		if b != nil {
@@ -199,6 +170,8 @@ type syncPool struct{ r *Relay }
 var _ syncer.Pool = syncPool{}
 
 func (p syncPool) HasTx(id ID) bool { return p.r.pool.HasTx(id) }
+
+func (p syncPool) TxID(b []byte) (ID, error) { return p.r.pool.TxID(b) }
 
 func (p syncPool) AddTx(b []byte) (ID, syncer.Verdict, error) {
 	id, v, err := p.r.pool.AddTx(b)

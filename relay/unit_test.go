@@ -2,15 +2,12 @@ package relay
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
@@ -135,43 +132,32 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestNewPeerHookAndMetrics: the new-peer hook sees a connecting peer once,
-// and a shared Metrics registers and counts.
-func TestNewPeerHookAndMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	mn := mocknet.New()
-	t.Cleanup(func() { _ = mn.Close() })
-	h1, _ := mn.GenPeer()
-	h2, _ := mn.GenPeer()
-	got := make(chan peer.ID, 4)
-	n1 := newNode(t, h1, testConfig(BlockCompact), WithMetrics(m), WithNewPeerHook(func(p peer.ID) { got <- p }))
-	n2 := newNode(t, h2, testConfig(BlockCompact), WithMetrics(m))
-	for _, nd := range []*tnode{n1, n2} {
-		if err := nd.r.Start(context.Background()); err != nil {
-			t.Fatal(err)
+// TestMetrics: a shared Metrics registers and counts what two relays do.
+func TestMetrics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		m := NewMetrics(reg)
+		net := newNet(t, 5*time.Millisecond)
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true // the tx must travel by gossip and fetch
+		n1 := newNode(t, net, "n1", cfg, WithMetrics(m))
+		n2 := newNode(t, net, "n2", cfg, WithMetrics(m))
+		for _, nd := range []*tnode{n1, n2} {
+			if err := nd.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	connect(t, mn, []*tnode{n1, n2}, [][2]int{{0, 1}})
-	select {
-	case p := <-got:
-		if p != h2.ID() {
-			t.Fatalf("hook got %s", p)
+		net.Connect(n1.id, n2.id)
+		tx := mkTx("metrics", 0, 100)
+		if _, v, _ := n1.r.SubmitTx(tx); v != Accepted {
+			t.Fatal("submit")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("new-peer hook not called")
-	}
-	waitMesh(t, []*tnode{n1, n2})
-	tx := mkTx("metrics", 0, 100)
-	if _, v, _ := n1.r.SubmitTx(tx); v != Accepted {
-		t.Fatal("submit")
-	}
-	ctx := waitCtx(t, 10*time.Second)
-	waitPools(t, ctx, []*tnode{n2}, []ID{txID(tx)})
-	eventually(t, 5*time.Second, func() error {
+		ctx := waitCtx(t, 10*time.Second)
+		waitPools(t, ctx, []*tnode{n2}, []ID{txID(tx)})
+		synctest.Wait()
 		mf, err := reg.Gather()
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		need := map[string]bool{"rumor_relay_fetches_total": false, "rumor_relay_bytes_total": false,
 			"rumor_relay_announcements_total": false, "rumor_relay_mesh_peers": false}
@@ -182,23 +168,17 @@ func TestNewPeerHookAndMetrics(t *testing.T) {
 		}
 		for name, ok := range need {
 			if !ok {
-				return fmt.Errorf("metric %s missing", name)
+				t.Errorf("metric %s missing", name)
 			}
 		}
-		return nil
 	})
-	select {
-	case p := <-got:
-		t.Fatalf("hook called again for %s", p)
-	default:
-	}
 }
 
 // TestCloseLeavesNoGoroutines starts and closes relays and checks that none
 // of the relay's goroutines survive Close.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	mn, nodes := mockNet(t, 3, sparseGraph(3, 0, nil), 0, func(int) Config { return testConfig(BlockCompact) })
+	net, nodes := simNet(t, 3, sparseGraph(3, 0, nil), 0, func(int) Config { return testConfig(BlockCompact) })
 	tx := mkTx("leak", 0, 100)
 	nodes[0].r.SubmitTx(tx)
 	waitPools(t, waitCtx(t, 10*time.Second), nodes, []ID{txID(tx)})
@@ -206,7 +186,6 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		if err := nd.r.Close(); err != nil {
 			t.Fatal(err)
 		}
-		_ = nd.h.Close()
 	}
-	_ = mn.Close()
+	net.Close()
 }

@@ -3,14 +3,12 @@ package relay
 import (
 	"context"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/peer"
-
+	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
-// validateTx is the GossipSub validator of the tx topic. It runs on a
-// GossipSub validation goroutine (at most TxValidateConcurrency at once) and
+// validateTx is the validator of the tx topic. It runs on a transport
+// validation goroutine (at most TxValidateConcurrency at once) and
 // parks on the fetch loop until every unknown id of the announcement is
 // fetched and handed to the pool. Only then does it accept, so a node
 // forwards an announcement only when it holds the bodies.
@@ -18,21 +16,22 @@ import (
 //	malformed announcement            -> Reject (+ OffenseMalformed)
 //	some body invalid by chain rules  -> Reject (server penalized by the scheduler)
 //	some body new and accepted        -> Accept
+//	every id already pending here     -> Accept (we can serve them all)
 //	all known / ignored / unavailable -> Ignore
-func (r *Relay) validateTx(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if from == r.host.ID() {
-		return pubsub.ValidationAccept
+func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transport.Validation {
+	if from == r.self {
+		return transport.Accept
 	}
-	res := r.checkTxAnnounce(ctx, from, msg.Data)
+	res := r.checkTxAnnounce(ctx, from, data)
 	r.countValidation("tx", res)
 	return res
 }
 
-func (r *Relay) checkTxAnnounce(ctx context.Context, from peer.ID, data []byte) pubsub.ValidationResult {
+func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) transport.Validation {
 	ann, err := wire.DecodeTxAnnounce(data)
 	if err != nil {
 		r.penalize(from, OffenseMalformed)
-		return pubsub.ValidationReject
+		return transport.Reject
 	}
 	want := make([]ID, 0, len(ann.IDs))
 	for _, id := range ann.IDs {
@@ -41,17 +40,22 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from peer.ID, data []byte) 
 		}
 	}
 	if len(want) == 0 {
-		return pubsub.ValidationIgnore
+		// This is the first copy of the announcement to reach us, yet we
+		// hold every id: we learned the txs another way (pool sync, our
+		// own client, another batch). Forward it when we can serve them, or
+		// the announcement dies here although its txs are still news
+		// further on; GossipSub drops the copies peers already saw.
+		return r.servable(ann.IDs)
 	}
 	results, err := r.fetch.fetch(ctx, from, kindTx, want, nil)
 	if err != nil {
-		return pubsub.ValidationIgnore
+		return transport.Ignore
 	}
 	accepted := 0
 	for _, res := range results {
 		switch res.status {
 		case stInvalid:
-			return pubsub.ValidationReject
+			return transport.Reject
 		case stOK:
 			if res.verdict == Accepted {
 				accepted++
@@ -59,43 +63,55 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from peer.ID, data []byte) 
 		}
 	}
 	if accepted > 0 {
-		return pubsub.ValidationAccept
+		return transport.Accept
 	}
-	return pubsub.ValidationIgnore
+	return transport.Ignore
 }
 
-// validateBlock is the GossipSub validator of the block topic (at most
+// servable accepts an announcement whose ids are all pending in our pool
+// (so peers that fetch them from us get them), and ignores it otherwise
+// (some are only known as included in a block, or were evicted).
+func (r *Relay) servable(ids []ID) transport.Validation {
+	for _, id := range ids {
+		if _, ok := r.pool.GetTx(id); !ok {
+			return transport.Ignore
+		}
+	}
+	return transport.Accept
+}
+
+// validateBlock is the validator of the block topic (at most
 // BlockValidateConcurrency at once, a separate throttle from txs). It
 // accepts only once the block is stored.
-func (r *Relay) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if from == r.host.ID() {
-		return pubsub.ValidationAccept
+func (r *Relay) validateBlock(ctx context.Context, from PeerID, data []byte) transport.Validation {
+	if from == r.self {
+		return transport.Accept
 	}
-	ann, err := wire.DecodeBlockAnnounce(msg.Data)
+	ann, err := wire.DecodeBlockAnnounce(data)
 	if err != nil {
 		r.penalize(from, OffenseMalformed)
-		r.countValidation("block", pubsub.ValidationReject)
-		return pubsub.ValidationReject
+		r.countValidation("block", transport.Reject)
+		return transport.Reject
 	}
 	v := r.handleBlockAnnounce(ctx, from, ann)
-	res := pubsub.ValidationIgnore
+	res := transport.Ignore
 	switch v {
 	case Accepted:
-		res = pubsub.ValidationAccept
+		res = transport.Accept
 	case Invalid:
-		res = pubsub.ValidationReject
+		res = transport.Reject
 	}
 	r.countValidation("block", res)
 	return res
 }
 
-func (r *Relay) countValidation(topic string, res pubsub.ValidationResult) {
+func (r *Relay) countValidation(topic string, res transport.Validation) {
 	label := "ignore"
 	switch res {
-	case pubsub.ValidationAccept:
+	case transport.Accept:
 		r.stats.accepted.Add(1)
 		label = "accept"
-	case pubsub.ValidationReject:
+	case transport.Reject:
 		r.stats.rejected.Add(1)
 		label = "reject"
 	default:

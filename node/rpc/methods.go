@@ -249,11 +249,11 @@ func (s *Server) txSend(_ context.Context, req *jrpc2.Request) (any, error) {
 	id, v, err := s.backend.Relay.SubmitTx(body)
 	switch v {
 	case relay.Accepted, relay.Known:
-		return txSendResult{ID: id}, nil
+		return txSendResult{ID: chain.Hash(id)}, nil
 	}
 	var q queuedError
 	if errors.As(err, &q) && q.Queued() {
-		return txSendResult{ID: id, Queued: true}, nil
+		return txSendResult{ID: chain.Hash(id), Queued: true}, nil
 	}
 	if v != relay.Invalid && v != relay.Ignored {
 		return nil, &jrpc2.Error{Code: jrpc2.InternalError, Message: fmt.Sprintf("submit: verdict %v: %v", v, err)}
@@ -512,12 +512,12 @@ func (s *Server) measureFirstSeen(_ context.Context, req *jrpc2.Request) (any, e
 	}
 	out := FirstSeenResult{Txs: make(map[string]int64, len(q.Txs)), Blocks: make(map[string]int64, len(q.Blocks))}
 	for _, id := range q.Txs {
-		if t, ok := s.backend.Relay.FirstSeen(id); ok {
+		if t, ok := s.backend.Relay.FirstSeen(relay.ID(id)); ok {
 			out.Txs[id.String()] = t.UnixMicro()
 		}
 	}
 	for _, id := range q.Blocks {
-		if t, ok := s.backend.Relay.FirstSeen(id); ok {
+		if t, ok := s.backend.Relay.FirstSeen(relay.ID(id)); ok {
 			out.Blocks[id.String()] = t.UnixMicro()
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // ErrMalformed marks (wrapped) an answer that did not decode; the driver
@@ -91,7 +91,7 @@ type Core struct {
 	pool  PoolView
 	now   time.Time
 
-	peers    map[peer.ID]*peerState
+	peers    map[transport.PeerID]*peerState
 	peerList []*peerState // insertion order, for deterministic choices
 
 	nextReq uint64
@@ -102,7 +102,7 @@ type Core struct {
 	// block to connect. byID maps each held header to its height.
 	hdrs       []hdr
 	base       uint64
-	byID       map[chain.Hash]uint64
+	byID       map[wire.ID]uint64
 	gen        uint64 // bumped when block requests are cancelled wholesale
 	headersReq uint64 // request id of the headers request in flight (0: none)
 
@@ -115,9 +115,9 @@ type Core struct {
 	pauseUntil  time.Time         // no connecting before this
 	nextPoll    time.Time
 	wasBehind   bool
-	hint        *chain.Hash // next locator starts here (see HeadersResult)
+	hint        *wire.ID // next locator starts here (see HeadersResult)
 
-	wanted   map[chain.Hash]*want
+	wanted   map[wire.ID]*want
 	poolReqs int // pool-id requests in flight
 	txReqs   int // tx requests in flight
 
@@ -132,17 +132,17 @@ type Core struct {
 
 type hdr struct {
 	HeaderInfo
-	from peer.ID // the peer whose headers message carried it
+	from transport.PeerID // the peer whose headers message carried it
 }
 
 type received struct {
 	Block
-	from peer.ID
+	from transport.PeerID
 }
 
 type want struct {
-	sources  []peer.ID // peers that listed the id, first is next to ask
-	inflight uint64    // request id fetching it (0: none)
+	sources  []transport.PeerID // peers that listed the id, first is next to ask
+	inflight uint64             // request id fetching it (0: none)
 }
 
 type reqKind uint8
@@ -163,15 +163,15 @@ type request struct {
 	epoch    uint64        // the peer's stall epoch when sent
 	deadline time.Time
 	gen      uint64
-	start    uint64       // blocks
-	count    int          // blocks
-	max      int          // headers, pool ids
-	ids      []chain.Hash // txs
-	released bool         // its work went back to the queues
+	start    uint64    // blocks
+	count    int       // blocks
+	max      int       // headers, pool ids
+	ids      []wire.ID // txs
+	released bool      // its work went back to the queues
 }
 
 type peerState struct {
-	id       peer.ID
+	id       transport.PeerID
 	tip      Tip
 	tipKnown bool
 	// agree is the highest height of the header chain at which the peer's
@@ -188,7 +188,7 @@ type peerState struct {
 	reqs           map[uint64]struct{}
 	poolAsked      bool
 	poolTries      int
-	txQueue        []chain.Hash
+	txQueue        []wire.ID
 }
 
 // maxPoolTries bounds the pool-id requests to one peer per connection that
@@ -209,12 +209,12 @@ func NewCore(cfg CoreConfig, c ChainView, p PoolView, now time.Time) *Core {
 		chain:    c,
 		pool:     p,
 		now:      now,
-		peers:    make(map[peer.ID]*peerState),
+		peers:    make(map[transport.PeerID]*peerState),
 		reqs:     make(map[uint64]*request),
-		byID:     make(map[chain.Hash]uint64),
+		byID:     make(map[wire.ID]uint64),
 		bodies:   make(map[uint64]*received),
 		assigned: make(map[uint64]uint64),
-		wanted:   make(map[chain.Hash]*want),
+		wanted:   make(map[wire.ID]*want),
 		nextPoll: now.Add(cfg.TipPollInterval),
 	}
 }
@@ -236,7 +236,7 @@ func (c *Core) reject(ps *peerState, o Offense, format string, args ...any) {
 	ps.coolUntil = c.now.Add(FailBackoff)
 }
 
-func (c *Core) penalize(p peer.ID, o Offense, format string, args ...any) {
+func (c *Core) penalize(p transport.PeerID, o Offense, format string, args ...any) {
 	c.stats.Offenses++
 	c.emit(&Penalize{Peer: p, Offense: o, Detail: fmt.Sprintf(format, args...)})
 }
@@ -291,7 +291,7 @@ func (c *Core) setNow(now time.Time) {
 
 // AddPeer starts tracking a newly connected peer and asks for its tip. A
 // peer already tracked is left as it is; past MaxPeers it is not tracked.
-func (c *Core) AddPeer(p peer.ID, now time.Time) {
+func (c *Core) AddPeer(p transport.PeerID, now time.Time) {
 	c.setNow(now)
 	if _, ok := c.peers[p]; ok || len(c.peers) >= MaxPeers {
 		return
@@ -305,7 +305,7 @@ func (c *Core) AddPeer(p peer.ID, now time.Time) {
 
 // RemovePeer forgets a disconnected peer; its outstanding work goes to
 // other peers.
-func (c *Core) RemovePeer(p peer.ID, now time.Time) {
+func (c *Core) RemovePeer(p transport.PeerID, now time.Time) {
 	c.setNow(now)
 	ps, ok := c.peers[p]
 	if !ok {
@@ -335,7 +335,7 @@ func (c *Core) RemovePeer(p peer.ID, now time.Time) {
 
 // NoteTip records a tip the peer is known to hold (e.g. it announced a
 // block), without asking it. Lower tips than the one known are ignored.
-func (c *Core) NoteTip(p peer.ID, tip Tip, now time.Time) {
+func (c *Core) NoteTip(p transport.PeerID, tip Tip, now time.Time) {
 	c.setNow(now)
 	ps, ok := c.peers[p]
 	if !ok || (ps.tipKnown && tip.Height <= ps.tip.Height) {
@@ -392,7 +392,7 @@ func (c *Core) HeadersResult(req uint64, hs []HeaderInfo, err error, now time.Ti
 	}
 	full := len(hs) == r.max
 	end := c.headerEnd()
-	var lastSent chain.Hash
+	var lastSent wire.ID
 	if len(hs) > 0 {
 		lastSent = hs[len(hs)-1].ID
 	}
@@ -533,7 +533,7 @@ func (c *Core) BlocksResult(req uint64, blocks []Block, err error, now time.Time
 }
 
 // BlockResult reports the chain's verdict on the ConnectBlock for id.
-func (c *Core) BlockResult(id chain.Hash, v Verdict, err error, now time.Time) {
+func (c *Core) BlockResult(id wire.ID, v Verdict, err error, now time.Time) {
 	c.setNow(now)
 	if !c.connecting || len(c.hdrs) == 0 || c.hdrs[0].ID != id {
 		return

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // 500 blocks behind, three peers: one honest, one that stalls its first
@@ -139,7 +139,7 @@ func TestCoreInvalidBlockThenHonestChain(t *testing.T) {
 // headers that connect to nothing we named are all offenses.
 func TestCoreHeaderOffenses(t *testing.T) {
 	full := genChain(nil, 50, "main")
-	other := genChain([]HeaderInfo{{ID: chain.Hash{1}}}, 50, "other") // another genesis: connects to nothing
+	other := genChain([]HeaderInfo{{ID: wire.ID{1}}}, 50, "other") // another genesis: connects to nothing
 	cases := []struct {
 		name string
 		hs   func(max int) []HeaderInfo
@@ -304,7 +304,7 @@ func TestCoreWindowBounded(t *testing.T) {
 	t.Logf("3000 blocks over 6 peers in %v simulated, max %d ahead", s.now.Sub(t0), s.maxAhead)
 }
 
-func peerID(i int) peer.ID { return peer.ID(string(rune('a'+i)) + "-peer") }
+func peerID(i int) transport.PeerID { return transport.PeerID(string(rune('a'+i)) + "-peer") }
 
 // Locators: dense at the top, doubling below, genesis last, capped.
 func TestCoreLocator(t *testing.T) {
@@ -326,7 +326,7 @@ func TestCoreLocator(t *testing.T) {
 		t.Errorf("locator of %d ids for 100000 blocks, want ~log2", len(loc))
 	}
 	short := NewCore(CoreConfig{}, newFakeChain(full[:4]), &fakePool{}, t0).locator()
-	want := []chain.Hash{full[3].ID, full[2].ID, full[1].ID, full[0].ID}
+	want := []wire.ID{full[3].ID, full[2].ID, full[1].ID, full[0].ID}
 	if !slices.Equal(short, want) {
 		t.Errorf("short locator %v", short)
 	}
@@ -363,7 +363,7 @@ func TestCorePoolRetriesIgnored(t *testing.T) {
 	// 600 txs in one chain of dependencies, listed in id (random) order:
 	// most are ignored on arrival and need several passes.
 	pool := poolOf(0, 600)
-	s.pool.after = map[chain.Hash]chain.Hash{}
+	s.pool.after = map[wire.ID]wire.ID{}
 	for i := 1; i < 600; i++ {
 		s.pool.after[txID(txBody(i))] = txID(txBody(i - 1))
 	}
@@ -374,7 +374,7 @@ func TestCorePoolRetriesIgnored(t *testing.T) {
 	}
 	// A tx that can never be added is given up after a pass without
 	// progress.
-	s.pool.after[txID(txBody(1000))] = chain.Hash{9}
+	s.pool.after[txID(txBody(1000))] = wire.ID{9}
 	p2 := &simPeer{id: "q", chain: full, pool: poolOf(1000, 1001)}
 	s.addPeer(p2)
 	s.runUntil(time.Minute, func() bool {

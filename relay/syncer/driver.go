@@ -9,9 +9,9 @@ import (
 	"time"
 
 	golog "github.com/ipfs/go-log/v2"
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 var log = golog.Logger("rumor/syncer")
@@ -54,10 +54,6 @@ type Option func(*Syncer)
 // WithPenaltyHook installs the hook that receives every offense.
 func WithPenaltyHook(h PenaltyHook) Option { return func(s *Syncer) { s.penalty = h } }
 
-// WithClock replaces time.Now (e.g. a simulated network's clock). Timers
-// still run on real time.
-func WithClock(now func() time.Time) Option { return func(s *Syncer) { s.clock = now } }
-
 // WithLogger replaces the "rumor/syncer" logger.
 func WithLogger(l *golog.ZapEventLogger) Option { return func(s *Syncer) { s.log = l } }
 
@@ -70,13 +66,12 @@ type Syncer struct {
 	pool    Pool
 	cfg     Config
 	penalty PenaltyHook
-	clock   func() time.Time
 	log     *golog.ZapEventLogger
 
 	mu      sync.Mutex
-	pending map[peer.ID]*peerEvent // peer events not yet seen by the loop
-	order   []peer.ID              // pending's keys in arrival order
-	wake    chan struct{}          // capacity 1: pending changed
+	pending map[transport.PeerID]*peerEvent // peer events not yet seen by the loop
+	order   []transport.PeerID              // pending's keys in arrival order
+	wake    chan struct{}                   // capacity 1: pending changed
 
 	results chan func(*Core, time.Time) // answers, applied on the loop
 	stats   atomic.Pointer[Stats]
@@ -107,9 +102,8 @@ func New(n Network, c Chain, p Pool, cfg Config, opts ...Option) (*Syncer, error
 	}
 	s := &Syncer{
 		net: n, chain: c, pool: p, cfg: cfg,
-		clock:   time.Now,
 		log:     log,
-		pending: make(map[peer.ID]*peerEvent),
+		pending: make(map[transport.PeerID]*peerEvent),
 		wake:    make(chan struct{}, 1),
 		results: make(chan func(*Core, time.Time), resultQueue),
 		changed: make(chan struct{}),
@@ -132,7 +126,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 		MaxStallTimeout: s.cfg.MaxStallTimeout,
 		TipPollInterval: s.cfg.TipPollInterval,
 		NoPoolSync:      s.cfg.NoPoolSync,
-	}, s.chain, s.pool, s.clock())
+	}, s.chain, s.pool, time.Now())
 	s.wg.Add(1)
 	go s.loop(ctx, core)
 	return nil
@@ -148,16 +142,16 @@ func (s *Syncer) Close() error {
 }
 
 // AddPeer hands over a newly connected peer.
-func (s *Syncer) AddPeer(p peer.ID) { s.post(p, func(e *peerEvent) { e.add = true }) }
+func (s *Syncer) AddPeer(p transport.PeerID) { s.post(p, func(e *peerEvent) { e.add = true }) }
 
 // RemovePeer reports a disconnected peer.
-func (s *Syncer) RemovePeer(p peer.ID) {
+func (s *Syncer) RemovePeer(p transport.PeerID) {
 	s.post(p, func(e *peerEvent) { e.remove, e.add, e.tip = true, false, nil })
 }
 
 // NoteTip reports a block a peer is known to hold (it announced it), so a
 // node that fell behind starts catching up without waiting for a tip poll.
-func (s *Syncer) NoteTip(p peer.ID, height uint64, id chain.Hash) {
+func (s *Syncer) NoteTip(p transport.PeerID, height uint64, id wire.ID) {
 	s.post(p, func(e *peerEvent) {
 		if e.tip == nil || height > e.tip.Height {
 			e.tip = &Tip{Height: height, ID: id}
@@ -165,7 +159,7 @@ func (s *Syncer) NoteTip(p peer.ID, height uint64, id chain.Hash) {
 	})
 }
 
-func (s *Syncer) post(p peer.ID, f func(*peerEvent)) {
+func (s *Syncer) post(p transport.PeerID, f func(*peerEvent)) {
 	s.mu.Lock()
 	e := s.pending[p]
 	if e == nil {
@@ -210,32 +204,26 @@ func (s *Syncer) loop(ctx context.Context, core *Core) {
 		s.changed = make(chan struct{})
 		s.mu.Unlock()
 
-		timer.Reset(max(time.Until(s.realDeadline(core)), 0))
+		timer.Reset(max(time.Until(core.NextDeadline()), 0))
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
 			s.applyPeerEvents(core)
 		case f := <-s.results:
-			f(core, s.clock())
+			f(core, time.Now())
 		case <-timer.C:
-			core.Tick(s.clock())
+			core.Tick(time.Now())
 		}
 	}
-}
-
-// realDeadline maps the core's next deadline (on s.clock) onto the wall
-// clock the timer runs on.
-func (s *Syncer) realDeadline(core *Core) time.Time {
-	return time.Now().Add(core.NextDeadline().Sub(s.clock()))
 }
 
 func (s *Syncer) applyPeerEvents(core *Core) {
 	s.mu.Lock()
 	order, pending := s.order, s.pending
-	s.order, s.pending = nil, make(map[peer.ID]*peerEvent)
+	s.order, s.pending = nil, make(map[transport.PeerID]*peerEvent)
 	s.mu.Unlock()
-	now := s.clock()
+	now := time.Now()
 	for _, p := range order {
 		e := pending[p]
 		if e.remove {
@@ -327,10 +315,10 @@ func (s *Syncer) do(ctx context.Context, core *Core, a Action) {
 		if v == Invalid || v == Ignored {
 			s.log.Debugw("sync block refused", "height", a.Height, "id", a.ID.Short(), "verdict", v, "peer", a.Peer, "err", err)
 		}
-		core.BlockResult(a.ID, v, err, s.clock())
+		core.BlockResult(a.ID, v, err, time.Now())
 	case *AddTx:
 		_, v, err := s.pool.AddTx(a.Body)
-		core.TxResult(a, v, err, s.clock())
+		core.TxResult(a, v, err, time.Now())
 	case *Penalize:
 		s.log.Debugw("peer offense", "peer", a.Peer, "offense", a.Offense, "detail", a.Detail)
 		if s.penalty != nil {

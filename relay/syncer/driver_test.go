@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
 	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/chain/store"
 	"github.com/rumor-relay/rumor/mempool"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // Driver tests: real chain/store in-memory stores and real mempools behind
@@ -32,16 +33,19 @@ type storeChain struct {
 	now time.Time
 }
 
-func (c *storeChain) Tip() (uint64, chain.Hash)             { h, id := c.s.Tip(); return h.Height, id }
-func (c *storeChain) BlockIDAt(h uint64) (chain.Hash, bool) { return c.s.BlockIDAt(h) }
-func (c *storeChain) HasBlock(id chain.Hash) bool           { return c.s.HasBlock(id) }
+func (c *storeChain) Tip() (uint64, wire.ID) { h, id := c.s.Tip(); return h.Height, wire.ID(id) }
+func (c *storeChain) BlockIDAt(h uint64) (wire.ID, bool) {
+	id, ok := c.s.BlockIDAt(h)
+	return wire.ID(id), ok
+}
+func (c *storeChain) HasBlock(id wire.ID) bool { return c.s.HasBlock(chain.Hash(id)) }
 
 func (c *storeChain) ParseHeader(b []byte) (HeaderInfo, error) {
 	h, err := chain.DecodeHeader(b)
 	if err != nil {
 		return HeaderInfo{}, err
 	}
-	return HeaderInfo{ID: sha256.Sum256(b), Parent: h.Parent, Height: h.Height}, nil
+	return HeaderInfo{ID: sha256.Sum256(b), Parent: wire.ID(h.Parent), Height: h.Height}, nil
 }
 
 func (c *storeChain) ParseBlock(b []byte) (HeaderInfo, error) {
@@ -49,29 +53,29 @@ func (c *storeChain) ParseBlock(b []byte) (HeaderInfo, error) {
 	if err != nil {
 		return HeaderInfo{}, err
 	}
-	return HeaderInfo{ID: blk.ID(), Parent: blk.Header.Parent, Height: blk.Header.Height}, nil
+	return HeaderInfo{ID: wire.ID(blk.ID()), Parent: wire.ID(blk.Header.Parent), Height: blk.Header.Height}, nil
 }
 
-func (c *storeChain) AddBlock(b []byte) (chain.Hash, Verdict, error) {
+func (c *storeChain) AddBlock(b []byte) (wire.ID, Verdict, error) {
 	blk, err := chain.DecodeBlock(b)
 	if err != nil {
-		return chain.Hash{}, Invalid, err
+		return wire.ID{}, Invalid, err
 	}
 	res, err := c.s.AddBlock(blk, c.now)
 	if err != nil {
 		r, ok := chain.ReasonOf(err)
 		switch {
 		case ok && r == chain.ReasonUnknownParent:
-			return blk.ID(), Orphan, err
+			return wire.ID(blk.ID()), Orphan, err
 		case ok && r.Penalize():
-			return blk.ID(), Invalid, err
+			return wire.ID(blk.ID()), Invalid, err
 		}
-		return blk.ID(), Ignored, err
+		return wire.ID(blk.ID()), Ignored, err
 	}
 	if res.Status == store.Known {
-		return res.ID, Known, nil
+		return wire.ID(res.ID), Known, nil
 	}
-	return res.ID, Accepted, nil
+	return wire.ID(res.ID), Accepted, nil
 }
 
 // memPool is the syncer's Pool over a mempool.Pool.
@@ -80,23 +84,25 @@ type memPool struct {
 	now time.Time
 }
 
-func (m *memPool) HasTx(id chain.Hash) bool { return m.p.Known(id) }
+func (m *memPool) HasTx(id wire.ID) bool { return m.p.Known(chain.Hash(id)) }
 
-func (m *memPool) AddTx(b []byte) (chain.Hash, Verdict, error) {
+func (m *memPool) TxID(b []byte) (wire.ID, error) { return sha256.Sum256(b), nil }
+
+func (m *memPool) AddTx(b []byte) (wire.ID, Verdict, error) {
 	tx, err := chain.DecodeTx(b)
 	if err != nil {
-		return chain.Hash{}, Invalid, err
+		return wire.ID{}, Invalid, err
 	}
 	res := m.p.Add(tx, m.now)
 	switch {
 	case res.Code.Held():
-		return res.ID, Accepted, nil
+		return wire.ID(res.ID), Accepted, nil
 	case res.Code == mempool.AlreadyKnown:
-		return res.ID, Known, res.Err
+		return wire.ID(res.ID), Known, res.Err
 	case res.Code.Penalize():
-		return res.ID, Invalid, res.Err
+		return wire.ID(res.ID), Invalid, res.Err
 	}
-	return res.ID, Ignored, res.Err
+	return wire.ID(res.ID), Ignored, res.Err
 }
 
 type testNode struct {
@@ -160,17 +166,17 @@ func (n *testNode) addBlocks(t testing.TB, bs []*chain.Block) {
 // memNet answers the syncer's requests from other test nodes.
 type memNet struct {
 	mu    sync.Mutex
-	nodes map[peer.ID]*testNode
-	stall map[peer.ID]bool // block requests get no answer
-	bad   map[peer.ID]bool // blocks served with a flipped byte
+	nodes map[transport.PeerID]*testNode
+	stall map[transport.PeerID]bool // block requests get no answer
+	bad   map[transport.PeerID]bool // blocks served with a flipped byte
 	calls map[string]int
 }
 
 func newMemNet() *memNet {
-	return &memNet{nodes: map[peer.ID]*testNode{}, stall: map[peer.ID]bool{}, bad: map[peer.ID]bool{}, calls: map[string]int{}}
+	return &memNet{nodes: map[transport.PeerID]*testNode{}, stall: map[transport.PeerID]bool{}, bad: map[transport.PeerID]bool{}, calls: map[string]int{}}
 }
 
-func (m *memNet) node(p peer.ID, call string) (*testNode, error) {
+func (m *memNet) node(p transport.PeerID, call string) (*testNode, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls[call]++
@@ -181,7 +187,7 @@ func (m *memNet) node(p peer.ID, call string) (*testNode, error) {
 	return n, nil
 }
 
-func (m *memNet) Tip(ctx context.Context, p peer.ID) (Tip, error) {
+func (m *memNet) Tip(ctx context.Context, p transport.PeerID) (Tip, error) {
 	n, err := m.node(p, "tip")
 	if err != nil {
 		return Tip{}, err
@@ -190,15 +196,15 @@ func (m *memNet) Tip(ctx context.Context, p peer.ID) (Tip, error) {
 	return Tip{Height: h, ID: id}, nil
 }
 
-func (m *memNet) Headers(ctx context.Context, p peer.ID, locator []chain.Hash, max int) ([][]byte, error) {
+func (m *memNet) Headers(ctx context.Context, p transport.PeerID, locator []wire.ID, max int) ([][]byte, error) {
 	n, err := m.node(p, "headers")
 	if err != nil {
 		return nil, err
 	}
 	start := uint64(0)
 	for _, id := range locator {
-		if h, ok := n.chain.s.Header(id); ok {
-			if best, ok := n.chain.s.BlockIDAt(h.Height); ok && best == id {
+		if h, ok := n.chain.s.Header(chain.Hash(id)); ok {
+			if best, ok := n.chain.s.BlockIDAt(h.Height); ok && wire.ID(best) == id {
 				start = h.Height
 				break
 			}
@@ -216,7 +222,7 @@ func (m *memNet) Headers(ctx context.Context, p peer.ID, locator []chain.Hash, m
 	return out, nil
 }
 
-func (m *memNet) Blocks(ctx context.Context, p peer.ID, start uint64, count int) ([][]byte, error) {
+func (m *memNet) Blocks(ctx context.Context, p transport.PeerID, start uint64, count int) ([][]byte, error) {
 	n, err := m.node(p, "blocks")
 	if err != nil {
 		return nil, err
@@ -247,22 +253,26 @@ func (m *memNet) Blocks(ctx context.Context, p peer.ID, start uint64, count int)
 	return out, nil
 }
 
-func (m *memNet) PoolIDs(ctx context.Context, p peer.ID, max int) ([]chain.Hash, error) {
+func (m *memNet) PoolIDs(ctx context.Context, p transport.PeerID, max int) ([]wire.ID, error) {
 	n, err := m.node(p, "poolids")
 	if err != nil {
 		return nil, err
 	}
-	return n.pool.p.IDs(max), nil
+	var out []wire.ID
+	for _, id := range n.pool.p.IDs(max) {
+		out = append(out, wire.ID(id))
+	}
+	return out, nil
 }
 
-func (m *memNet) Txs(ctx context.Context, p peer.ID, ids []chain.Hash) ([][]byte, error) {
+func (m *memNet) Txs(ctx context.Context, p transport.PeerID, ids []wire.ID) ([][]byte, error) {
 	n, err := m.node(p, "txs")
 	if err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		if tx, ok := n.pool.p.Get(id); ok {
+		if tx, ok := n.pool.p.Get(chain.Hash(id)); ok {
 			out[i] = tx.Encode()
 		}
 	}
@@ -271,19 +281,19 @@ func (m *memNet) Txs(ctx context.Context, p peer.ID, ids []chain.Hash) ([][]byte
 
 type penaltyLog struct {
 	mu sync.Mutex
-	by map[peer.ID][]Offense
+	by map[transport.PeerID][]Offense
 }
 
-func (l *penaltyLog) hook(p peer.ID, o Offense) {
+func (l *penaltyLog) hook(p transport.PeerID, o Offense) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.by == nil {
-		l.by = map[peer.ID][]Offense{}
+		l.by = map[transport.PeerID][]Offense{}
 	}
 	l.by[p] = append(l.by[p], o)
 }
 
-func (l *penaltyLog) count(p peer.ID, o Offense) int {
+func (l *penaltyLog) count(p transport.PeerID, o Offense) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
@@ -331,7 +341,7 @@ func TestSyncerCatchUp(t *testing.T) {
 	g := chain.NewTestnetGenesis("syncer-test", testSeed, 64, 3, time.Second, genesisTime)
 	blocks := buildChain(t, g, 300, 2)
 	net := newMemNet()
-	for _, p := range []peer.ID{"a", "b", "staller"} {
+	for _, p := range []transport.PeerID{"a", "b", "staller"} {
 		n := newTestNode(t, g)
 		n.addBlocks(t, blocks)
 		net.nodes[p] = n
@@ -344,10 +354,10 @@ func TestSyncerCatchUp(t *testing.T) {
 	// machine under -race never looks stalled.
 	s := startSyncer(t, net, joiner, Config{StallTimeout: 300 * time.Millisecond, MaxStallTimeout: 2400 * time.Millisecond},
 		WithPenaltyHook(pen.hook))
-	for _, p := range []peer.ID{"staller", "a", "b"} {
+	for _, p := range []transport.PeerID{"staller", "a", "b"} {
 		s.AddPeer(p)
 	}
-	want := blocks[len(blocks)-1].ID()
+	want := wire.ID(blocks[len(blocks)-1].ID())
 	start := time.Now()
 	waitFor(t, s, 20*time.Second, "catch up", func() bool {
 		_, id := joiner.chain.Tip()
@@ -380,7 +390,7 @@ func TestSyncerPoolSync(t *testing.T) {
 	senders := total / perSender
 	g := chain.NewTestnetGenesis("syncer-test", testSeed, senders+1, 1, time.Second, genesisTime)
 	src := newTestNode(t, g)
-	var ids []chain.Hash
+	var ids []wire.ID
 	for s := range senders {
 		key := chain.TestnetAccountKey(testSeed, s)
 		for nonce := range perSender {
@@ -390,7 +400,7 @@ func TestSyncerPoolSync(t *testing.T) {
 			if _, v, err := src.pool.AddTx(tx.Encode()); v != Accepted {
 				t.Fatalf("source pool: %v %v", v, err)
 			}
-			ids = append(ids, tx.ID())
+			ids = append(ids, wire.ID(tx.ID()))
 		}
 	}
 	net := newMemNet()
@@ -404,7 +414,7 @@ func TestSyncerPoolSync(t *testing.T) {
 	waitFor(t, s, 20*time.Second, "pool sync", func() bool { return joiner.pool.p.Stats().Count >= total })
 	el := time.Since(start)
 	for _, id := range ids {
-		if !joiner.pool.p.Has(id) {
+		if !joiner.pool.p.Has(chain.Hash(id)) {
 			t.Fatalf("tx %s missing", id.Short())
 		}
 	}
@@ -427,7 +437,7 @@ func TestSyncerCorruptBodies(t *testing.T) {
 	g := chain.NewTestnetGenesis("syncer-test", testSeed, 64, 3, time.Second, genesisTime)
 	blocks := buildChain(t, g, 120, 1)
 	net := newMemNet()
-	for _, p := range []peer.ID{"honest", "corrupt"} {
+	for _, p := range []transport.PeerID{"honest", "corrupt"} {
 		n := newTestNode(t, g)
 		n.addBlocks(t, blocks)
 		net.nodes[p] = n
@@ -438,7 +448,7 @@ func TestSyncerCorruptBodies(t *testing.T) {
 	s := startSyncer(t, net, joiner, Config{StallTimeout: time.Second}, WithPenaltyHook(pen.hook))
 	s.AddPeer("honest")
 	s.AddPeer("corrupt")
-	want := blocks[len(blocks)-1].ID()
+	want := wire.ID(blocks[len(blocks)-1].ID())
 	waitFor(t, s, 20*time.Second, "catch up", func() bool { _, id := joiner.chain.Tip(); return id == want })
 	if s.Stats().InvalidBlocks > 0 && pen.count("corrupt", OffenseInvalidBlock) == 0 {
 		t.Error("corrupt peer not penalized")

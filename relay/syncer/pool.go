@@ -1,21 +1,20 @@
 package syncer
 
 import (
-	"crypto/sha256"
 	"errors"
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // Mempool sync: pool-id listings, tx fetches with fallback sources, and
 // retries of txs the pool ignored on arrival.
 
 // PoolIDsResult reports the answer to a GetPoolIDs.
-func (c *Core) PoolIDsResult(req uint64, ids []chain.Hash, err error, now time.Time) {
+func (c *Core) PoolIDsResult(req uint64, ids []wire.ID, err error, now time.Time) {
 	c.setNow(now)
 	r := c.take(req)
 	if r == nil {
@@ -77,7 +76,7 @@ func (c *Core) TxsResult(req uint64, bodies [][]byte, err error, now time.Time) 
 	c.txReqs--
 	r.released = true
 	c.success(ps)
-	var cut []chain.Hash
+	var cut []wire.ID
 	for i, id := range r.ids {
 		w := c.wanted[id]
 		if w == nil || w.inflight != r.id {
@@ -89,7 +88,7 @@ func (c *Core) TxsResult(req uint64, bodies [][]byte, err error, now time.Time) 
 			cut = append(cut, id) // cut at the peer's size limit: ask again
 		case bodies[i] == nil:
 			c.reroute(id, w, ps.id)
-		case chain.Hash(sha256.Sum256(bodies[i])) != id:
+		case !c.txMatches(bodies[i], id):
 			c.penalize(ps.id, OffenseMismatch, "tx body for %s hashes to another id", id.Short())
 			c.reroute(id, w, ps.id)
 		default:
@@ -179,7 +178,7 @@ func (c *Core) assignTxs() {
 			continue
 		}
 		for ps.txReqs < MaxTxRequestsPerPeer && len(ps.txQueue) > 0 {
-			ids := make([]chain.Hash, 0, min(MaxTxsPerRequest, len(ps.txQueue)))
+			ids := make([]wire.ID, 0, min(MaxTxsPerRequest, len(ps.txQueue)))
 			n := 0
 			for n < len(ps.txQueue) && len(ids) < MaxTxsPerRequest {
 				id := ps.txQueue[n]
@@ -215,12 +214,18 @@ func (c *Core) assignTxs() {
 
 // reroute moves a wanted tx from a source that failed to serve it to the
 // next source, or forgets it when none is left.
-func (c *Core) reroute(id chain.Hash, w *want, from peer.ID) {
-	w.sources = slices.DeleteFunc(w.sources, func(p peer.ID) bool { return p == from || c.peers[p] == nil })
+func (c *Core) reroute(id wire.ID, w *want, from transport.PeerID) {
+	w.sources = slices.DeleteFunc(w.sources, func(p transport.PeerID) bool { return p == from || c.peers[p] == nil })
 	if len(w.sources) == 0 {
 		delete(c.wanted, id)
 		return
 	}
 	next := c.peers[w.sources[0]]
 	next.txQueue = append(next.txQueue, id)
+}
+
+// txMatches reports whether body is the tx with id under the chain's id rule.
+func (c *Core) txMatches(body []byte, id wire.ID) bool {
+	got, err := c.pool.TxID(body)
+	return err == nil && got == id
 }

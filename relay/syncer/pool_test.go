@@ -4,11 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
-func poolOf(from, to int) map[chain.Hash][]byte {
-	m := make(map[chain.Hash][]byte, to-from)
+func poolOf(from, to int) map[wire.ID][]byte {
+	m := make(map[wire.ID][]byte, to-from)
 	for i := from; i < to; i++ {
 		b := txBody(i)
 		m[txID(b)] = b
@@ -26,7 +26,7 @@ func TestCorePoolSync(t *testing.T) {
 	// list the withheld and the wrong one.
 	withheld, wrong := txID(txBody(2000)), txID(txBody(2500))
 	a := &simPeer{id: "a", chain: full, pool: poolOf(0, 3000),
-		withhold: map[chain.Hash]bool{withheld: true}, wrongBody: map[chain.Hash]bool{wrong: true}}
+		withhold: map[wire.ID]bool{withheld: true}, wrongBody: map[wire.ID]bool{wrong: true}}
 	b := &simPeer{id: "b", chain: full, pool: poolOf(1000, 6000), latency: 80 * time.Millisecond}
 	c := &simPeer{id: "c", chain: full, stallAll: true} // never answers
 	s.addPeer(a)
@@ -77,7 +77,7 @@ func TestCorePoolSyncWaitsForCatchUp(t *testing.T) {
 // The wanted set is capped; the rest of a huge listing is dropped.
 func TestCorePoolWantedCapped(t *testing.T) {
 	full := genChain(nil, 1, "main")
-	c := NewCore(CoreConfig{}, newFakeChain(full), &fakePool{txs: map[chain.Hash][]byte{}}, t0)
+	c := NewCore(CoreConfig{}, newFakeChain(full), &fakePool{txs: map[wire.ID][]byte{}}, t0)
 	for i := range 4 {
 		c.AddPeer(peerID(i), t0)
 	}
@@ -97,7 +97,7 @@ func TestCorePoolWantedCapped(t *testing.T) {
 	}
 	n := 0
 	for _, g := range pools {
-		ids := make([]chain.Hash, g.Max)
+		ids := make([]wire.ID, g.Max)
 		for i := range ids {
 			ids[i] = txID(txBody(n))
 			n++
@@ -116,7 +116,7 @@ func TestCorePoolWantedCapped(t *testing.T) {
 	g := c2.Actions()[0].(*GetTip)
 	c2.TipResult(g.Req, Tip{Height: 1, ID: full[1].ID}, nil, t0)
 	gp := c2.Actions()[0].(*GetPoolIDs)
-	c2.PoolIDsResult(gp.Req, make([]chain.Hash, gp.Max+1), nil, t0)
+	c2.PoolIDsResult(gp.Req, make([]wire.ID, gp.Max+1), nil, t0)
 	if p, ok := c2.Actions()[0].(*Penalize); !ok || p.Offense != OffenseUnrequested || len(c2.wanted) != 0 {
 		t.Errorf("over-long pool answer not rejected")
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // Request bookkeeping, the header chain and the scheduling of work: the
@@ -167,7 +167,7 @@ func (c *Core) lowerTip(ps *peerState, t Tip) {
 	ps.agree = min(ps.agree, t.Height)
 }
 
-func (c *Core) markBad(p peer.ID) {
+func (c *Core) markBad(p transport.PeerID) {
 	if ps := c.peers[p]; ps != nil {
 		ps.bad = true
 		ps.agree = 0
@@ -187,9 +187,9 @@ func (c *Core) refreshAgree(ps *peerState) {
 
 // locator lists block ids from the newest we know down to genesis: the
 // newest locatorDense one by one, then with a doubling step.
-func (c *Core) locator() []chain.Hash {
+func (c *Core) locator() []wire.ID {
 	end := c.headerEnd()
-	loc := make([]chain.Hash, 0, MaxLocatorIDs)
+	loc := make([]wire.ID, 0, MaxLocatorIDs)
 	if c.hint != nil {
 		loc = append(loc, *c.hint)
 		c.hint = nil
@@ -218,7 +218,7 @@ func (c *Core) locator() []chain.Hash {
 }
 
 // idAt is the id of the header chain at height, else of our best chain.
-func (c *Core) idAt(h uint64) (chain.Hash, bool) {
+func (c *Core) idAt(h uint64) (wire.ID, bool) {
 	if h > c.base && h-c.base-1 < uint64(len(c.hdrs)) {
 		return c.hdrs[h-c.base-1].ID, true
 	}

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // This file is a deterministic harness for the core: a fake chain and
@@ -40,14 +40,14 @@ func genChain(base []HeaderInfo, n int, salt string) []HeaderInfo {
 // fakeChain stores blocks by id; the best chain is the highest (first
 // seen wins a tie). invalid ids are refused as Invalid.
 type fakeChain struct {
-	blocks  map[chain.Hash]HeaderInfo
-	best    []chain.Hash
-	invalid map[chain.Hash]bool
+	blocks  map[wire.ID]HeaderInfo
+	best    []wire.ID
+	invalid map[wire.ID]bool
 	adds    int
 }
 
 func newFakeChain(genesis []HeaderInfo) *fakeChain {
-	c := &fakeChain{blocks: make(map[chain.Hash]HeaderInfo), invalid: make(map[chain.Hash]bool)}
+	c := &fakeChain{blocks: make(map[wire.ID]HeaderInfo), invalid: make(map[wire.ID]bool)}
 	for _, h := range genesis {
 		c.blocks[h.ID] = h
 		c.best = append(c.best, h.ID)
@@ -55,18 +55,18 @@ func newFakeChain(genesis []HeaderInfo) *fakeChain {
 	return c
 }
 
-func (c *fakeChain) Tip() (uint64, chain.Hash) {
+func (c *fakeChain) Tip() (uint64, wire.ID) {
 	return uint64(len(c.best) - 1), c.best[len(c.best)-1]
 }
 
-func (c *fakeChain) BlockIDAt(h uint64) (chain.Hash, bool) {
+func (c *fakeChain) BlockIDAt(h uint64) (wire.ID, bool) {
 	if h >= uint64(len(c.best)) {
-		return chain.Hash{}, false
+		return wire.ID{}, false
 	}
 	return c.best[h], true
 }
 
-func (c *fakeChain) HasBlock(id chain.Hash) bool { _, ok := c.blocks[id]; return ok }
+func (c *fakeChain) HasBlock(id wire.ID) bool { _, ok := c.blocks[id]; return ok }
 
 func (c *fakeChain) add(h HeaderInfo) Verdict {
 	c.adds++
@@ -83,7 +83,7 @@ func (c *fakeChain) add(h HeaderInfo) Verdict {
 	c.blocks[h.ID] = h
 	if h.Height >= uint64(len(c.best)) {
 		// Reorg onto h's branch.
-		best := make([]chain.Hash, h.Height+1)
+		best := make([]wire.ID, h.Height+1)
 		for cur := h; ; cur = c.blocks[cur.Parent] {
 			best[cur.Height] = cur.ID
 			if cur.Height == 0 {
@@ -98,27 +98,29 @@ func (c *fakeChain) add(h HeaderInfo) Verdict {
 // fakePool holds txs; a tx listed in after is ignored until the tx it
 // names is held (a nonce gap).
 type fakePool struct {
-	txs   map[chain.Hash][]byte
-	after map[chain.Hash]chain.Hash
+	txs   map[wire.ID][]byte
+	after map[wire.ID]wire.ID
 }
 
-func (p *fakePool) HasTx(id chain.Hash) bool { _, ok := p.txs[id]; return ok }
+func (p *fakePool) HasTx(id wire.ID) bool { _, ok := p.txs[id]; return ok }
+
+func (p *fakePool) TxID(b []byte) (wire.ID, error) { return txID(b), nil }
 
 // simPeer answers from its own chain and pool.
 type simPeer struct {
-	id      peer.ID
+	id      transport.PeerID
 	chain   []HeaderInfo
-	pool    map[chain.Hash][]byte
+	pool    map[wire.ID][]byte
 	latency time.Duration
 
-	stallBlocks int                 // the first n block requests get no answer
-	refuse      int                 // the next n block requests are refused (busy)
-	blockTimes  []time.Time         // when each block request was sent
-	stallAll    bool                // no answer to anything
-	mismatchAt  map[uint64]bool     // serves a different block at these heights
-	tamperAt    map[uint64]bool     // serves the right id with a corrupt body
-	withhold    map[chain.Hash]bool // pool ids listed but not served
-	wrongBody   map[chain.Hash]bool // serves another body for these ids
+	stallBlocks int              // the first n block requests get no answer
+	refuse      int              // the next n block requests are refused (busy)
+	blockTimes  []time.Time      // when each block request was sent
+	stallAll    bool             // no answer to anything
+	mismatchAt  map[uint64]bool  // serves a different block at these heights
+	tamperAt    map[uint64]bool  // serves the right id with a corrupt body
+	withhold    map[wire.ID]bool // pool ids listed but not served
+	wrongBody   map[wire.ID]bool // serves another body for these ids
 
 	blockReqs, txReqs int
 	timeouts          []time.Duration // Timeout of every request sent to it
@@ -132,11 +134,11 @@ func (p *simPeer) tip() Tip {
 
 var errBusy = errors.New("busy")
 
-func blockBody(id chain.Hash) []byte { return append([]byte("block:"), id[:]...) }
+func blockBody(id wire.ID) []byte { return append([]byte("block:"), id[:]...) }
 
 func txBody(i int) []byte { return []byte(fmt.Sprintf("tx-%d", i)) }
 
-func txID(b []byte) chain.Hash { return sha256.Sum256(b) }
+func txID(b []byte) wire.ID { return sha256.Sum256(b) }
 
 type delivery struct {
 	at time.Time
@@ -149,7 +151,7 @@ type sim struct {
 	core  *Core
 	chain *fakeChain
 	pool  *fakePool
-	peers map[peer.ID]*simPeer
+	peers map[transport.PeerID]*simPeer
 	queue []delivery
 
 	penalties []Penalize
@@ -158,8 +160,8 @@ type sim struct {
 }
 
 func newSim(t *testing.T, ours []HeaderInfo, cfg CoreConfig) *sim {
-	s := &sim{t: t, now: t0, chain: newFakeChain(ours), pool: &fakePool{txs: make(map[chain.Hash][]byte)},
-		peers: make(map[peer.ID]*simPeer)}
+	s := &sim{t: t, now: t0, chain: newFakeChain(ours), pool: &fakePool{txs: make(map[wire.ID][]byte)},
+		peers: make(map[transport.PeerID]*simPeer)}
 	s.core = NewCore(cfg, s.chain, s.pool, t0)
 	return s
 }
@@ -264,11 +266,11 @@ func (s *sim) do(a Action) {
 		if p.stallAll {
 			return
 		}
-		var ids []chain.Hash
+		var ids []wire.ID
 		for id := range p.pool {
 			ids = append(ids, id)
 		}
-		slices.SortFunc(ids, func(a, b chain.Hash) int { return slices.Compare(a[:], b[:]) })
+		slices.SortFunc(ids, func(a, b wire.ID) int { return slices.Compare(a[:], b[:]) })
 		ids = ids[:min(len(ids), a.Max)]
 		s.after(p, func() { s.core.PoolIDsResult(a.Req, ids, nil, s.now) })
 	case *GetTxs:
@@ -394,7 +396,7 @@ func (s *sim) tipIs(want HeaderInfo) func() bool {
 	return func() bool { h, id := s.chain.Tip(); return h == want.Height && id == want.ID }
 }
 
-func (s *sim) penalized(p peer.ID, o Offense) int {
+func (s *sim) penalized(p transport.PeerID, o Offense) int {
 	n := 0
 	for _, x := range s.penalties {
 		if x.Peer == p && x.Offense == o {

@@ -5,23 +5,23 @@ import (
 	"errors"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rumor-relay/rumor/relay/transport"
 
-	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // Tip is a chain's best block: its height and id.
 type Tip struct {
 	Height uint64
-	ID     chain.Hash
+	ID     wire.ID
 }
 
 // HeaderInfo is what the syncer reads from an encoded header: the block id,
 // its parent and its height. Linkage is all the syncer checks; the chain
 // validates everything else when the block connects.
 type HeaderInfo struct {
-	ID     chain.Hash
-	Parent chain.Hash
+	ID     wire.ID
+	Parent wire.ID
 	Height uint64
 }
 
@@ -109,7 +109,7 @@ func (o Offense) String() string {
 // PenaltyHook receives each offense with the peer that committed it. The
 // driver calls it from its loop goroutine; it must be fast and must not call
 // back into the Syncer.
-type PenaltyHook func(p peer.ID, o Offense)
+type PenaltyHook func(p transport.PeerID, o Offense)
 
 // ErrTimeout is what a Network returns (wrapped) when a peer did not answer
 // in time. context.DeadlineExceeded counts the same. Only a timeout counts
@@ -123,20 +123,20 @@ var ErrTimeout = errors.New("syncer: request timed out")
 // again.
 type Network interface {
 	// Tip asks p for its best block.
-	Tip(ctx context.Context, p peer.ID) (Tip, error)
+	Tip(ctx context.Context, p transport.PeerID) (Tip, error)
 	// Headers asks p for up to max encoded headers of its best chain after
 	// the first locator id it holds on that chain (genesis when none).
-	Headers(ctx context.Context, p peer.ID, locator []chain.Hash, max int) ([][]byte, error)
+	Headers(ctx context.Context, p transport.PeerID, locator []wire.ID, max int) ([][]byte, error)
 	// Blocks asks p for the encoded blocks of its best chain at heights
 	// start..start+count-1. A shorter answer is legal (the chain ends, a
 	// size cap); the syncer asks again for the rest.
-	Blocks(ctx context.Context, p peer.ID, start uint64, count int) ([][]byte, error)
+	Blocks(ctx context.Context, p transport.PeerID, start uint64, count int) ([][]byte, error)
 	// PoolIDs asks p for up to max ids of its pool's pending transactions.
-	PoolIDs(ctx context.Context, p peer.ID, max int) ([]chain.Hash, error)
+	PoolIDs(ctx context.Context, p transport.PeerID, max int) ([]wire.ID, error)
 	// Txs asks p for transactions by id (at most MaxTxsPerRequest). out[i]
 	// answers ids[i], nil when p does not hold it; a shorter answer was cut
 	// at a size limit.
-	Txs(ctx context.Context, p peer.ID, ids []chain.Hash) ([][]byte, error)
+	Txs(ctx context.Context, p transport.PeerID, ids []wire.ID) ([][]byte, error)
 }
 
 // ChainView is the read side of the chain, used by the core on its owner's
@@ -144,11 +144,11 @@ type Network interface {
 // blocks at the same time).
 type ChainView interface {
 	// Tip returns the best block.
-	Tip() (height uint64, id chain.Hash)
+	Tip() (height uint64, id wire.ID)
 	// BlockIDAt returns the id of the best-chain block at height.
-	BlockIDAt(height uint64) (chain.Hash, bool)
+	BlockIDAt(height uint64) (wire.ID, bool)
 	// HasBlock reports whether the block is stored on any branch.
-	HasBlock(id chain.Hash) bool
+	HasBlock(id wire.ID) bool
 }
 
 // Chain is everything the syncer needs of a block store.
@@ -160,14 +160,17 @@ type Chain interface {
 	// of the whole block (not its validity).
 	ParseBlock(block []byte) (HeaderInfo, error)
 	// AddBlock validates and stores an encoded block.
-	AddBlock(block []byte) (chain.Hash, Verdict, error)
+	AddBlock(block []byte) (wire.ID, Verdict, error)
 }
 
 // PoolView is the read side of the mempool, used by the core.
 type PoolView interface {
 	// HasTx reports whether the pool holds the tx (or the chain recently
 	// included it), so it is not fetched.
-	HasTx(id chain.Hash) bool
+	HasTx(id wire.ID) bool
+	// TxID returns the id of an encoded transaction (the embedding chain's
+	// rule), so a served body is checked against the id it was asked by.
+	TxID(body []byte) (wire.ID, error)
 }
 
 // Pool is everything the syncer needs of a mempool. Safe for concurrent
@@ -175,7 +178,7 @@ type PoolView interface {
 type Pool interface {
 	PoolView
 	// AddTx decodes, validates and adds an encoded transaction.
-	AddTx(body []byte) (chain.Hash, Verdict, error)
+	AddTx(body []byte) (wire.ID, Verdict, error)
 }
 
 // Block is a received block body with the header fields read from it.
@@ -193,15 +196,15 @@ type Action interface{ action() }
 // Core.TipResult.
 type GetTip struct {
 	Req     uint64
-	Peer    peer.ID
+	Peer    transport.PeerID
 	Timeout time.Duration
 }
 
 // GetHeaders asks for headers; answer with Core.HeadersResult.
 type GetHeaders struct {
 	Req     uint64
-	Peer    peer.ID
-	Locator []chain.Hash
+	Peer    transport.PeerID
+	Locator []wire.ID
 	Max     int
 	Timeout time.Duration
 }
@@ -209,7 +212,7 @@ type GetHeaders struct {
 // GetBlocks asks for a range of blocks; answer with Core.BlocksResult.
 type GetBlocks struct {
 	Req     uint64
-	Peer    peer.ID
+	Peer    transport.PeerID
 	Start   uint64
 	Count   int
 	Timeout time.Duration
@@ -218,7 +221,7 @@ type GetBlocks struct {
 // GetPoolIDs asks for p's pool ids; answer with Core.PoolIDsResult.
 type GetPoolIDs struct {
 	Req     uint64
-	Peer    peer.ID
+	Peer    transport.PeerID
 	Max     int
 	Timeout time.Duration
 }
@@ -226,8 +229,8 @@ type GetPoolIDs struct {
 // GetTxs asks for transactions by id; answer with Core.TxsResult.
 type GetTxs struct {
 	Req     uint64
-	Peer    peer.ID
-	IDs     []chain.Hash
+	Peer    transport.PeerID
+	IDs     []wire.ID
 	Timeout time.Duration
 }
 
@@ -236,9 +239,9 @@ type GetTxs struct {
 // Core.BlockResult before anything else.
 type ConnectBlock struct {
 	Height uint64
-	ID     chain.Hash
+	ID     wire.ID
 	Body   []byte
-	Peer   peer.ID // the peer that served the body
+	Peer   transport.PeerID // the peer that served the body
 }
 
 // AddTx asks the driver to add a fetched transaction to the pool and report
@@ -246,15 +249,15 @@ type ConnectBlock struct {
 // second attempt at a tx the pool ignored the first time (its nonce gap
 // not yet filled when it arrived).
 type AddTx struct {
-	Peer  peer.ID
-	ID    chain.Hash
+	Peer  transport.PeerID
+	ID    wire.ID
 	Body  []byte
 	Retry bool
 }
 
 // Penalize reports an offense.
 type Penalize struct {
-	Peer    peer.ID
+	Peer    transport.PeerID
 	Offense Offense
 	Detail  string
 }

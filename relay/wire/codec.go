@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/rumor-relay/rumor/chain"
-	"github.com/rumor-relay/rumor/chain/codec"
 )
 
 // ErrMalformed is wrapped by every decoding error: the input breaks the wire
@@ -18,23 +15,18 @@ func malformed(format string, args ...any) error {
 }
 
 // shortIDBytes is the on-wire size of a compact-block short id.
-const shortIDBytes = chain.ShortIDSize
+const shortIDBytes = ShortIDSize
 
-// uvarintLen is the length of v's minimal unsigned varint.
-func uvarintLen(v uint64) int { return codec.UvarintLen(v) }
+// reader is the hostile-input byte reader with the wire's error sentinel and
+// a few wire-specific fields.
+type reader struct{ byteReader }
 
-// reader is the shared hostile-input reader (package chain/codec) with the
-// wire's own error sentinel and a few wire-specific fields.
-type reader struct{ codec.Reader }
+func newReader(b []byte) reader { return reader{byteReader{b: b, sentinel: ErrMalformed}} }
 
-func newReader(b []byte) reader { return reader{codec.NewReader(b, ErrMalformed)} }
-
-func (r *reader) hash(what string) (h chain.Hash) {
-	copy(h[:], r.Bytes(chain.HashSize, what))
+func (r *reader) hash(what string) (h ID) {
+	copy(h[:], r.Bytes(IDSize, what))
 	return h
 }
-
-func appendBlob(b, v []byte) []byte { return codec.AppendBlob(b, v) }
 
 // appendIndexes differentially encodes a strictly increasing index list.
 func appendIndexes(b []byte, idx []uint32) []byte {

@@ -94,3 +94,12 @@ func ReadFrame(r io.Reader, max int) (payload []byte, n int, err error) {
 	}
 	return buf, n, nil
 }
+
+// FrameSize is the size on the wire of a frame carrying n payload bytes,
+// prefix included.
+func FrameSize(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return uvarintLen(uint64(n)) + n
+}

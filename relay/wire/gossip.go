@@ -3,8 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/rumor-relay/rumor/chain"
 )
 
 // Tags of the GossipSub message payloads. The first byte of every message
@@ -26,7 +24,7 @@ const (
 //
 //	TxAnnounce = 0x01 uvarint(n) n×id[32]      1 <= n <= MaxAnnounceIDs
 type TxAnnounce struct {
-	IDs []chain.Hash
+	IDs []ID
 }
 
 // Encode returns the message payload. It fails when the batch is empty or
@@ -35,7 +33,7 @@ func (m *TxAnnounce) Encode() ([]byte, error) {
 	if len(m.IDs) == 0 || len(m.IDs) > MaxAnnounceIDs {
 		return nil, fmt.Errorf("wire: tx announcement of %d ids (want 1..%d)", len(m.IDs), MaxAnnounceIDs)
 	}
-	b := make([]byte, 0, 1+3+len(m.IDs)*chain.HashSize)
+	b := make([]byte, 0, 1+3+len(m.IDs)*IDSize)
 	b = append(b, TagTxAnnounce)
 	b = binary.AppendUvarint(b, uint64(len(m.IDs)))
 	for _, id := range m.IDs {
@@ -50,14 +48,14 @@ func DecodeTxAnnounce(b []byte) (*TxAnnounce, error) {
 	if tag := r.Byte("tx announce tag"); r.Err() == nil && tag != TagTxAnnounce {
 		return nil, malformed("tx announce: tag %#x", tag)
 	}
-	n := r.Count(MaxAnnounceIDs, chain.HashSize, "tx announce count")
+	n := r.Count(MaxAnnounceIDs, IDSize, "tx announce count")
 	if r.Err() == nil && n == 0 {
 		r.Fail(malformed("tx announce: no ids"))
 	}
 	if r.Err() != nil {
 		return nil, r.Err()
 	}
-	m := &TxAnnounce{IDs: make([]chain.Hash, n)}
+	m := &TxAnnounce{IDs: make([]ID, n)}
 	for i := range m.IDs {
 		m.IDs[i] = r.hash("tx announce id")
 	}

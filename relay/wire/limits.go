@@ -1,10 +1,11 @@
 package wire
 
-import "github.com/rumor-relay/rumor/chain"
-
-// Caps on what a decoder accepts. Each bounds memory a peer can make us
-// allocate with one message; see /work/shared/notes/anchors.md for the figures
-// the numbers come from.
+// Caps on what a decoder accepts: the fixed ceilings of the wire format.
+// Each bounds memory a peer can make us allocate with one message; see
+// /work/shared/notes/anchors.md for the figures the numbers come from. An
+// embedding chain sets its own, tighter limits in relay.Config (checked
+// against these ceilings there); the relay enforces them on top of what the
+// decoders check.
 const (
 	// MaxAnnounceIDs caps the ids in one transaction announcement. Bitcoin
 	// Core trickles at most 1000 inventory items per INV
@@ -12,22 +13,25 @@ const (
 	// 1 MiB message limit.
 	MaxAnnounceIDs = 1000
 
-	// MaxHeaderBytes caps an encoded block header inside an announcement. The
-	// relay is generic over the embedding chain's header format; rumor's own
-	// header is 176 bytes (chain.HeaderSize), so 1 KiB leaves room for other
-	// chains without letting a header stand in for a body.
-	MaxHeaderBytes = 1 << 10
+	// MaxHeaderBytes caps an encoded block header. Rumor's own header is
+	// 176 bytes, Bitcoin's 80, an Ethereum header ~600; 2 KiB leaves room
+	// for other chains without letting a header stand in for a body.
+	MaxHeaderBytes = 2 << 10
 
-	// MaxTxBytes caps one encoded transaction: the chain's hard limit.
-	MaxTxBytes = chain.MaxTxSize
+	// MaxTxBytes is the ceiling of one encoded transaction: 1 MiB, above
+	// Bitcoin's largest standard-policy tx (400 kWU) and go-ethereum's
+	// 128 KiB txMaxSize.
+	MaxTxBytes = 1 << 20
 
-	// MaxBlockBytes caps one encoded block: the chain's hard limit (8 MiB).
-	MaxBlockBytes = chain.MaxBlockSize
+	// MaxBlockBytes is the ceiling of one encoded block: 16 MiB, twice
+	// rumor's own chain limit and above Bitcoin's 4 MB of weight.
+	MaxBlockBytes = 16 << 20
 
-	// MaxBlockTxs caps the transactions of one block (and so the short ids
-	// of a compact block and the indexes of a getblocktxn request): the
-	// chain's hard limit.
-	MaxBlockTxs = chain.MaxBlockTxs
+	// MaxBlockTxs is the ceiling on the transactions of one block (and so
+	// the short ids of a compact block and the indexes of a getblocktxn
+	// request): 2^17. A getblocktxn for all of them takes under 256 KiB
+	// (MaxRequestFrame) because its indexes are differentially encoded.
+	MaxBlockTxs = 1 << 17
 
 	// MaxTxsPerRequest caps the ids of one GetTxs request and so the bodies
 	// of its response: go-ethereum's maxTxRetrievals (256 per request).

@@ -3,8 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/rumor-relay/rumor/chain"
 )
 
 // Tags of the request/response messages. Requests have the high bit clear,
@@ -46,7 +44,7 @@ type Response interface {
 //
 //	GetTxs = 0x01 uvarint(n) n×id[32]       1 <= n <= MaxTxsPerRequest
 type GetTxs struct {
-	IDs []chain.Hash
+	IDs []ID
 }
 
 // Tag implements Request.
@@ -57,7 +55,7 @@ func (m *GetTxs) Encode() ([]byte, error) {
 	if len(m.IDs) == 0 || len(m.IDs) > MaxTxsPerRequest {
 		return nil, fmt.Errorf("wire: GetTxs of %d ids (want 1..%d)", len(m.IDs), MaxTxsPerRequest)
 	}
-	b := make([]byte, 0, 3+len(m.IDs)*chain.HashSize)
+	b := make([]byte, 0, 3+len(m.IDs)*IDSize)
 	b = append(b, TagGetTxs)
 	b = binary.AppendUvarint(b, uint64(len(m.IDs)))
 	for _, id := range m.IDs {
@@ -70,7 +68,7 @@ func (m *GetTxs) Encode() ([]byte, error) {
 //
 //	GetBlock = 0x02 id[32]
 type GetBlock struct {
-	ID chain.Hash
+	ID ID
 }
 
 // Tag implements Request.
@@ -87,7 +85,7 @@ func (m *GetBlock) Encode() ([]byte, error) {
 //	GetBlockTxn = 0x03 block[32] uvarint(n) n×uvarint(index gap)
 //	              1 <= n <= MaxBlockTxs, indexes strictly increasing, < MaxBlockTxs
 type GetBlockTxn struct {
-	Block   chain.Hash
+	Block   ID
 	Indexes []uint32
 }
 
@@ -102,7 +100,7 @@ func (m *GetBlockTxn) Encode() ([]byte, error) {
 	if err := checkIndexes(m.Indexes, MaxBlockTxs); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 1+chain.HashSize+4+2*len(m.Indexes))
+	b := make([]byte, 0, 1+IDSize+4+2*len(m.Indexes))
 	b = append(b, TagGetBlockTxn)
 	b = append(b, m.Block[:]...)
 	b = binary.AppendUvarint(b, uint64(len(m.Indexes)))
@@ -116,8 +114,8 @@ func (m *GetBlockTxn) Encode() ([]byte, error) {
 //	GetHeaders = 0x04 uvarint(n) n×id[32] stop[32] uvarint(max)
 //	             1 <= n <= MaxLocatorIDs, 1 <= max <= MaxHeadersPerResponse
 type GetHeaders struct {
-	Locator []chain.Hash
-	Stop    chain.Hash
+	Locator []ID
+	Stop    ID
 	Max     uint32
 }
 
@@ -132,7 +130,7 @@ func (m *GetHeaders) Encode() ([]byte, error) {
 	if m.Max == 0 || m.Max > MaxHeadersPerResponse {
 		return nil, fmt.Errorf("wire: GetHeaders max %d (want 1..%d)", m.Max, MaxHeadersPerResponse)
 	}
-	b := make([]byte, 0, 1+2+(len(m.Locator)+1)*chain.HashSize+3)
+	b := make([]byte, 0, 1+2+(len(m.Locator)+1)*IDSize+3)
 	b = append(b, TagGetHeaders)
 	b = binary.AppendUvarint(b, uint64(len(m.Locator)))
 	for _, id := range m.Locator {
@@ -175,14 +173,14 @@ func DecodeRequest(b []byte) (Request, error) {
 	var m Request
 	switch tag {
 	case TagGetTxs:
-		n := r.Count(MaxTxsPerRequest, chain.HashSize, "GetTxs count")
+		n := r.Count(MaxTxsPerRequest, IDSize, "GetTxs count")
 		if r.Err() == nil && n == 0 {
 			r.Fail(malformed("GetTxs: no ids"))
 		}
 		if r.Err() != nil {
 			return nil, r.Err()
 		}
-		q := &GetTxs{IDs: make([]chain.Hash, n)}
+		q := &GetTxs{IDs: make([]ID, n)}
 		for i := range q.IDs {
 			q.IDs[i] = r.hash("GetTxs id")
 		}
@@ -198,14 +196,14 @@ func DecodeRequest(b []byte) (Request, error) {
 		q.Indexes = r.indexes(n, MaxBlockTxs, "GetBlockTxn index")
 		m = q
 	case TagGetHeaders:
-		n := r.Count(MaxLocatorIDs, chain.HashSize, "GetHeaders locator count")
+		n := r.Count(MaxLocatorIDs, IDSize, "GetHeaders locator count")
 		if r.Err() == nil && n == 0 {
 			r.Fail(malformed("GetHeaders: empty locator"))
 		}
 		if r.Err() != nil {
 			return nil, r.Err()
 		}
-		q := &GetHeaders{Locator: make([]chain.Hash, n)}
+		q := &GetHeaders{Locator: make([]ID, n)}
 		for i := range q.Locator {
 			q.Locator[i] = r.hash("GetHeaders locator id")
 		}
@@ -281,7 +279,7 @@ func (m *Block) Encode() ([]byte, error) {
 //
 //	BlockTxn = 0x83 block[32] found[1] uvarint(n) n×(uvarint(len) tx)   n <= MaxBlockTxs, 1 <= len <= MaxTxBytes
 type BlockTxn struct {
-	Block chain.Hash
+	Block ID
 	Found bool
 	Txs   [][]byte
 }
@@ -297,7 +295,7 @@ func (m *BlockTxn) Encode() ([]byte, error) {
 	if !m.Found && len(m.Txs) != 0 {
 		return nil, fmt.Errorf("wire: BlockTxn not found but carries txs")
 	}
-	pre := make([]byte, 0, chain.HashSize+1)
+	pre := make([]byte, 0, IDSize+1)
 	pre = append(pre, m.Block[:]...)
 	if m.Found {
 		pre = append(pre, 1)

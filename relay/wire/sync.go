@@ -3,8 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/rumor-relay/rumor/chain"
 )
 
 // Tags of the sync messages (package relay/syncer): tip exchange and pool
@@ -58,7 +56,7 @@ func (m *GetPoolIDs) Encode() ([]byte, error) {
 //	Tip = 0x86 height[u64] id[32]
 type Tip struct {
 	Height uint64
-	ID     chain.Hash
+	ID     ID
 }
 
 // Tag implements Response.
@@ -66,7 +64,7 @@ func (m *Tip) Tag() byte { return TagTip }
 
 // Encode implements Response.
 func (m *Tip) Encode() ([]byte, error) {
-	b := make([]byte, 0, 1+8+chain.HashSize)
+	b := make([]byte, 0, 1+8+IDSize)
 	b = append(b, TagTip)
 	b = binary.BigEndian.AppendUint64(b, m.Height)
 	return append(b, m.ID[:]...), nil
@@ -77,7 +75,7 @@ func (m *Tip) Encode() ([]byte, error) {
 //
 //	PoolIDs = 0x87 uvarint(n) n×id[32]     n <= MaxPoolIDsPerResponse
 type PoolIDs struct {
-	IDs []chain.Hash
+	IDs []ID
 }
 
 // Tag implements Response.
@@ -88,7 +86,7 @@ func (m *PoolIDs) Encode() ([]byte, error) {
 	if len(m.IDs) > MaxPoolIDsPerResponse {
 		return nil, fmt.Errorf("wire: PoolIDs of %d ids exceeds %d", len(m.IDs), MaxPoolIDsPerResponse)
 	}
-	b := make([]byte, 0, 1+3+len(m.IDs)*chain.HashSize)
+	b := make([]byte, 0, 1+3+len(m.IDs)*IDSize)
 	b = append(b, TagPoolIDs)
 	b = binary.AppendUvarint(b, uint64(len(m.IDs)))
 	for _, id := range m.IDs {
@@ -110,13 +108,13 @@ func decodeTip(r *reader) *Tip {
 }
 
 func decodePoolIDs(r *reader) *PoolIDs {
-	n := r.Count(MaxPoolIDsPerResponse, chain.HashSize, "PoolIDs count")
+	n := r.Count(MaxPoolIDsPerResponse, IDSize, "PoolIDs count")
 	if r.Err() != nil {
 		return nil
 	}
 	m := &PoolIDs{}
 	if n > 0 {
-		m.IDs = make([]chain.Hash, n)
+		m.IDs = make([]ID, n)
 	}
 	for i := range m.IDs {
 		m.IDs[i] = r.hash("PoolIDs id")
@@ -129,5 +127,5 @@ func decodePoolIDs(r *reader) *PoolIDs {
 // MaxPoolIDsPerResponse ids.
 const (
 	MaxTipResponseFrame     = 64
-	MaxPoolIDsResponseFrame = 16 + MaxPoolIDsPerResponse*chain.HashSize
+	MaxPoolIDsResponseFrame = 16 + MaxPoolIDsPerResponse*IDSize
 )

@@ -8,19 +8,17 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
-
-	"github.com/rumor-relay/rumor/chain"
 )
 
-func hashN(i int) chain.Hash {
-	var h chain.Hash
+func hashN(i int) ID {
+	var h ID
 	binary.BigEndian.PutUint64(h[:], uint64(i)+1)
 	h[31] = byte(i)
 	return h
 }
 
-func idsN(n int) []chain.Hash {
-	out := make([]chain.Hash, n)
+func idsN(n int) []ID {
+	out := make([]ID, n)
 	for i := range out {
 		out[i] = hashN(i)
 	}

@@ -1,11 +1,31 @@
-package chain
+package wire
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 
 	"github.com/dchest/siphash"
 )
+
+// IDSize is the size of an item id on the wire.
+const IDSize = 32
+
+// ID names a transaction or a block on the wire. The relay never computes
+// one itself from a chain's rules: the embedding chain says how a tx's id
+// follows from its bytes (SHA-256, double SHA-256 of a stripped encoding,
+// Keccak-256, ...) and how a block's id follows from its header, as long as
+// the result is 32 bytes that the receiver can recompute from the body.
+type ID [IDSize]byte
+
+// String returns the id in hex.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Short returns the first 8 hex digits, for logs.
+func (id ID) Short() string { return hex.EncodeToString(id[:4]) }
+
+// IsZero reports whether id is all zeros (the "none" value of optional ids).
+func (id ID) IsZero() bool { return id == ID{} }
 
 // ShortIDSize is the number of bytes of a compact-block short id on the wire.
 // Six bytes, as in BIP152: with a pool of 100k txs and a 5k-tx block the
@@ -39,6 +59,6 @@ func NewShortIDKey(header []byte, nonce uint64) ShortIDKey {
 
 // ShortID returns the ShortIDSize-byte keyed short id of a transaction id,
 // in the low bits of a uint64.
-func ShortID(key ShortIDKey, txID Hash) uint64 {
-	return siphash.Hash(key.K0, key.K1, txID[:]) & shortIDMask
+func (k ShortIDKey) ShortID(txID ID) uint64 {
+	return siphash.Hash(k.K0, k.K1, txID[:]) & shortIDMask
 }

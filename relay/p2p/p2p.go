@@ -1,0 +1,403 @@
+// Package p2p implements the relay's transport (package relay/transport)
+// over a libp2p host: gossip topics on GossipSub v1.1 with strict message
+// signing, so any standard libp2p GossipSub peer can relay, and requests as
+// one length-prefixed frame each way on a fresh stream.
+//
+// # Concurrency
+//
+// Goroutines it starts: GossipSub's own (event loop, validation workers),
+// one drain per joined topic (delivered messages only need to leave the
+// subscription queue: the validator did the work), and libp2p's stream
+// handler goroutine per inbound request. State it shares: the observer
+// (an atomic pointer), the tracer's mesh table (one mutex, never held while
+// calling out) and the joined topics (one mutex). Close stops GossipSub and
+// waits for the drains.
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	golog "github.com/ipfs/go-log/v2"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rumor-relay/rumor/relay/transport"
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+var log = golog.Logger("rumor/p2p")
+
+// Defaults of Config. Each says where its number comes from.
+const (
+	// MaxMessageSize is the GossipSub message size limit. GossipSub's
+	// default is 1 MiB; push-mode block relay carries a whole block, so
+	// allow 2 MiB (the relay falls back to compact announcements for blocks
+	// above it).
+	MaxMessageSize = 2 << 20
+	// ValidateQueueSize is GossipSub's validation queue, shared by all
+	// topics (go-libp2p-pubsub #398, Lotus #723: 32 dropped messages under
+	// load). Items leave it after signature checks, so 1024 absorbs bursts
+	// without holding much.
+	ValidateQueueSize = 1024
+	// ValidateThrottle is GossipSub's global limit on validations running at
+	// once; it must exceed the sum of the per-topic limits the relay asks
+	// for, so one topic can never take another's slots.
+	ValidateThrottle = 4096
+	// ReadTimeout bounds reading one inbound request (at most 256 KiB).
+	ReadTimeout = 5 * time.Second
+	// WriteTimeout bounds writing one response (up to a block): 16 MiB at
+	// 10 Mbit/s takes 13 s.
+	WriteTimeout = 20 * time.Second
+	// DefaultValidateTimeout bounds a validation whose topic sets none.
+	DefaultValidateTimeout = 10 * time.Second
+)
+
+// Config configures the transport. Zero fields take the defaults above.
+type Config struct {
+	// MaxMessageSize is GossipSub's message size limit in bytes.
+	MaxMessageSize int
+	// PubSubOptions are further GossipSub options (peer scoring, peer
+	// exchange, direct peers, parameters), applied after the transport's
+	// own (signing policy, tracer, message size, validation queue and
+	// throttle).
+	PubSubOptions []pubsub.Option
+	// Logger replaces the "rumor/p2p" logger, e.g. to tell apart the nodes
+	// of an in-process network.
+	Logger *golog.ZapEventLogger
+}
+
+// Transport is a relay transport over a libp2p host. Create it with New;
+// Close it after the relay.
+type Transport struct {
+	host   host.Host
+	ps     *pubsub.PubSub
+	tracer *tracer
+	log    *golog.ZapEventLogger
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	observer atomic.Pointer[observerBox]
+	notifs   *network.NotifyBundle
+
+	mu     sync.Mutex
+	topics map[string]*topic
+	wg     sync.WaitGroup
+}
+
+type observerBox struct{ o transport.Observer }
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New starts GossipSub on h and returns the transport.
+func New(h host.Host, cfg Config) (*Transport, error) {
+	if h == nil {
+		return nil, errors.New("p2p: nil host")
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = MaxMessageSize
+	}
+	if cfg.MaxMessageSize < 64<<10 || cfg.MaxMessageSize > wire.MaxBlockBytes+4096 {
+		return nil, fmt.Errorf("p2p: max message size %d: want 64 KiB..%d", cfg.MaxMessageSize, wire.MaxBlockBytes+4096)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{host: h, log: cfg.Logger, ctx: ctx, cancel: cancel, topics: make(map[string]*topic)}
+	t.tracer = newTracer(t)
+	opts := append([]pubsub.Option{
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithRawTracer(t.tracer),
+		pubsub.WithMaxMessageSize(cfg.MaxMessageSize),
+		pubsub.WithValidateQueueSize(ValidateQueueSize),
+		pubsub.WithValidateThrottle(ValidateThrottle),
+	}, cfg.PubSubOptions...)
+	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("p2p: gossipsub: %w", err)
+	}
+	t.ps = ps
+	t.notifs = &network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			if o := t.obs(); o != nil {
+				o.PeerConnected(ID(c.RemotePeer()))
+			}
+		},
+		DisconnectedF: func(n network.Network, c network.Conn) {
+			if n.Connectedness(c.RemotePeer()) == network.Connected {
+				return
+			}
+			if o := t.obs(); o != nil {
+				o.PeerDisconnected(ID(c.RemotePeer()))
+			}
+		},
+		ListenF:      func(network.Network, ma.Multiaddr) {},
+		ListenCloseF: func(network.Network, ma.Multiaddr) {},
+	}
+	h.Network().Notify(t.notifs)
+	return t, nil
+}
+
+// ID converts a libp2p peer id to the transport's.
+func ID(p peer.ID) transport.PeerID { return transport.PeerID(p.String()) }
+
+// PeerOf converts a transport peer id back to libp2p's; ok is false when
+// the text is not a peer id.
+func PeerOf(p transport.PeerID) (peer.ID, bool) {
+	id, err := peer.Decode(string(p))
+	return id, err == nil
+}
+
+// PubSub returns the GossipSub router (peer scores, other subsystems'
+// topics).
+func (t *Transport) PubSub() *pubsub.PubSub { return t.ps }
+
+// Host returns the libp2p host.
+func (t *Transport) Host() host.Host { return t.host }
+
+// Close leaves every topic and stops GossipSub. The host stays open.
+func (t *Transport) Close() error {
+	t.host.Network().StopNotify(t.notifs)
+	t.mu.Lock()
+	ts := make([]*topic, 0, len(t.topics))
+	for _, tp := range t.topics {
+		ts = append(ts, tp)
+	}
+	t.mu.Unlock()
+	for _, tp := range ts {
+		_ = tp.Close()
+	}
+	t.cancel()
+	t.wg.Wait()
+	return nil
+}
+
+func (t *Transport) obs() transport.Observer {
+	if b := t.observer.Load(); b != nil {
+		return b.o
+	}
+	return nil
+}
+
+// Self implements transport.Transport.
+func (t *Transport) Self() transport.PeerID { return ID(t.host.ID()) }
+
+// Observe implements transport.Transport.
+func (t *Transport) Observe(o transport.Observer) {
+	if o == nil {
+		t.observer.Store(nil)
+		return
+	}
+	t.observer.Store(&observerBox{o})
+}
+
+// Peers implements transport.Transport.
+func (t *Transport) Peers() []transport.PeerID {
+	ps := t.host.Network().Peers()
+	out := make([]transport.PeerID, len(ps))
+	for i, p := range ps {
+		out[i] = ID(p)
+	}
+	return out
+}
+
+// topic is a joined GossipSub topic.
+type topic struct {
+	t      *Transport
+	name   string
+	handle *pubsub.Topic
+	sub    *pubsub.Subscription
+	closed atomic.Bool
+}
+
+// Join implements transport.Transport: it registers the validator, joins
+// and subscribes, and drains delivered messages.
+func (t *Transport) Join(name string, cfg transport.TopicConfig) (transport.Topic, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.topics[name]; dup {
+		return nil, fmt.Errorf("p2p: topic %s already joined", name)
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultValidateTimeout
+	}
+	opts := []pubsub.ValidatorOpt{pubsub.WithValidatorTimeout(timeout)}
+	if cfg.Concurrency > 0 {
+		opts = append(opts, pubsub.WithValidatorConcurrency(cfg.Concurrency))
+	}
+	self := t.host.ID()
+	if v := cfg.Validate; v != nil {
+		err := t.ps.RegisterTopicValidator(name, func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+			if from == self {
+				return pubsub.ValidationAccept // our own publish
+			}
+			switch v(ctx, ID(from), msg.Data) {
+			case transport.Accept:
+				return pubsub.ValidationAccept
+			case transport.Reject:
+				return pubsub.ValidationReject
+			}
+			return pubsub.ValidationIgnore
+		}, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: validator of %s: %w", name, err)
+		}
+	}
+	// The tracer tracks the mesh from the first GRAFT, which may come as
+	// soon as we subscribe.
+	t.tracer.join(name)
+	h, err := t.ps.Join(name)
+	if err != nil {
+		t.tracer.leave(name)
+		_ = t.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("p2p: join %s: %w", name, err)
+	}
+	sub, err := h.Subscribe()
+	if err != nil {
+		t.tracer.leave(name)
+		_ = t.ps.UnregisterTopicValidator(name)
+		_ = h.Close()
+		return nil, fmt.Errorf("p2p: subscribe %s: %w", name, err)
+	}
+	tp := &topic{t: t, name: name, handle: h, sub: sub}
+	t.topics[name] = tp
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for {
+			if _, err := sub.Next(t.ctx); err != nil {
+				return
+			}
+		}
+	}()
+	return tp, nil
+}
+
+// Publish implements transport.Topic.
+func (tp *topic) Publish(ctx context.Context, data []byte) error {
+	return tp.handle.Publish(ctx, data)
+}
+
+// Peers implements transport.Topic.
+func (tp *topic) Peers() []transport.PeerID { return ids(tp.handle.ListPeers()) }
+
+// Mesh implements transport.Topic.
+func (tp *topic) Mesh() []transport.PeerID { return ids(tp.t.tracer.meshPeers(tp.name)) }
+
+// Close implements transport.Topic.
+func (tp *topic) Close() error {
+	if !tp.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	t := tp.t
+	t.mu.Lock()
+	delete(t.topics, tp.name)
+	t.mu.Unlock()
+	_ = t.ps.UnregisterTopicValidator(tp.name)
+	tp.sub.Cancel()
+	t.tracer.leave(tp.name)
+	return tp.handle.Close()
+}
+
+func ids(ps []peer.ID) []transport.PeerID {
+	out := make([]transport.PeerID, len(ps))
+	for i, p := range ps {
+		out[i] = ID(p)
+	}
+	return out
+}
+
+// Request implements transport.Transport: one frame out on a fresh stream,
+// one frame back. The stream is reset when ctx ends, which also unblocks
+// transports without deadlines (mocknet).
+func (t *Transport) Request(ctx context.Context, to transport.PeerID, proto string, req []byte, maxResponse int) ([]byte, error) {
+	p, ok := PeerOf(to)
+	if !ok {
+		return nil, fmt.Errorf("p2p: bad peer id %q", to)
+	}
+	if t.host.Network().Connectedness(p) != network.Connected {
+		return nil, fmt.Errorf("p2p: %s: %w", p.ShortString(), transport.ErrNotConnected)
+	}
+	s, err := t.host.NewStream(network.WithNoDial(ctx, "relay request"), p, protocol.ID(proto))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("p2p: open stream to %s: %w", p.ShortString(), ctx.Err())
+		}
+		return nil, fmt.Errorf("p2p: open stream to %s: %w", p.ShortString(), err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if d, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(d)
+	}
+	if _, err := wire.WriteFrame(s, req); err != nil {
+		_ = s.Reset()
+		return nil, streamErr(ctx, "write", err)
+	}
+	_ = s.CloseWrite()
+	data, _, err := wire.ReadFrame(s, maxResponse)
+	if err != nil {
+		_ = s.Reset()
+		if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed) {
+			return nil, err
+		}
+		return nil, streamErr(ctx, "read", err)
+	}
+	_ = s.Close()
+	return data, nil
+}
+
+// streamErr reports a stream failure; when ctx ended it wraps ctx's error,
+// so callers tell a timeout apart with errors.Is.
+func streamErr(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("p2p: %s: %w", op, ctx.Err())
+	}
+	return fmt.Errorf("p2p: %s: %w", op, err)
+}
+
+// Serve implements transport.Transport.
+func (t *Transport) Serve(proto string, h transport.RequestHandler) {
+	if h == nil {
+		t.host.RemoveStreamHandler(protocol.ID(proto))
+		return
+	}
+	t.host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { t.serveStream(s, h) })
+}
+
+// serveStream runs one inbound exchange on libp2p's handler goroutine.
+// Deadlines where the transport has them, and a reset timer for transports
+// without (mocknet); both bound a stalled peer.
+func (t *Transport) serveStream(s network.Stream, h transport.RequestHandler) {
+	watchdog := time.AfterFunc(ReadTimeout, func() { _ = s.Reset() })
+	defer watchdog.Stop()
+	read := func(max int) ([]byte, error) {
+		_ = s.SetReadDeadline(time.Now().Add(ReadTimeout))
+		data, _, err := wire.ReadFrame(s, max)
+		return data, err
+	}
+	resp := h(ID(s.Conn().RemotePeer()), read)
+	if resp == nil {
+		_ = s.Reset()
+		return
+	}
+	watchdog.Reset(WriteTimeout)
+	_ = s.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	if _, err := wire.WriteFrame(s, resp); err != nil {
+		_ = s.Reset()
+		return
+	}
+	// Close, not Reset: a reset may overtake the answer.
+	_ = s.Close()
+}
