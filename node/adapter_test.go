@@ -10,6 +10,7 @@ import (
 	"github.com/rumor-relay/rumor/chain/store"
 	"github.com/rumor-relay/rumor/mempool"
 	"github.com/rumor-relay/rumor/relay"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 type adapterFixture struct {
@@ -50,16 +51,16 @@ func TestAdapterTxVerdicts(t *testing.T) {
 
 	tx0 := signedTx(g, 0, 1, 0, 10, 0)
 	id, v, err := f.a.AddTx(tx0.Encode())
-	if v != relay.Accepted || err != nil || id != tx0.ID() {
+	if v != relay.Accepted || err != nil || id != relay.ID(tx0.ID()) {
 		t.Fatalf("valid tx: %v %v %v", id, v, err)
 	}
 	if _, v, _ := f.a.AddTx(tx0.Encode()); v != relay.Known {
 		t.Fatalf("resubmitted tx: verdict %v, want known", v)
 	}
-	if !f.a.HasTx(tx0.ID()) {
+	if !f.a.HasTx(relay.ID(tx0.ID())) {
 		t.Fatal("HasTx false for a pooled tx")
 	}
-	if b, ok := f.a.GetTx(tx0.ID()); !ok || string(b) != string(tx0.Encode()) {
+	if b, ok := f.a.GetTx(relay.ID(tx0.ID())); !ok || string(b) != string(tx0.Encode()) {
 		t.Fatal("GetTx did not return the encoding")
 	}
 
@@ -94,15 +95,10 @@ func TestAdapterTxVerdicts(t *testing.T) {
 	if _, v, err := f.a.AddTx(fill.Encode()); v != relay.Accepted {
 		t.Fatalf("gap filler: %v %v", v, err)
 	}
-	// Armed for re-announcement, a held tx is Accepted once, silently.
-	if !f.a.markReannounce(gap.ID()) {
-		t.Fatal("markReannounce refused")
-	}
-	if _, v, err := f.a.AddTx(gap.Encode()); v != relay.Accepted || err != nil {
-		t.Fatalf("re-announced tx: %v %v", v, err)
-	}
+	// The promoted tx is held: a resubmission is known (the node announces
+	// it through Relay.Announce, not through AddTx).
 	if _, v, _ := f.a.AddTx(gap.Encode()); v != relay.Known {
-		t.Fatalf("re-announced twice: %v", v)
+		t.Fatalf("promoted tx resubmitted: %v", v)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -131,7 +127,7 @@ func TestAdapterBlockVerdicts(t *testing.T) {
 	blk := g.BuildBlock(tip, time.Now(), authorityKey(), []*chain.Tx{tx})
 
 	id, v, err := f.a.AddBlock(blk.Encode())
-	if v != relay.Accepted || err != nil || id != blk.ID() {
+	if v != relay.Accepted || err != nil || id != relay.ID(blk.ID()) {
 		t.Fatalf("valid block: %v %v %v", id, v, err)
 	}
 	if h, _ := f.a.Tip(); h != 1 {
@@ -140,7 +136,7 @@ func TestAdapterBlockVerdicts(t *testing.T) {
 	if f.pool.Has(tx.ID()) {
 		t.Fatal("included tx still pooled: BlockConnected not called")
 	}
-	if !f.a.HasTx(tx.ID()) {
+	if !f.a.HasTx(relay.ID(tx.ID())) {
 		t.Fatal("HasTx false for a just-included tx")
 	}
 	f.mu.Lock()
@@ -173,7 +169,7 @@ func TestAdapterBlockVerdicts(t *testing.T) {
 	if _, v, _ := f.a.AddBlock([]byte("nope")); v != relay.Invalid {
 		t.Fatalf("malformed block: verdict %v", v)
 	}
-	if got, ok := f.a.BlockIDAt(0); !ok || got != tipID {
+	if got, ok := f.a.BlockIDAt(0); !ok || got != relay.ID(tipID) {
 		t.Fatal("BlockIDAt(0) is not genesis")
 	}
 }
@@ -191,7 +187,7 @@ func TestAdapterSplitAssembleParse(t *testing.T) {
 		t.Fatalf("split: %v, %d txs", err, len(parts))
 	}
 	info, err := f.a.ParseHeader(hdr)
-	if err != nil || info.ID != blk.ID() || info.Height != 1 || info.Parent != blk.Header.Parent {
+	if err != nil || info.ID != relay.ID(blk.ID()) || info.Height != 1 || info.Parent != relay.ID(blk.Header.Parent) {
 		t.Fatalf("parse header: %+v %v", info, err)
 	}
 	back, err := f.a.AssembleBlock(hdr, parts)
@@ -209,9 +205,21 @@ func TestAdapterSplitAssembleParse(t *testing.T) {
 	for _, tx := range txs {
 		f.a.AddTx(tx.Encode())
 	}
-	key := chain.NewShortIDKey(hdr, 7)
-	short := []uint64{chain.ShortID(key, txs[1].ID()), chain.ShortID(key, chain.Hash{1}), chain.ShortID(key, txs[0].ID())}
-	got := f.a.LookupShortIDs(key, short)
+	key := wire.NewShortIDKey(hdr, 7)
+	short := []uint64{key.ShortID(relay.ID(txs[1].ID())), key.ShortID(relay.ID{1}), key.ShortID(relay.ID(txs[0].ID()))}
+	got := f.a.LookupShortIDs(key.ShortID, short)
+	if h, ok := f.a.GetHeader(relay.ID(blk.ID())); ok {
+		t.Fatalf("header of a block not stored: %x", h)
+	}
+	if _, v, err := f.a.AddBlock(enc); v != relay.Accepted {
+		t.Fatalf("add: %v %v", v, err)
+	}
+	if h, ok := f.a.GetHeader(relay.ID(blk.ID())); !ok || string(h) != string(hdr) {
+		t.Fatal("GetHeader is not the block's header")
+	}
+	if id, err := f.a.TxID(txs[0].Encode()); err != nil || id != relay.ID(txs[0].ID()) {
+		t.Fatalf("TxID: %v", err)
+	}
 	if string(got[0]) != string(txs[1].Encode()) || got[1] != nil || string(got[2]) != string(txs[0].Encode()) {
 		t.Fatal("LookupShortIDs mismatch")
 	}

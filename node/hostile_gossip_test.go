@@ -126,7 +126,7 @@ func TestHostileInvalidAnnouncements(t *testing.T) {
 	m.serveTxs(func(q *wire.GetTxs) wire.Response {
 		out := &wire.Txs{}
 		for _, id := range q.IDs {
-			out.Bodies = append(out.Bodies, bodies[id])
+			out.Bodies = append(out.Bodies, bodies[chain.Hash(id)])
 		}
 		return out
 	})
@@ -273,7 +273,7 @@ func TestHostileWithholdingAnnouncer(t *testing.T) {
 			asked := make(chan time.Time, 1)
 			m := newAttacker(t, g.ChainID, nil)
 			m.serveTxs(func(q *wire.GetTxs) wire.Response {
-				if len(q.IDs) == 1 && q.IDs[0] == tx.ID() {
+				if len(q.IDs) == 1 && q.IDs[0] == relay.ID(tx.ID()) {
 					select {
 					case asked <- time.Now():
 					default:

@@ -99,7 +99,7 @@ func (a *attacker) joinGossip(n *Node) {
 	if err := a.writeRPC(&pb.RPC{Subscriptions: []*pb.RPC_SubOpts{sub(a.txTopic), sub(a.blockTopic)}}); err != nil {
 		a.t.Fatal(err)
 	}
-	nps := n.Relay().PubSub()
+	nps := n.PubSub()
 	eventually(a.t, 10*time.Second, "the node to see the attacker on both topics", func() bool {
 		return contains(nps.ListPeers(a.txTopic), a.id()) && contains(nps.ListPeers(a.blockTopic), a.id())
 	})
@@ -161,7 +161,11 @@ func (a *attacker) announceTxs(ids []chain.Hash) error {
 	a.t.Helper()
 	for len(ids) > 0 {
 		k := min(len(ids), wire.MaxAnnounceIDs)
-		if err := a.publish(a.txTopic, encode(a.t, &wire.TxAnnounce{IDs: ids[:k]})); err != nil {
+		wids := make([]wire.ID, k)
+		for i, id := range ids[:k] {
+			wids[i] = wire.ID(id)
+		}
+		if err := a.publish(a.txTopic, encode(a.t, &wire.TxAnnounce{IDs: wids})); err != nil {
 			return err
 		}
 		ids = ids[k:]

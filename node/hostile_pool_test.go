@@ -79,7 +79,7 @@ func TestHostileDETER(t *testing.T) {
 	m.serveTxs(func(q *wire.GetTxs) wire.Response {
 		out := &wire.Txs{}
 		for _, id := range q.IDs {
-			out.Bodies = append(out.Bodies, bodies[id])
+			out.Bodies = append(out.Bodies, bodies[chain.Hash(id)])
 		}
 		mu.Lock()
 		served += len(q.IDs)

@@ -16,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay"
+	"github.com/rumor-relay/rumor/relay/p2p"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
@@ -141,7 +143,7 @@ func TestHostileRangeRequests(t *testing.T) {
 		{"largest legal range", encode(t, &wire.GetBlocks{Start: 1, Count: wire.MaxBlocksPerRange}), "", wire.MaxBlocksPerRange},
 		{"range past the tip", encode(t, &wire.GetBlocks{Start: 1 << 32, Count: wire.MaxBlocksPerRange}), "", 0},
 		{"range overflowing uint64", encode(t, &wire.GetBlocks{Start: math.MaxUint64 - 2, Count: wire.MaxBlocksPerRange}), "", 0},
-		{"all headers", encode(t, &wire.GetHeaders{Locator: []chain.Hash{genesisID}, Max: wire.MaxHeadersPerResponse}), "", height},
+		{"all headers", encode(t, &wire.GetHeaders{Locator: []wire.ID{wire.ID(genesisID)}, Max: wire.MaxHeadersPerResponse}), "", height},
 	} {
 		resp, err := m.rawRequest(n, tc.payload)
 		if err != nil {
@@ -167,7 +169,7 @@ func TestHostileRangeRequests(t *testing.T) {
 		t.Fatalf("requester's breakdown %+v", bd)
 	}
 	// Still served.
-	if resp, err := m.rawRequest(n, encode(t, &wire.GetBlock{ID: genesisID})); err != nil || describeResp(resp) != "*wire.Block" {
+	if resp, err := m.rawRequest(n, encode(t, &wire.GetBlock{ID: wire.ID(genesisID)})); err != nil || describeResp(resp) != "*wire.Block" {
 		t.Fatalf("block request after the floods: %v %v", describeResp(resp), err)
 	}
 }
@@ -233,7 +235,7 @@ func TestHostilePingFlood(t *testing.T) {
 	go func() {
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer rcancel()
-		_, err := b.Relay().RequestBlock(rctx, a.ID(), g.Block().ID())
+		_, err := b.Relay().RequestBlock(rctx, p2p.ID(a.ID()), relay.ID(g.Block().ID()))
 		served <- err
 	}()
 	wg.Wait()
@@ -290,7 +292,7 @@ func TestHostileOpenStreamFlood(t *testing.T) {
 		opened++
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, err := b.Relay().RequestBlock(rctx, a.ID(), g.Block().ID())
+	_, err := b.Relay().RequestBlock(rctx, p2p.ID(a.ID()), relay.ID(g.Block().ID()))
 	rcancel()
 	if err != nil {
 		t.Fatalf("honest peer not served during the stream flood: %v", err)

@@ -125,7 +125,7 @@ func TestTxAndBlockPropagation(t *testing.T) {
 				waitEvent(t, ch, 15*time.Second, fmt.Sprintf("tx in node %d's pool", i), func(v any) bool { return v == tx.ID() })
 				// The relay records first-seen right after the pool takes it.
 				eventually(t, 5*time.Second, "tx first-seen time", func() bool {
-					_, ok := nodes[i].Relay().FirstSeen(tx.ID())
+					_, ok := nodes[i].Relay().FirstSeen(relay.ID(tx.ID()))
 					return ok
 				})
 			}
@@ -143,7 +143,7 @@ func TestTxAndBlockPropagation(t *testing.T) {
 			loc, _ := nodes[0].Store().TxLocation(tx.ID())
 			for _, nd := range nodes {
 				eventually(t, 5*time.Second, "block first-seen time", func() bool {
-					_, ok := nd.Relay().FirstSeen(loc.Block)
+					_, ok := nd.Relay().FirstSeen(relay.ID(loc.Block))
 					return ok
 				})
 			}
@@ -179,7 +179,7 @@ func TestOutOfOrderNoncesReachEveryone(t *testing.T) {
 			return nd.Pool().Has(tx0.ID()) && nd.Pool().Has(tx1.ID()) && nd.Pool().Stats().Queued == 0
 		})
 		eventually(t, 5*time.Second, "first-seen of the promoted tx", func() bool {
-			_, ok := nd.Relay().FirstSeen(tx1.ID())
+			_, ok := nd.Relay().FirstSeen(relay.ID(tx1.ID()))
 			return ok
 		})
 	}

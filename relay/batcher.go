@@ -10,8 +10,8 @@ import (
 // hands it ids over addCh and PublishBlock asks it to flush at once.
 //
 // A batch goes out when it holds max ids or when window has passed since
-// its first id, whichever comes first. The policy is the pure function
-// batchStep so it is tested without a clock.
+// its first id, whichever comes first; a flush sends every id added before
+// it. TestBatcherWindowAndMax checks the timing exactly in virtual time.
 type batcher struct {
 	window  time.Duration
 	max     int
@@ -56,12 +56,6 @@ func (b *batcher) flush(ctx context.Context) []ID {
 	}
 }
 
-// batchStep adds id to pending and reports whether the batch is full.
-func batchStep(pending []ID, id ID, max int) ([]ID, bool) {
-	pending = append(pending, id)
-	return pending, len(pending) >= max
-}
-
 func (b *batcher) run(ctx context.Context) {
 	var pending []ID
 	timer := time.NewTimer(time.Hour)
@@ -85,14 +79,15 @@ func (b *batcher) run(ctx context.Context) {
 			timer.Stop()
 			return
 		case id := <-b.addCh:
-			var full bool
-			pending, full = batchStep(pending, id, b.max)
+			pending = append(pending, id)
+			full := len(pending) >= b.max
 			// Drain what is already queued without waiting, so a burst
 			// fills batches instead of waking the timer per id.
 			for !full {
 				select {
 				case id = <-b.addCh:
-					pending, full = batchStep(pending, id, b.max)
+					pending = append(pending, id)
+					full = len(pending) >= b.max
 					continue
 				default:
 				}
@@ -108,6 +103,16 @@ func (b *batcher) run(ctx context.Context) {
 			armed = false
 			send()
 		case reply := <-b.flushCh:
+			// Ids added before the flush was asked may still sit in addCh
+			// (select picks among ready cases at random): take them too.
+			for drained := false; !drained; {
+				select {
+				case id := <-b.addCh:
+					pending = append(pending, id)
+				default:
+					drained = true
+				}
+			}
 			reply <- send()
 		}
 	}

@@ -175,6 +175,9 @@ func waitPools(t testing.TB, ctx context.Context, nodes []*tnode, ids []ID) {
 					missing++
 				}
 			}
+			for j, x := range nodes {
+				t.Logf("node %d: %+v offs %v", j, x.r.Stats(), x.offs.all())
+			}
 			t.Fatalf("node %d lacks %d of %d txs: %v", i, missing, len(ids), err)
 		}
 	}

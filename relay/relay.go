@@ -271,6 +271,7 @@ func (r *Relay) SubmitTx(body []byte) (ID, Verdict, error) {
 // next announcement: txs that became executable later (a block filled the
 // nonce gap of queued txs), txs reloaded from disk, or a wallet's rebroadcast.
 // Ids the pool does not hold are skipped; it returns how many were queued.
+// Each id's first-seen time is recorded now unless one is recorded.
 // Like SubmitTx it blocks only while MaxPendingBatch ids wait for the
 // batcher, and does nothing before Start.
 func (r *Relay) Announce(ids []ID) int {
@@ -282,6 +283,9 @@ func (r *Relay) Announce(ids []ID) int {
 		if _, ok := r.pool.GetTx(id); !ok {
 			continue // not held (or already in a block): nothing to serve
 		}
+		// A tx queued until now becomes pending here: that is when it is
+		// first seen as relayable (kept if it was recorded before).
+		r.seen.record(id, r.now())
 		r.batch.add(r.ctx, id)
 		n++
 	}

@@ -75,6 +75,31 @@ func TestBatcherWindowAndMax(t *testing.T) {
 	})
 }
 
+// TestBatcherFlushTakesQueuedIDs: ids added just before a flush are in the
+// flushed batch, however the batcher's select orders the two (a block
+// announcement prefills exactly these txs).
+func TestBatcherFlushTakesQueuedIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for round := range 100 {
+			b := newBatcher(time.Hour, 1000, func([]ID) {})
+			ctx, cancel := context.WithCancel(context.Background())
+			// Queued before the loop runs: its select then finds both the
+			// ids and the flush ready.
+			for i := range 3 {
+				b.add(ctx, sid(round*3+i))
+			}
+			done := make(chan struct{})
+			go func() { b.run(ctx); close(done) }()
+			got := b.flush(ctx)
+			cancel()
+			<-done
+			if len(got) != 3 {
+				t.Fatalf("round %d: flush returned %d ids, want 3", round, len(got))
+			}
+		}
+	})
+}
+
 func TestFirstSeenBounded(t *testing.T) {
 	f := newFirstSeen(3)
 	for i := range 5 {

@@ -16,7 +16,7 @@ import (
 //	malformed announcement            -> Reject (+ OffenseMalformed)
 //	some body invalid by chain rules  -> Reject (server penalized by the scheduler)
 //	some body new and accepted        -> Accept
-//	every id already pending here     -> Accept (we can serve them all)
+//	every id pending here by now      -> Accept (we can serve them all)
 //	all known / ignored / unavailable -> Ignore
 func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transport.Validation {
 	if from == r.self {
@@ -49,6 +49,7 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 	}
 	results, err := r.fetch.fetch(ctx, from, kindTx, want, nil)
 	if err != nil {
+		r.log.Debugw("tx announcement: fetch failed", "from", from, "err", err)
 		return transport.Ignore
 	}
 	accepted := 0
@@ -65,15 +66,25 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 	if accepted > 0 {
 		return transport.Accept
 	}
-	return transport.Ignore
+	// Nothing new from this fetch, but the bodies may have landed by
+	// another path meanwhile (pool sync, another announcement): forward
+	// if we can serve them all.
+	return r.servable(ann.IDs)
 }
 
 // servable accepts an announcement whose ids are all pending in our pool
-// (so peers that fetch them from us get them), and ignores it otherwise
-// (some are only known as included in a block, or were evicted).
+// (so peers that fetch them from us get them) and were first seen here
+// within the last validation timeout: news that reached us by another
+// path. It ignores it otherwise: some are only known as included in a
+// block or were evicted, or they are old, and forwarding a replay of old
+// ids would let one message flood the whole network.
 func (r *Relay) servable(ids []ID) transport.Validation {
+	fresh := r.now().Add(-r.cfg.txValidateTimeout())
 	for _, id := range ids {
 		if _, ok := r.pool.GetTx(id); !ok {
+			return transport.Ignore
+		}
+		if at, ok := r.seen.get(id); !ok || at.Before(fresh) {
 			return transport.Ignore
 		}
 	}

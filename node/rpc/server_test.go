@@ -29,7 +29,7 @@ const seed = "rpc-test"
 type fakeRelay struct {
 	pool *mempool.Pool
 	mu   sync.Mutex
-	seen map[chain.Hash]time.Time
+	seen map[relay.ID]time.Time
 }
 
 type queuedErr struct{}
@@ -57,12 +57,12 @@ func (f *fakeRelay) SubmitTx(body []byte) (relay.ID, relay.Verdict, error) {
 	}
 	res := f.pool.Add(tx, time.Now())
 	if !res.Code.Held() {
-		return res.ID, relay.Ignored, res.Err
+		return relay.ID(res.ID), relay.Ignored, res.Err
 	}
 	f.mu.Lock()
-	f.seen[res.ID] = time.UnixMicro(1_700_000_000_000_000)
+	f.seen[relay.ID(res.ID)] = time.UnixMicro(1_700_000_000_000_000)
 	f.mu.Unlock()
-	return res.ID, relay.Accepted, nil
+	return relay.ID(res.ID), relay.Accepted, nil
 }
 
 func (f *fakeRelay) FirstSeen(id relay.ID) (time.Time, bool) {
@@ -97,7 +97,7 @@ func newFixture(t *testing.T, mod func(*Config, *Backend)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr := &fakeRelay{pool: pool, seen: map[chain.Hash]time.Time{}}
+	fr := &fakeRelay{pool: pool, seen: map[relay.ID]time.Time{}}
 	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, MaxBatch: 5, MaxWSConns: 2}
 	b := Backend{
 		ChainID: g.ChainID, Version: "test", BlockRelay: "compact", Host: h, Relay: fr,
