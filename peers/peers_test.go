@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +19,16 @@ import (
 
 var t0 = time.Unix(1_700_000_000, 0)
 
+// pids memoizes pid: deriving a key costs enough under -race that the
+// tests banning MaxBans peers would spend seconds on it.
+var pids sync.Map // int -> peer.ID
+
 // pid returns the i-th of a fixed sequence of valid peer ids (they must
 // survive the ban list's JSON round trip).
 func pid(i int) peer.ID {
+	if id, ok := pids.Load(i); ok {
+		return id.(peer.ID)
+	}
 	seed := make([]byte, ed25519.SeedSize)
 	copy(seed, fmt.Sprintf("peer-%d", i))
 	pub, err := crypto.UnmarshalEd25519PublicKey(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
@@ -31,6 +39,7 @@ func pid(i int) peer.ID {
 	if err != nil {
 		panic(err)
 	}
+	pids.Store(i, id)
 	return id
 }
 
