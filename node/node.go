@@ -218,6 +218,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	st, err := store.Open(n.genesis, store.Options{Dir: dir, SyncWrites: cfg.SyncWrites})
 	if err != nil {
+		pp.close()
 		return nil, fmt.Errorf("node: store: %w", err)
 	}
 	n.store = st
@@ -233,6 +234,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	n.pool, err = mempool.New(mcfg, n.genesis, st)
 	if err != nil {
 		st.Close()
+		pp.close()
 		return nil, fmt.Errorf("node: mempool: %w", err)
 	}
 	if mcfg.PersistPath != "" {
@@ -563,6 +565,9 @@ func (n *Node) Close() error {
 		}
 		if n.ownsHost && n.host != nil {
 			errs = append(errs, n.host.Close())
+		}
+		if n.peers != nil {
+			errs = append(errs, n.peers.close())
 		}
 		if n.pool != nil && n.cfg.Mempool.PersistPath != "" {
 			if err := n.pool.Save(n.cfg.Mempool.PersistPath); err != nil {

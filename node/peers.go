@@ -24,8 +24,9 @@ import (
 // This file wires package peers into the node:
 //
 //	relay offense --penalty hook--> Book.Penalize --score <= BanThreshold--> onBan
-//	onBan: BanList.Ban (persisted to <DataDir>/bans.json), then the peer's
-//	       connections are closed (disconnect queue, drained by dropLoop)
+//	onBan: BanList.Ban (in memory; the ban list's own goroutine writes
+//	       <DataDir>/bans.json), then the peer's connections are closed
+//	       (disconnect queue, drained by dropLoop)
 //	Gater on our own host: a banned peer is refused on dial and after the
 //	       security handshake; a Connected notifee closes a banned peer's
 //	       connection on a caller's host (WithHost), which has no gater of ours
@@ -82,8 +83,10 @@ func scoreOffense(o relay.Offense) (peers.Offense, bool) {
 // Concurrency: book, bans and limiter are safe for concurrent use (package
 // peers). host and metrics are set by start before the relay exists, so
 // every hook sees them. The penalty hook and the ban callback run on relay
-// goroutines and never block on the network: disconnections go through the
-// drops queue to dropLoop. mu guards the GossipSub score snapshot.
+// goroutines and block on neither the network nor the disk: disconnections
+// go through the drops queue to dropLoop, and the ban list writes its file
+// on a goroutine of its own (closed by close). mu guards the GossipSub
+// score snapshot.
 type peerPolicy struct {
 	cfg     *Config
 	book    *peers.Book
@@ -125,6 +128,7 @@ func newPeerPolicy(cfg *Config) (*peerPolicy, error) {
 		BanDuration:  cfg.BanDuration,
 	}, p.onBan)
 	if err != nil {
+		bans.Close()
 		return nil, err
 	}
 	if n := len(bans.List(time.Now())); n > 0 {
@@ -238,6 +242,10 @@ func (p *peerPolicy) stop() {
 	}
 }
 
+// close stops the ban list's persister and writes its last state. The node
+// calls it once the relay and host are closed, so no ban comes after it.
+func (p *peerPolicy) close() error { return p.bans.Close() }
+
 // penalize is the relay's penalty hook.
 func (p *peerPolicy) penalize(id peer.ID, o relay.Offense) {
 	po, ok := scoreOffense(o)
@@ -250,11 +258,10 @@ func (p *peerPolicy) penalize(id peer.ID, o relay.Offense) {
 }
 
 // onBan is the book's ban callback: record the ban, then cut the peer off.
+// It runs on the relay's fetch loop, so it does no I/O: the ban list saves
+// itself in the background.
 func (p *peerPolicy) onBan(id peer.ID, until time.Time, last peers.Offense) {
-	if err := p.bans.Ban(id, until, last.String()); err != nil {
-		// Still banned in memory; only persistence failed.
-		log.Errorw("ban list not saved", "peer", id, "err", err)
-	}
+	p.bans.Ban(id, until, last.String())
 	p.metrics.ban()
 	p.disconnect(id)
 }
@@ -312,9 +319,7 @@ func (p *peerPolicy) setGossipScores(m map[peer.ID]float64) {
 			continue
 		}
 		log.Infow("banning graylisted peer", "peer", id, "gossip_score", s, "for", p.cfg.BanDuration)
-		if err := p.bans.Ban(id, now.Add(p.cfg.BanDuration), graylistReason); err != nil {
-			log.Errorw("ban list not saved", "peer", id, "err", err)
-		}
+		p.bans.Ban(id, now.Add(p.cfg.BanDuration), graylistReason)
 		p.metrics.ban()
 		p.disconnect(id)
 	}
@@ -375,14 +380,19 @@ func (n *Node) GossipScore(p peer.ID) (score float64, ok bool) {
 // Bans returns the bans in force, soonest expiry first.
 func (n *Node) Bans() []peers.Ban { return n.peers.bans.List(time.Now()) }
 
-// BanPeer bans p for d (an operator's ban; it is persisted like any other)
-// and disconnects it.
+// BanPeer bans p for d (an operator's ban) and disconnects it. Unlike the
+// node's own bans it waits for the ban list to be written, so the error
+// says whether the ban will survive a restart (p is banned either way).
 func (n *Node) BanPeer(p peer.ID, d time.Duration, reason string) error {
-	err := n.peers.bans.Ban(p, time.Now().Add(d), reason)
+	n.peers.bans.Ban(p, time.Now().Add(d), reason)
 	n.peers.disconnect(p)
-	return err
+	return n.peers.bans.Flush()
 }
 
-// UnbanPeer lifts p's ban. Its score is untouched: a peer that misbehaves
-// again is banned again sooner.
-func (n *Node) UnbanPeer(p peer.ID) error { return n.peers.bans.Unban(p) }
+// UnbanPeer lifts p's ban and, like BanPeer, waits for the ban list to be
+// written. Its score is untouched: a peer that misbehaves again is banned
+// again sooner.
+func (n *Node) UnbanPeer(p peer.ID) error {
+	n.peers.bans.Unban(p)
+	return n.peers.bans.Flush()
+}

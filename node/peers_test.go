@@ -88,6 +88,44 @@ func banByOversize(t *testing.T, n *Node, m *attacker) {
 // again from the same data dir: the ban is still listed (net_bans), the
 // peer is refused when it dials and the node refuses to dial it, while
 // another peer connects as usual. An in-memory node writes no ban file.
+// TestCorruptBanFileDoesNotStopNode: a ban file cut short (a crash of an
+// older version, a full disk) is moved aside, the node starts with no bans,
+// and an operator's ban is written to a fresh file.
+func TestCorruptBanFileDoesNotStopNode(t *testing.T) {
+	cfg := testConfig(t, testGenesis(time.Hour))
+	cfg.InMemory = false
+	path := filepath.Join(cfg.DataDir, BanFile)
+	if err := os.WriteFile(path, []byte(`[{"peer":"12D3KooW`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("a corrupt ban file stopped the node: %v", err)
+	}
+	defer n.Close()
+	if len(n.Bans()) != 0 {
+		t.Fatalf("bans from a corrupt file: %v", n.Bans())
+	}
+	if _, err := os.Stat(path + ".corrupt"); err != nil {
+		t.Fatalf("corrupt ban file not kept aside: %v", err)
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.BanPeer(id, time.Hour, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(data), id.String()) {
+		t.Fatalf("ban file after BanPeer: %v %s", err, data)
+	}
+}
+
 func TestBansSurviveRestart(t *testing.T) {
 	g := testGenesis(time.Hour)
 	cfg := testConfig(t, g)
