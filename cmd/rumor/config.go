@@ -75,14 +75,14 @@ type fileConfig struct {
 	RPCAddr       string      `toml:"rpc_addr" comment:"JSON-RPC host:port (HTTP POST at /, WebSocket at /ws); \"\" = off"`
 	RPCToken      string      `toml:"rpc_token" comment:"bearer token required on RPC; generated into rpc.cookie when RPC is not on loopback"`
 	MetricsAddr   string      `toml:"metrics_addr" comment:"Prometheus /metrics and /debug/pprof host:port; \"\" = off"`
-	ProducerKey   string      `toml:"producer_key" comment:"authority key file: produce blocks in this key's slots; \"\" = not a producer"`
+	ProducerKey   string      `toml:"producer_key" comment:"authority key file (relative to the data dir): produce blocks in this key's slots; \"\" = not a producer"`
 	BlockRelay    string      `toml:"block_relay" comment:"how this node announces blocks: compact, pull or push"`
 	LogLevel      string      `toml:"log_level" comment:"e.g. \"info,rumor/relay=debug\""`
 	InMemory      bool        `toml:"in_memory" comment:"keep the chain in memory (nothing persists)"`
 	SyncWrites    bool        `toml:"sync_writes" comment:"fsync every block commit (survives power loss)"`
 	Mempool       mempoolFile `toml:"mempool"`
 	Peers         peersFile   `toml:"peers"`
-	RPCAddrFile   string      `toml:"rpc_addr_file" comment:"write the bound RPC host:port here once serving (scripts, rumor testnet)"`
+	RPCAddrFile   string      `toml:"rpc_addr_file" comment:"write the bound RPC host:port here once serving (scripts, rumor testnet); relative to the data dir"`
 }
 
 // defaultFileConfig is the configuration of a node with no config file
@@ -184,6 +184,11 @@ func inDir(dataDir, p string) string {
 	}
 	return filepath.Join(dataDir, p)
 }
+
+// rpcAddrFile is where the node writes its bound RPC address: a relative
+// rpc_addr_file from the config file is taken inside the data dir (the
+// --rpc-addr-file flag is already absolute).
+func (fc fileConfig) rpcAddrFile(dataDir string) string { return inDir(dataDir, fc.RPCAddrFile) }
 
 // nodeConfig turns the merged file config into node.Config.
 func (fc fileConfig) nodeConfig(dataDir string) (node.Config, error) {

@@ -185,6 +185,66 @@ max_conns_per_ip = 4
 	}
 }
 
+// TestRelativePaths: relative paths in flags are taken from the current
+// directory, relative paths in the config file from the data dir (what
+// README and `rumor node --help` say).
+func TestRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	conf := "genesis = \"../g.json\"\nproducer_key = \"k.json\"\nrpc_addr_file = \"rpc.addr\"\n"
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(args ...string) fileConfig {
+		t.Helper()
+		nf := &nodeFlags{v: defaultFileConfig()}
+		cmd := nodeCmd(nf)
+		root := &cobra.Command{Use: "rumor"}
+		root.PersistentFlags().String("log-level", "info", "")
+		root.AddCommand(cmd)
+		if err := cmd.ParseFlags(append([]string{"--data-dir", dir}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		fc, _, err := resolveNodeConfig(cmd.Flags(), nf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fc
+	}
+	fc := parse()
+	if got, want := inDir(dir, fc.Genesis), filepath.Join(filepath.Dir(dir), "g.json"); got != want {
+		t.Errorf("config genesis: %s, want %s", got, want)
+	}
+	if got, want := inDir(dir, fc.ProducerKey), filepath.Join(dir, "k.json"); got != want {
+		t.Errorf("config producer_key: %s, want %s", got, want)
+	}
+	if got, want := fc.rpcAddrFile(dir), filepath.Join(dir, "rpc.addr"); got != want {
+		t.Errorf("config rpc_addr_file: %s, want %s", got, want)
+	}
+
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc = parse("--genesis", "net/genesis.json", "--producer-key", "net/keys/a.json", "--rpc-addr-file", "x/rpc.addr")
+	for name, c := range map[string][2]string{
+		"--genesis":       {inDir(dir, fc.Genesis), filepath.Join(wd, "net/genesis.json")},
+		"--producer-key":  {inDir(dir, fc.ProducerKey), filepath.Join(wd, "net/keys/a.json")},
+		"--rpc-addr-file": {fc.rpcAddrFile(dir), filepath.Join(wd, "x/rpc.addr")},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s: %s, want %s", name, c[0], c[1])
+		}
+	}
+
+	// No genesis anywhere: <data-dir>/genesis.json.
+	if err := os.Remove(filepath.Join(dir, ConfigFile)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := inDir(dir, parse().Genesis), filepath.Join(dir, "genesis.json"); got != want {
+		t.Errorf("default genesis: %s, want %s", got, want)
+	}
+}
+
 func TestWriteConfigRoundTrips(t *testing.T) {
 	d := defaultFileConfig()
 	b, err := encodeConfig(d)

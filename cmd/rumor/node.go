@@ -37,6 +37,14 @@ Settings come from, lowest priority first: built-in defaults, the TOML file
 in the file are errors. --write-config writes the effective settings as a
 commented config.toml and exits.
 
+Relative paths given as flags (--data-dir, --config, --genesis,
+--producer-key, --rpc-addr-file) are taken from the current directory.
+Relative paths in the config file (genesis, producer_key, rpc_addr_file,
+[mempool] persist_path) are taken from the data dir, also when the file is
+named with --config; --write-config stores flag paths as absolute paths.
+Without --genesis or a genesis setting, the node reads
+<data-dir>/genesis.json.
+
 On shutdown the node closes its store and saves its mempool (when
 [mempool] persist_path is set, as it is by default).`,
 		Example: `  rumor genesis --out ./net && rumor node --data-dir ./net/n0 --genesis ./net/genesis.json \
@@ -50,7 +58,10 @@ On shutdown the node closes its store and saves its mempool (when
 	fl.StringVar(&nf.configPath, "config", "", "TOML config file (default <data-dir>/config.toml, read when present)")
 	fl.BoolVar(&nf.writeConfig, "write-config", false, "write the effective configuration to the config file and exit")
 	fl.BoolVar(&nf.force, "force", false, "with --write-config: replace an existing config file")
-	fl.StringVar(&nf.v.Genesis, "genesis", d.Genesis, "genesis JSON file (relative to the data dir when set in the config file)")
+	// The flag shows no default: its default is the file setting's
+	// "genesis.json", which is relative to the data dir, not to the
+	// current directory as a path given with the flag is.
+	fl.StringVar(&nf.v.Genesis, "genesis", "", "genesis JSON file (default <data-dir>/genesis.json)")
 	fl.StringSliceVar(&nf.v.Listen, "listen", d.Listen, "libp2p listen multiaddrs (repeat or comma-separate)")
 	fl.StringSliceVar(&nf.v.Bootstrap, "bootstrap", nil, "full multiaddrs (ending in /p2p/<peer id>) of peers to dial at start")
 	fl.BoolVar(&nf.v.MDNS, "mdns", d.MDNS, "find peers on the local network with mDNS")
@@ -149,13 +160,13 @@ func runNode(cmd *cobra.Command, nf *nodeFlags) error {
 	}
 	if a := n.RPCAddr(); a != "" {
 		fmt.Fprintf(out, "rpc: http://%s/ (ws://%s/ws)\n", a, a)
-		if fc.RPCAddrFile != "" {
-			if err := writeFileAtomic(fc.RPCAddrFile, []byte(a+"\n"), 0o644); err != nil {
+		if f := fc.rpcAddrFile(nf.dataDir); f != "" {
+			if err := writeFileAtomic(f, []byte(a+"\n"), 0o644); err != nil {
 				_ = n.Close()
 				return fmt.Errorf("rpc addr file: %w", err)
 			}
 			// A stale address must not send a script to a dead port.
-			defer os.Remove(fc.RPCAddrFile)
+			defer os.Remove(f)
 		}
 	}
 	<-ctx.Done()

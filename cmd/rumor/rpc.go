@@ -43,8 +43,8 @@ func newRPCCmd() *cobra.Command {
 Each PARAM is one positional parameter: valid JSON is sent as is (numbers,
 true/false, objects, "quoted strings"); anything else is sent as a string.
 Methods: tx_send, tx_get, chain_head, chain_blockByID, chain_blockByHeight,
-account_get, mempool_summary, net_peers, node_info, measure_firstSeen,
-measure_stats.`,
+account_get, mempool_summary, net_peers, net_mesh, net_bans, node_info,
+measure_firstSeen, measure_stats.`,
 		Example: `  rumor rpc chain_blockByHeight 1 true --rpc 127.0.0.1:8545`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
