@@ -14,6 +14,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/node/rpc"
 	"github.com/rumor-relay/rumor/relay"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
@@ -70,6 +72,31 @@ func (a *attacker) connect(n *Node) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return a.h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()})
+}
+
+// connectIdentified connects m to n and waits until identify has completed
+// on both ends: the work a new connection sets off (identify, and what
+// GossipSub and the relay do with its result) is then done, so that, for
+// instance, a goroutine count taken next is the connection's steady state.
+// The dialler's side is done when connect returns (libp2p's Connect waits
+// for its identify); n's side is awaited on n's event bus. Pex rounds run
+// on their own timer throughout and have no settled point to wait for.
+func connectIdentified(t testing.TB, m *attacker, n *Node) {
+	t.Helper()
+	w := watchBus(t, n.Host(), new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerIdentificationFailed))
+	if err := m.connect(n); err != nil {
+		t.Fatal(err)
+	}
+	failed := func(e any) bool {
+		ev, ok := e.(event.EvtPeerIdentificationFailed)
+		return ok && ev.Peer == m.id()
+	}
+	w.until(t, 10*time.Second, "the node to identify the attacker", func() bool {
+		return w.count(identifiedBy(m.id())) > 0 || w.count(failed) > 0
+	})
+	if w.count(failed) > 0 {
+		t.Fatal("the node failed to identify the attacker")
+	}
 }
 
 // joinGossip makes the attacker a GossipSub peer of n that speaks the
@@ -275,15 +302,15 @@ func honestPair(t *testing.T, g *chain.Genesis, modA func(*Config), optsA ...Opt
 	return a, b
 }
 
-// waitPending waits until n's pool holds id and returns when it did.
+// waitPending waits until n's pool holds id, which must be executable, and
+// returns when it did. It waits on n's newPendingTxs feed, which the node
+// publishes to once the pool has taken an executable tx.
 func waitPending(t testing.TB, n *Node, id chain.Hash, timeout time.Duration) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !n.Pool().Has(id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("tx %s not in the pool after %v", id.Short(), timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
+	pending, stop := n.Feed().Subscribe(rpc.TopicNewPendingTxs)
+	defer stop()
+	if !waitOn(timeout, pending, func() bool { return n.Pool().Has(id) }) {
+		t.Fatalf("tx %s not in the pool after %v", id.Short(), timeout)
 	}
 	return time.Now()
 }
@@ -364,16 +391,9 @@ func (w *goroutineWatch) Peak() int {
 // fails with the count otherwise: what a flood started must end.
 func settleGoroutines(t testing.TB, limit int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= limit {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the flood, want <= %d", n, limit)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var n int
+	if !poll(timeout, func() bool { n = runtime.NumGoroutine(); return n <= limit }) {
+		t.Fatalf("%d goroutines after the flood, want <= %d", n, limit)
 	}
 }
 

@@ -190,10 +190,7 @@ func TestHostilePingFlood(t *testing.T) {
 	g := testGenesis(time.Hour)
 	a, b := honestPair(t, g, nil)
 	m := newAttacker(t, g.ChainID, nil)
-	if err := m.connect(a); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // let identify and pex settle
+	connectIdentified(t, m, a)
 	base := runtime.NumGoroutine()
 	watch := watchGoroutines()
 
@@ -268,10 +265,7 @@ func TestHostileOpenStreamFlood(t *testing.T) {
 	g := testGenesis(time.Hour)
 	a, b := honestPair(t, g, nil)
 	m := newAttacker(t, g.ChainID, nil)
-	if err := m.connect(a); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	connectIdentified(t, m, a)
 	base := runtime.NumGoroutine()
 	watch := watchGoroutines()
 	opened := 0

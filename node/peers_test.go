@@ -162,7 +162,7 @@ func TestBansSurviveRestart(t *testing.T) {
 		t.Fatalf("net_bans after restart: %s", res)
 	}
 	if err := m.connect(n2); err == nil {
-		time.Sleep(100 * time.Millisecond)
+		checkDroppedAfterDial(t, n2, m, "the banned peer connected after the restart")
 	}
 	if n2.Host().Network().Connectedness(m.id()) == network.Connected {
 		t.Fatal("the banned peer connected after the restart")
@@ -197,6 +197,8 @@ func TestBanEnforcedOnCallerHost(t *testing.T) {
 	t.Cleanup(func() { mn.Close() })
 	h0, _ := mn.GenPeer()
 	hm, _ := mn.GenPeer()
+	hx1, _ := mn.GenPeer() // marker peers, banned late in the test
+	hx2, _ := mn.GenPeer()
 	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -214,14 +216,35 @@ func TestBanEnforcedOnCallerHost(t *testing.T) {
 	eventually(t, 5*time.Second, "the banned peer dropped again", func() bool {
 		return h0.Network().Connectedness(hm.ID()) != network.Connected
 	})
+	// flushDrops bans the marker peer p and waits until it is gone. The
+	// node closes the connections of the peers it drops one at a time, in
+	// the order it decided to, so every drop decided before this one has
+	// then been carried out.
+	flushDrops := func(p peer.ID) {
+		t.Helper()
+		if _, err := mn.ConnectPeers(h0.ID(), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.BanPeer(p, time.Hour, "operator"); err != nil {
+			t.Fatal(err)
+		}
+		waitNotConnected(t, h0, p, 5*time.Second, "a banned marker peer dropped")
+	}
 	if err := n.UnbanPeer(hm.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mn.ConnectPeers(hm.ID(), h0.ID()); err != nil {
+	// Drops of hm decided while it was banned (the node's GossipSub may
+	// redial it after a drop) are carried out before hm connects again.
+	flushDrops(hx1.ID())
+	// h0 dials hm this time: mocknet runs the dialler's notifiees before
+	// the dial returns, so the node's notifee has already judged the new
+	// connection, and queued hm for dropping if it still counts as banned.
+	c, err := mn.ConnectPeers(h0.ID(), hm.ID())
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if h0.Network().Connectedness(hm.ID()) != network.Connected {
+	flushDrops(hx2.ID())
+	if c.IsClosed() || h0.Network().Connectedness(hm.ID()) != network.Connected {
 		t.Fatal("unbanned peer dropped")
 	}
 }
@@ -245,10 +268,7 @@ func TestPerIPConnectionCap(t *testing.T) {
 		if i == 2 {
 			t.Logf("third connection: %v", err)
 			if err == nil {
-				time.Sleep(100 * time.Millisecond)
-				if n.Host().Network().Connectedness(m.id()) == network.Connected {
-					t.Fatal("third connection from one IP accepted over a cap of 2")
-				}
+				checkDroppedAfterDial(t, n, m, "third connection from one IP accepted over a cap of 2")
 			}
 			// A slot frees when a peer leaves.
 			ms[0].h.Network().ClosePeer(n.ID())
