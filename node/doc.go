@@ -13,7 +13,9 @@
 //	<DataDir>/rpc.cookie   RPC bearer token, written while RPC listens beyond
 //	                       loopback without a configured token; removed on Close
 //	<DataDir>/bans.json    banned peers and until when (absent with InMemory),
-//	                       so bans survive a restart
+//	                       so bans survive a restart; written by the ban
+//	                       list's own goroutine (temp file, fsync, rename);
+//	                       a corrupt file is moved to bans.json.corrupt
 //
 // # Discovery
 //
@@ -31,23 +33,34 @@
 // dropped; per-peer token buckets meter the request server; pings drop
 // silent peers; the resource manager caps connections per IP.
 //
+// # The relay's transport
+//
+// The relay (package relay) sees the network only through
+// relay/transport's interfaces; the node gives it package relay/p2p's
+// transport over its host: GossipSub with the peer policy's scoring, and
+// the request protocol on libp2p streams. Relay peer ids are libp2p's in
+// text form; the penalty hook and serve budget convert them back.
+//
 // # Concurrency
 //
-// New starts nothing. Start starts, besides the host's and the relay's own
-// goroutines: pex's event and round loops (plus one goroutine per served pex
+// New starts nothing. Start starts, besides the host's, GossipSub's and the
+// relay's own goroutines, and the ban list's writer: pex's event and round loops (plus one goroutine per served pex
 // stream, at most pexMaxServing); the bootstrap loop; mDNS's resolver and
 // its dialers (at most mdnsMaxDials); the RPC and metrics servers; the
 // producer loop; the mempool expiry loop; the peer policy's liveness loop
-// (one ping goroutine per connected peer per round) and disconnect loop. Each has a stop path that Close
-// takes, in reverse order of start, before closing the host (if the node
-// made it) and, last, the store.
+// (one ping goroutine per connected peer per round) and disconnect loop;
+// the promote loop (announces txs the pool promoted from its queue through
+// Relay.Announce). Each has a stop path that Close takes, in reverse order
+// of start, before closing the relay, the transport, the host (if the node
+// made it), the ban list and, last, the store.
 //
 // The chain adapter serializes block commits (store.AddBlock plus the
 // mempool's BlockConnected/BlockDisconnected and the new-head events) under
 // one mutex, so the pool and subscribers see blocks in the store's order
 // whether they come from the relay's validators or the producer; transaction
 // adds do not take it (the pool has its own lock). Hooks called under that
-// mutex (feed publish, producer wake) never block.
+// mutex (feed publish, producer wake) never block. Headers requests read
+// headers from block metadata (relay.HeaderSource), not whole blocks.
 //
 // Node's accessors are safe to call concurrently once Start has returned.
 package node

@@ -41,7 +41,7 @@ type doneMsg struct {
 
 // fetcher runs the fetch loop: the one goroutine that owns the scheduler
 // core (sched), the waiters' reply channels and the request timer. Callers
-// (validators) send it wants and wait for their reply; the tracer sends it
+// (validators) send it wants and wait for their reply; the observer sends it
 // alternative sources without blocking; request goroutines send it their
 // results. See doc.go.
 type fetcher struct {
@@ -113,7 +113,7 @@ func (f *fetcher) fetch(ctx context.Context, from PeerID, kind fetchKind, ids []
 }
 
 // addSources hands alternative announcers to the loop without blocking (it
-// is called from GossipSub's tracer); when the queue is full they are lost.
+// is called from the transport observer); when the queue is full they are lost.
 func (f *fetcher) addSources(from PeerID, kind fetchKind, ids []ID) {
 	select {
 	case f.srcCh <- srcMsg{from, kind, ids}:

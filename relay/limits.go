@@ -29,7 +29,7 @@ const (
 	MaxServeTotal = 256
 	// MaxPendingSources bounds the queue of alternative announcers learned
 	// from duplicate deliveries on their way to the fetch loop; when it is
-	// full the tracer drops them (fallback then relies on other sources).
+	// full the observer drops them (fallback then relies on other sources).
 	MaxPendingSources = 4096
 	// MaxPendingBatch bounds the queue of locally submitted tx ids waiting
 	// for the batcher; SubmitTx blocks (up to its context) when it is full.

@@ -14,7 +14,7 @@ import (
 // ordered list of sources, the peers that announced it: the peer whose
 // announcement made us want it first, then others in the order we learned
 // of them (a second announcement, or a GossipSub duplicate delivery seen by
-// the tracer). An item is asked of one source at a time. When that source
+// the observer). An item is asked of one source at a time. When that source
 // fails (timeout, not found, wrong body, malformed answer) the next one is
 // asked at once; when none is left the item is given up. So a withholding
 // source delays an item by one timeout, and only when it was first.

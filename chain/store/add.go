@@ -98,9 +98,11 @@ func (s *Store) AddBlock(b *chain.Block, now time.Time) (AddResult, error) {
 // verified reports true (a mempool's Has is sound for that). verified nil
 // checks every signature.
 //
-// The stateless checks (signatures above all) run before the writer lock
-// is taken, so concurrent callers validate in parallel; only the state
-// checks and the commit are serialized.
+// The stateless checks (signatures above all) run before the store's writer
+// lock is taken, so concurrent callers of the store validate in parallel;
+// only the state checks and the commit are serialized. (Rumor's node calls
+// it under its chain adapter's mutex, which orders commits with the pool's
+// updates, so there block validations do not overlap.)
 func (s *Store) AddBlockVerified(b *chain.Block, now time.Time, verified func(chain.Hash) bool) (AddResult, error) {
 	if b == nil {
 		return AddResult{}, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Detail: "nil block"}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rumor-relay/rumor/relay/transport"
@@ -338,123 +339,129 @@ func startSyncer(t *testing.T, net Network, n *testNode, cfg Config, opts ...Opt
 // A node 300 blocks behind catches up from three peers, one of which
 // stalls every block request, and ends on the same tip.
 func TestSyncerCatchUp(t *testing.T) {
-	g := chain.NewTestnetGenesis("syncer-test", testSeed, 64, 3, time.Second, genesisTime)
-	blocks := buildChain(t, g, 300, 2)
-	net := newMemNet()
-	for _, p := range []transport.PeerID{"a", "b", "staller"} {
-		n := newTestNode(t, g)
-		n.addBlocks(t, blocks)
-		net.nodes[p] = n
-	}
-	net.stall["staller"] = true
-	joiner := newTestNode(t, g)
-	var pen penaltyLog
-	// The stall timeout is real time: short enough to keep the test quick,
-	// long enough that an honest in-memory peer on a loaded 2-core CI
-	// machine under -race never looks stalled.
-	s := startSyncer(t, net, joiner, Config{StallTimeout: 300 * time.Millisecond, MaxStallTimeout: 2400 * time.Millisecond},
-		WithPenaltyHook(pen.hook))
-	for _, p := range []transport.PeerID{"staller", "a", "b"} {
-		s.AddPeer(p)
-	}
-	want := wire.ID(blocks[len(blocks)-1].ID())
-	start := time.Now()
-	waitFor(t, s, 20*time.Second, "catch up", func() bool {
-		_, id := joiner.chain.Tip()
-		return id == want
+	synctest.Test(t, func(t *testing.T) {
+		g := chain.NewTestnetGenesis("syncer-test", testSeed, 64, 3, time.Second, genesisTime)
+		blocks := buildChain(t, g, 300, 2)
+		net := newMemNet()
+		for _, p := range []transport.PeerID{"a", "b", "staller"} {
+			n := newTestNode(t, g)
+			n.addBlocks(t, blocks)
+			net.nodes[p] = n
+		}
+		net.stall["staller"] = true
+		joiner := newTestNode(t, g)
+		var pen penaltyLog
+		// The test runs in virtual time (synctest): an honest in-memory peer
+		// answers within its latency, however loaded the machine, so only
+		// the staller ever looks stalled.
+		s := startSyncer(t, net, joiner, Config{StallTimeout: 300 * time.Millisecond, MaxStallTimeout: 2400 * time.Millisecond},
+			WithPenaltyHook(pen.hook))
+		for _, p := range []transport.PeerID{"staller", "a", "b"} {
+			s.AddPeer(p)
+		}
+		want := wire.ID(blocks[len(blocks)-1].ID())
+		start := time.Now()
+		waitFor(t, s, 20*time.Second, "catch up", func() bool {
+			_, id := joiner.chain.Tip()
+			return id == want
+		})
+		el := time.Since(start)
+		st := s.Stats()
+		if st.BlocksConnected != 300 {
+			t.Errorf("connected %d blocks, want 300", st.BlocksConnected)
+		}
+		// The staller is dropped as a block source after its first stall
+		// while the others serve, so it stalls at most a few times.
+		if n := pen.count("staller", OffenseStall); n < 1 || n > 3 {
+			t.Errorf("staller penalized %d times", n)
+		}
+		if pen.count("a", OffenseStall)+pen.count("b", OffenseStall) != 0 {
+			t.Errorf("honest peers penalized: %+v", pen.by)
+		}
+		t.Logf("300 blocks (2 txs each) caught up in %v: %+v", el, st)
 	})
-	el := time.Since(start)
-	st := s.Stats()
-	if st.BlocksConnected != 300 {
-		t.Errorf("connected %d blocks, want 300", st.BlocksConnected)
-	}
-	// The staller is dropped as a block source after its first stall
-	// while the others serve, so it stalls at most a few times.
-	if n := pen.count("staller", OffenseStall); n < 1 || n > 3 {
-		t.Errorf("staller penalized %d times", n)
-	}
-	if pen.count("a", OffenseStall)+pen.count("b", OffenseStall) != 0 {
-		t.Errorf("honest peers penalized: %+v", pen.by)
-	}
-	t.Logf("300 blocks (2 txs each) caught up in %v: %+v", el, st)
 }
 
 // A node joining a network whose pools hold 3000 pending txs (5000 without
 // -short) holds them all within seconds.
 func TestSyncerPoolSync(t *testing.T) {
-	total := 5000
-	if testing.Short() {
-		total = 3000
-	}
-	const perSender = 50 // below the pool's per-sender cap
-	senders := total / perSender
-	g := chain.NewTestnetGenesis("syncer-test", testSeed, senders+1, 1, time.Second, genesisTime)
-	src := newTestNode(t, g)
-	var ids []wire.ID
-	for s := range senders {
-		key := chain.TestnetAccountKey(testSeed, s)
-		for nonce := range perSender {
-			tx := &chain.Tx{From: chain.AddressOf(key), To: g.Accounts[senders].Address, Amount: 1,
-				Fee: chain.TestnetMinFee + uint64(nonce%7), Nonce: uint64(nonce)}
-			tx.Sign(g.ChainID, key)
-			if _, v, err := src.pool.AddTx(tx.Encode()); v != Accepted {
-				t.Fatalf("source pool: %v %v", v, err)
+	synctest.Test(t, func(t *testing.T) {
+		total := 5000
+		if testing.Short() {
+			total = 3000
+		}
+		const perSender = 50 // below the pool's per-sender cap
+		senders := total / perSender
+		g := chain.NewTestnetGenesis("syncer-test", testSeed, senders+1, 1, time.Second, genesisTime)
+		src := newTestNode(t, g)
+		var ids []wire.ID
+		for s := range senders {
+			key := chain.TestnetAccountKey(testSeed, s)
+			for nonce := range perSender {
+				tx := &chain.Tx{From: chain.AddressOf(key), To: g.Accounts[senders].Address, Amount: 1,
+					Fee: chain.TestnetMinFee + uint64(nonce%7), Nonce: uint64(nonce)}
+				tx.Sign(g.ChainID, key)
+				if _, v, err := src.pool.AddTx(tx.Encode()); v != Accepted {
+					t.Fatalf("source pool: %v %v", v, err)
+				}
+				ids = append(ids, wire.ID(tx.ID()))
 			}
-			ids = append(ids, wire.ID(tx.ID()))
 		}
-	}
-	net := newMemNet()
-	net.nodes["a"] = src
-	net.nodes["b"] = src // a second peer with the same pool: ids dedup
-	joiner := newTestNode(t, g)
-	s := startSyncer(t, net, joiner, Config{})
-	start := time.Now()
-	s.AddPeer("a")
-	s.AddPeer("b")
-	waitFor(t, s, 20*time.Second, "pool sync", func() bool { return joiner.pool.p.Stats().Count >= total })
-	el := time.Since(start)
-	for _, id := range ids {
-		if !joiner.pool.p.Has(chain.Hash(id)) {
-			t.Fatalf("tx %s missing", id.Short())
+		net := newMemNet()
+		net.nodes["a"] = src
+		net.nodes["b"] = src // a second peer with the same pool: ids dedup
+		joiner := newTestNode(t, g)
+		s := startSyncer(t, net, joiner, Config{})
+		start := time.Now()
+		s.AddPeer("a")
+		s.AddPeer("b")
+		waitFor(t, s, 20*time.Second, "pool sync", func() bool { return joiner.pool.p.Stats().Count >= total })
+		el := time.Since(start)
+		for _, id := range ids {
+			if !joiner.pool.p.Has(chain.Hash(id)) {
+				t.Fatalf("tx %s missing", id.Short())
+			}
 		}
-	}
-	if el > 5*time.Second {
-		t.Errorf("pool sync of %d txs took %v", total, el)
-	}
-	net.mu.Lock()
-	txCalls := net.calls["txs"]
-	net.mu.Unlock()
-	if txCalls > total/MaxTxsPerRequest+4 {
-		t.Errorf("%d tx requests for %d txs", txCalls, total)
-	}
-	t.Logf("pool sync of %d txs in %v with %d tx requests; %+v", total, el, txCalls, s.Stats())
+		if el > 5*time.Second {
+			t.Errorf("pool sync of %d txs took %v", total, el)
+		}
+		net.mu.Lock()
+		txCalls := net.calls["txs"]
+		net.mu.Unlock()
+		if txCalls > total/MaxTxsPerRequest+4 {
+			t.Errorf("%d tx requests for %d txs", txCalls, total)
+		}
+		t.Logf("pool sync of %d txs in %v with %d tx requests; %+v", total, el, txCalls, s.Stats())
+	})
 }
 
 // A peer that serves corrupt bodies under the right ids is penalized and
 // dropped as a source; the honest header source is not blamed, and the node
 // still ends on the tip.
 func TestSyncerCorruptBodies(t *testing.T) {
-	g := chain.NewTestnetGenesis("syncer-test", testSeed, 64, 3, time.Second, genesisTime)
-	blocks := buildChain(t, g, 120, 1)
-	net := newMemNet()
-	for _, p := range []transport.PeerID{"honest", "corrupt"} {
-		n := newTestNode(t, g)
-		n.addBlocks(t, blocks)
-		net.nodes[p] = n
-	}
-	net.bad["corrupt"] = true
-	joiner := newTestNode(t, g)
-	var pen penaltyLog
-	s := startSyncer(t, net, joiner, Config{StallTimeout: time.Second}, WithPenaltyHook(pen.hook))
-	s.AddPeer("honest")
-	s.AddPeer("corrupt")
-	want := wire.ID(blocks[len(blocks)-1].ID())
-	waitFor(t, s, 20*time.Second, "catch up", func() bool { _, id := joiner.chain.Tip(); return id == want })
-	if s.Stats().InvalidBlocks > 0 && pen.count("corrupt", OffenseInvalidBlock) == 0 {
-		t.Error("corrupt peer not penalized")
-	}
-	if n := len(pen.by["honest"]); n != 0 {
-		t.Errorf("honest peer penalized: %v", pen.by["honest"])
-	}
-	t.Logf("stats %+v, penalties %v", s.Stats(), pen.by)
+	synctest.Test(t, func(t *testing.T) {
+		g := chain.NewTestnetGenesis("syncer-test", testSeed, 64, 3, time.Second, genesisTime)
+		blocks := buildChain(t, g, 120, 1)
+		net := newMemNet()
+		for _, p := range []transport.PeerID{"honest", "corrupt"} {
+			n := newTestNode(t, g)
+			n.addBlocks(t, blocks)
+			net.nodes[p] = n
+		}
+		net.bad["corrupt"] = true
+		joiner := newTestNode(t, g)
+		var pen penaltyLog
+		s := startSyncer(t, net, joiner, Config{StallTimeout: time.Second}, WithPenaltyHook(pen.hook))
+		s.AddPeer("honest")
+		s.AddPeer("corrupt")
+		want := wire.ID(blocks[len(blocks)-1].ID())
+		waitFor(t, s, 20*time.Second, "catch up", func() bool { _, id := joiner.chain.Tip(); return id == want })
+		if s.Stats().InvalidBlocks > 0 && pen.count("corrupt", OffenseInvalidBlock) == 0 {
+			t.Error("corrupt peer not penalized")
+		}
+		if n := len(pen.by["honest"]); n != 0 {
+			t.Errorf("honest peer penalized: %v", pen.by["honest"])
+		}
+		t.Logf("stats %+v, penalties %v", s.Stats(), pen.by)
+	})
 }
