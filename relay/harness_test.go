@@ -139,24 +139,9 @@ func simNet(t testing.TB, n int, edges [][2]int, latency time.Duration, cfg func
 	return net, nodes
 }
 
-// eventually polls cond until it returns nil or d passes. It is for state
-// that offers no event to wait on (GossipSub's mesh, counters).
-func eventually(t testing.TB, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", d, err)
-		}
-		<-tick.C
-	}
-}
+// eventually polls cond until it returns nil or d passes (see
+// relaytest.Eventually).
+func eventually(t testing.TB, d time.Duration, cond func() error) { relaytest.Eventually(t, d, cond) }
 
 func waitCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

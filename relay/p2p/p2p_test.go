@@ -83,25 +83,6 @@ func dial(ctx context.Context, from, to host.Host) error {
 	return from.Connect(ctx, peer.AddrInfo{ID: to.ID(), Addrs: to.Addrs()})
 }
 
-// eventually polls cond on a ticker until it holds or d passes: GossipSub's
-// mesh forms on its own heartbeat and offers no event to wait on.
-func eventually(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not met after %v: %v", d, err)
-		}
-		<-tick.C
-	}
-}
-
 // TestTCPLoopback runs four relays in a line 0-1-2-3: a tx reaches every
 // pool, a compact block from node 0, a pull-mode block from node 3 and a
 // push-mode block from node 1 reach every chain. Every GossipSub mesh holds
@@ -125,7 +106,7 @@ func TestTCPLoopback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, func() error {
+	relaytest.Eventually(t, 10*time.Second, func() error {
 		for i, nd := range nodes {
 			tx, blk := nd.r.MeshPeers()
 			for _, p := range nd.h.Network().Peers() {

@@ -34,6 +34,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/rumor-relay/rumor/relay/syncer"
 	"github.com/rumor-relay/rumor/relay/wire"
@@ -504,4 +506,24 @@ func (c *Chain) Build(salt uint64, txs [][]byte) (block []byte, id ID) {
 	h, tip := c.Tip()
 	b := EncodeBlock(h+1, tip, salt, txs)
 	return b, BlockID(b[:HeaderSize])
+}
+
+// Eventually polls cond on a ticker until it returns nil, failing t when d
+// passes first. It is for state that offers no event to wait on (a gossip
+// mesh, counters); inside a testing/synctest bubble the ticker is virtual.
+func Eventually(t testing.TB, d time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", d, err)
+		}
+		<-tick.C
+	}
 }
