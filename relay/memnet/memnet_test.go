@@ -3,6 +3,7 @@ package memnet_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -46,6 +47,13 @@ func (r *recorder) GossipTraffic(in bool, n int, _ []transport.Published) {
 }
 func (r *recorder) MeshChanged(string, int) {}
 
+// snapshot returns copies of what was recorded.
+func (r *recorder) snapshot() (connected, gone, duplicates []transport.PeerID, bytesIn int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.connected), slices.Clone(r.gone), slices.Clone(r.duplicates), r.bytesIn
+}
+
 // A triangle A-B-C with a slow A-C link: a message from A reaches B after
 // one latency and C first through B (validated and forwarded), and the
 // slow copy from A is a duplicate. Rejected messages are not forwarded.
@@ -85,11 +93,12 @@ func TestGossipLatencyDuplicatesAndValidation(t *testing.T) {
 			t.Fatalf("C validated after %v, want 20ms (through B)", d)
 		}
 		time.Sleep(time.Second)
-		if len(rc.duplicates) != 1 || rc.duplicates[0] != "A" {
-			t.Fatalf("duplicates at C: %v, want [A]", rc.duplicates)
+		_, _, dups, bytesIn := rc.snapshot()
+		if len(dups) != 1 || dups[0] != "A" {
+			t.Fatalf("duplicates at C: %v, want [A]", dups)
 		}
-		if rc.bytesIn != 2*(len("hello")+memnet.EnvelopeBytes) {
-			t.Fatalf("C counted %d bytes in", rc.bytesIn)
+		if bytesIn != 2*(len("hello")+memnet.EnvelopeBytes) {
+			t.Fatalf("C counted %d bytes in", bytesIn)
 		}
 
 		// A rejected message stops at B: C never validates it.
@@ -105,8 +114,8 @@ func TestGossipLatencyDuplicatesAndValidation(t *testing.T) {
 			t.Fatalf("rejected message validated again after %v", d)
 		default:
 		}
-		if len(rc.gone) != 1 || rc.gone[0] != "A" || len(rc.connected) != 0 {
-			t.Fatalf("peer events at C: connected %v gone %v", rc.connected, rc.gone)
+		if connected, gone, _, _ := rc.snapshot(); len(gone) != 1 || gone[0] != "A" || len(connected) != 0 {
+			t.Fatalf("peer events at C: connected %v gone %v", connected, gone)
 		}
 	})
 }
