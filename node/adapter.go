@@ -82,6 +82,9 @@ type chainAdapter struct {
 	// recent serves the bodies of recently mined transactions (see
 	// recentServedBlocks).
 	recent recentTxs
+
+	// cpu charges modelled CPU time in simulations (nil: none).
+	cpu *cpu
 }
 
 // recentServedBlocks is how many of the latest connected blocks have their
@@ -234,6 +237,15 @@ func (a *chainAdapter) AddBlock(b []byte) (relay.ID, relay.Verdict, error) {
 func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.cpu != nil {
+		unverified := 0
+		for _, tx := range blk.Txs {
+			if !a.pool.Has(tx.ID()) {
+				unverified++
+			}
+		}
+		a.cpu.block(blk.Size(), unverified)
+	}
 	now := a.now()
 	res, err := a.store.AddBlockVerified(blk, now, a.pool.Has)
 	if err != nil {
@@ -308,6 +320,9 @@ func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 		return relay.ID{}, relay.Invalid, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Err: err}
 	}
 	res := a.pool.Add(tx, a.now())
+	if res.Code != mempool.AlreadyKnown {
+		a.cpu.txVerify() // the pool checked its signature (or found it bad)
+	}
 	v, err := txVerdict(res)
 	if v == relay.Accepted && a.onPending != nil {
 		a.onPending(res.ID)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -59,6 +60,16 @@ type options struct {
 	// limitLoopback applies MaxConnsPerIP to loopback connections too
 	// (tests of the per-IP cap; set from test files only).
 	limitLoopback bool
+	inprocRPC     bool
+	cpu           *CPUModel
+}
+
+// WithInProcessRPC serves JSON-RPC without a listener: Node.RPCHandler
+// returns the HTTP handler, for a caller in the same process (a simulated
+// testnet in virtual time, where no real socket may be used). Config.RPCAddr
+// is ignored; no cookie is written (the caller is trusted).
+func WithInProcessRPC() Option {
+	return func(o *options) { o.inprocRPC = true }
 }
 
 // WithHost runs the node on a caller-provided libp2p host (a mocknet or
@@ -247,7 +258,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 			log.Infow("mempool loaded", "path", mcfg.PersistPath, "txs", k)
 		}
 	}
-	n.adapter = &chainAdapter{g: n.genesis, store: st, pool: n.pool, now: time.Now}
+	n.adapter = &chainAdapter{g: n.genesis, store: st, pool: n.pool, now: time.Now, cpu: newCPU(o.cpu)}
 	n.adapter.onHead = n.onHead
 	n.adapter.onPending = func(id chain.Hash) { n.feed.Publish(rpc.TopicNewPendingTxs, id) }
 	n.promoted = make(chan []chain.Hash, promoteQueue)
@@ -389,7 +400,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 
 	// Servers.
-	if cfg.RPCAddr != "" {
+	if cfg.RPCAddr != "" || n.opts.inprocRPC {
 		if err := n.startRPC(); err != nil {
 			return err
 		}
@@ -425,7 +436,7 @@ func (n *Node) start(ctx context.Context) error {
 func (n *Node) startRPC() error {
 	cfg := &n.cfg
 	token := cfg.RPCToken
-	if token == "" && !isLoopbackAddr(cfg.RPCAddr) {
+	if token == "" && !isLoopbackAddr(cfg.RPCAddr) && !n.opts.inprocRPC {
 		var raw [32]byte
 		if _, err := rand.Read(raw[:]); err != nil {
 			return fmt.Errorf("node: rpc cookie: %w", err)
@@ -478,11 +489,22 @@ func (n *Node) startRPC() error {
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("node: %w", err)
+	if !n.opts.inprocRPC {
+		if err := srv.Start(); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
 	}
 	n.rpc = srv
 	return nil
+}
+
+// RPCHandler returns the JSON-RPC HTTP handler (POST / and WebSocket
+// /ws), or nil when RPC is off. With WithInProcessRPC it is the only way in.
+func (n *Node) RPCHandler() http.Handler {
+	if n.rpc == nil {
+		return nil
+	}
+	return n.rpc.Handler()
 }
 
 func (n *Node) expireLoop() {

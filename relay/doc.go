@@ -78,8 +78,9 @@
 //
 // One place decides what a peer did wrong and reports it once: the fetch
 // scheduler for fetched items (one offense of each kind per request), the
-// syncer for sync requests, the validators for announcements, the server
-// for requests. The request client itself reports nothing: it returns a
+// sync adapter (bad answers) and the syncer core (stalls, bad linkage,
+// mismatched bodies) for sync requests, the validators for announcements,
+// the server for requests. The request client itself reports nothing: it returns a
 // *BadResponseError naming the offense, and its caller decides. Offenses
 // reach the PenaltyHook; weights, decay and bans belong to the embedder
 // (rumor's node feeds package peers).

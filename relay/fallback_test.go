@@ -250,3 +250,53 @@ func TestFallbackCompactBlockTxn(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayedAnnouncementsDieAtFirstHop: a peer that signs new messages
+// naming a tx every node already announced (a replay, fresh enough to
+// pass the validator's age check) gets them dropped by its neighbour;
+// they never cross the network.
+func TestReplayedAnnouncementsDieAtFirstHop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		net := newNet(t, 5*time.Millisecond)
+		var nodes []*tnode
+		for i := range 4 {
+			nodes = append(nodes, newNode(t, net, PeerID(fmt.Sprintf("n%d", i)), cfg))
+		}
+		w := newRogue(t, net, "W", cfg, func(wire.Request) []byte { return nil })
+		for i := range 3 {
+			net.Connect(nodes[i].id, nodes[i+1].id)
+		}
+		net.Connect(w.id, nodes[0].id)
+		for _, nd := range nodes {
+			if err := nd.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx := waitCtx(t, 10*time.Second)
+		tx := mkTx("replayed", 0, 100)
+		if _, v, err := nodes[1].r.SubmitTx(tx); v != Accepted {
+			t.Fatal(v, err)
+		}
+		waitPools(t, ctx, nodes, []ID{txID(tx)})
+		time.Sleep(100 * time.Millisecond)
+		before := nodes[3].r.Stats().AnnouncementsIn
+		data, err := (&wire.TxAnnounce{IDs: []ID{txID(tx)}}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			if err := w.tx.Publish(ctx, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second)
+		if got := nodes[3].r.Stats().AnnouncementsIn - before; got != 0 {
+			t.Fatalf("%d replayed announcements crossed the network to n3", got)
+		}
+		if st := nodes[0].r.Stats(); st.Ignored < 50 {
+			t.Fatalf("first hop did not drop the replays: %+v", st)
+		}
+	})
+}

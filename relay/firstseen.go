@@ -15,13 +15,20 @@ import (
 type firstSeen struct {
 	mu   sync.Mutex
 	cap  int
-	at   map[ID]int64 // unix nanoseconds
+	at   map[ID]seenEntry
 	ring []ID         // insertion order; ring[head] is the oldest once full
 	head int
 }
 
+// seenEntry is when an item was first held here, and whether this node has
+// since announced it (published or forwarded an announcement naming it).
+type seenEntry struct {
+	ns        int64 // unix nanoseconds
+	announced bool
+}
+
 func newFirstSeen(capacity int) *firstSeen {
-	return &firstSeen{cap: capacity, at: make(map[ID]int64)}
+	return &firstSeen{cap: capacity, at: make(map[ID]seenEntry)}
 }
 
 // record stores t for id unless id is already known; it reports whether it
@@ -39,19 +46,37 @@ func (f *firstSeen) record(id ID, t time.Time) bool {
 		f.ring[f.head] = id
 		f.head = (f.head + 1) % f.cap
 	}
-	f.at[id] = t.UnixNano()
+	f.at[id] = seenEntry{ns: t.UnixNano()}
 	return true
+}
+
+// markAnnounced records that an announcement naming ids went out from
+// here; it reports whether any of them (known to the table) had not been
+// announced before.
+func (f *firstSeen) markAnnounced(ids []ID) (news bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		e, ok := f.at[id]
+		if !ok || e.announced {
+			continue
+		}
+		e.announced = true
+		f.at[id] = e
+		news = true
+	}
+	return news
 }
 
 // get returns when id was first seen.
 func (f *firstSeen) get(id ID) (time.Time, bool) {
 	f.mu.Lock()
-	ns, ok := f.at[id]
+	e, ok := f.at[id]
 	f.mu.Unlock()
 	if !ok {
 		return time.Time{}, false
 	}
-	return time.Unix(0, ns), true
+	return time.Unix(0, e.ns), true
 }
 
 // len returns the number of entries held.

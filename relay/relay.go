@@ -270,7 +270,8 @@ func (r *Relay) SubmitTx(body []byte) (ID, Verdict, error) {
 // Announce queues the ids of transactions the pool already holds for the
 // next announcement: txs that became executable later (a block filled the
 // nonce gap of queued txs), txs reloaded from disk, or a wallet's rebroadcast.
-// Ids the pool does not hold are skipped; it returns how many were queued.
+// Ids the pool cannot serve (GetTx finds nothing) are skipped; it returns
+// how many were queued.
 // Each id's first-seen time is recorded now unless one is recorded.
 // Like SubmitTx it blocks only while MaxPendingBatch ids wait for the
 // batcher, and does nothing before Start.
@@ -281,7 +282,7 @@ func (r *Relay) Announce(ids []ID) int {
 	n := 0
 	for _, id := range ids {
 		if _, ok := r.pool.GetTx(id); !ok {
-			continue // not held (or already in a block): nothing to serve
+			continue // nothing to serve
 		}
 		// A tx queued until now becomes pending here: that is when it is
 		// first seen as relayable (kept if it was recorded before).

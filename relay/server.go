@@ -175,7 +175,9 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 			if !ok || len(b) == 0 || len(b) > r.cfg.MaxBlockBytes {
 				break
 			}
-			if size+len(b) > wire.RangeResponseSoftBytes && size > 0 {
+			// Cut at one maximal block of this chain, which is what the
+			// requester's response cap allows (Config.maxResponseFrame).
+			if size+len(b) > r.cfg.MaxBlockBytes && size > 0 {
 				break
 			}
 			size += len(b)
@@ -221,6 +223,7 @@ func (r *Relay) headersAfter(q *wire.GetHeaders) [][]byte {
 		}
 	}
 	var out [][]byte
+	size := 0
 	for h := start + 1; len(out) < int(q.Max); h++ {
 		id, ok := r.chain.BlockIDAt(h)
 		if !ok {
@@ -228,6 +231,10 @@ func (r *Relay) headersAfter(q *wire.GetHeaders) [][]byte {
 		}
 		hdr, ok := r.header(id)
 		if !ok || len(hdr) == 0 || len(hdr) > wire.MaxHeaderBytes {
+			break
+		}
+		// Within the requester's response cap, like block ranges.
+		if size += len(hdr) + 3; size > r.cfg.MaxBlockBytes {
 			break
 		}
 		out = append(out, hdr)

@@ -87,16 +87,20 @@ func (r *Relay) syncPenalty(p PeerID, o syncer.Offense) {
 	}
 }
 
-// syncErr marks the relay's timeouts as the syncer's, so they count as
-// stalls, and bad responses as malformed answers, which the syncer
-// penalizes (once: the request client reports nothing itself).
-func syncErr(err error) error {
+// syncErr adapts a request error for the syncer. Timeouts become the
+// syncer's, so they count as stalls. A bad response is reported here, once,
+// with the offense the client found (oversize, unrequested, malformed); the
+// syncer then only moves the work elsewhere (it penalizes just its own
+// findings: stalls, bad linkage, mismatched bodies).
+func (r *Relay) syncErr(p PeerID, err error) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrTimeout):
 		return fmt.Errorf("%w: %w", syncer.ErrTimeout, err)
-	case errors.Is(err, ErrBadResponse):
-		return fmt.Errorf("%w: %w", syncer.ErrMalformed, err)
+	default:
+		if o, ok := offenseOfErr(err); ok {
+			r.penalize(p, o)
+		}
 	}
 	return err
 }
@@ -108,12 +112,12 @@ var _ syncer.Network = syncNetwork{}
 
 func (n syncNetwork) Tip(ctx context.Context, p PeerID) (syncer.Tip, error) {
 	h, id, err := n.r.RequestTip(ctx, p)
-	return syncer.Tip{Height: h, ID: id}, syncErr(err)
+	return syncer.Tip{Height: h, ID: id}, n.r.syncErr(p, err)
 }
 
 func (n syncNetwork) Headers(ctx context.Context, p PeerID, locator []ID, max int) ([][]byte, error) {
 	hs, err := n.r.RequestHeaders(ctx, p, locator, ID{}, max)
-	return hs, syncErr(err)
+	return hs, n.r.syncErr(p, err)
 }
 
 func (n syncNetwork) Blocks(ctx context.Context, p PeerID, start uint64, count int) ([][]byte, error) {
@@ -121,12 +125,12 @@ func (n syncNetwork) Blocks(ctx context.Context, p PeerID, start uint64, count i
 	for range bs {
 		n.r.noteBody("block", false)
 	}
-	return bs, syncErr(err)
+	return bs, n.r.syncErr(p, err)
 }
 
 func (n syncNetwork) PoolIDs(ctx context.Context, p PeerID, max int) ([]ID, error) {
 	ids, err := n.r.RequestPoolIDs(ctx, p, max)
-	return ids, syncErr(err)
+	return ids, n.r.syncErr(p, err)
 }
 
 func (n syncNetwork) Txs(ctx context.Context, p PeerID, ids []ID) ([][]byte, error) {
@@ -136,7 +140,7 @@ func (n syncNetwork) Txs(ctx context.Context, p PeerID, ids []ID) ([][]byte, err
 			n.r.noteBody("tx", false)
 		}
 	}
-	return txs, syncErr(err)
+	return txs, n.r.syncErr(p, err)
 }
 
 // syncChain is syncer.Chain over the relay's Chain. Blocks the syncer

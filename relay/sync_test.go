@@ -189,3 +189,38 @@ func TestSyncRequests(t *testing.T) {
 		}
 	})
 }
+
+// Blocks near the chain's size limit: range and header answers stay
+// within the requester's response cap (one maximal block), so a joiner
+// catches up without calling its honest peers' answers oversize.
+func TestSyncLargeBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.MaxTxBytes, cfg.MaxBlockBytes = 256<<10, 1<<20
+		net, nodes := simNet(t, 2, [][2]int{{0, 1}}, time.Millisecond, func(int) Config { return cfg })
+		var last ID
+		for i := range 6 {
+			txs := [][]byte{mkTx("big", 2*i, 200<<10), mkTx("big", 2*i+1, 200<<10)} // ~400 KB blocks
+			b, id := nodes[0].chain.Build(uint64(i), txs)
+			for _, nd := range nodes {
+				if _, v, err := nd.chain.AddBlock(b); v != Accepted {
+					t.Fatalf("block %d: %v %v", i, v, err)
+				}
+			}
+			last = id
+		}
+		ctx := waitCtx(t, 20*time.Second)
+		bs, err := nodes[1].r.RequestBlocks(ctx, nodes[0].id, 1, 6)
+		if err != nil || len(bs) != 2 {
+			t.Fatalf("range of 6 blocks of ~400 KB under a 1 MiB cap: %d blocks, %v (want 2)", len(bs), err)
+		}
+		j := joinNode(t, net, cfg, nodes...)
+		if err := j.chain.WaitFor(ctx, func() bool { _, id := j.chain.Tip(); return id == last }); err != nil {
+			st, _ := j.r.SyncStats()
+			t.Fatalf("joiner did not catch up: %v; sync %+v", err, st)
+		}
+		if offs := j.offs.all(); len(offs) != 0 {
+			t.Fatalf("joiner penalized honest peers: %v", offs)
+		}
+	})
+}

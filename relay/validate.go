@@ -22,6 +22,11 @@ func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transp
 	if from == r.self {
 		return transport.Accept
 	}
+	ctx, done := r.validationCtx(ctx)
+	defer done()
+	if ctx.Err() != nil {
+		return transport.Ignore
+	}
 	res := r.checkTxAnnounce(ctx, from, data)
 	r.countValidation("tx", res)
 	return res
@@ -64,6 +69,7 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 		}
 	}
 	if accepted > 0 {
+		r.seen.markAnnounced(ann.IDs)
 		return transport.Accept
 	}
 	// Nothing new from this fetch, but the bodies may have landed by
@@ -72,12 +78,13 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 	return r.servable(ann.IDs)
 }
 
-// servable accepts an announcement whose ids are all pending in our pool
-// (so peers that fetch them from us get them) and were first seen here
-// within the last validation timeout: news that reached us by another
-// path. It ignores it otherwise: some are only known as included in a
-// block or were evicted, or they are old, and forwarding a replay of old
-// ids would let one message flood the whole network.
+// servable accepts an announcement whose ids we can all serve (GetTx finds
+// them), were first seen here within the last validation timeout (news
+// that reached us by another path), and at least one of which this node
+// has not announced yet. It ignores it otherwise: some ids cannot be
+// served, or are old, or everything in it went out from here already, so
+// a replayed announcement (a new message naming the same ids) dies at the
+// first hop instead of flooding the network.
 func (r *Relay) servable(ids []ID) transport.Validation {
 	fresh := r.now().Add(-r.cfg.txValidateTimeout())
 	for _, id := range ids {
@@ -88,7 +95,19 @@ func (r *Relay) servable(ids []ID) transport.Validation {
 			return transport.Ignore
 		}
 	}
+	if !r.seen.markAnnounced(ids) {
+		return transport.Ignore
+	}
 	return transport.Accept
+}
+
+// validationCtx is the transport's validation context, also cancelled when
+// the relay closes, so Close ends every validation promptly whatever the
+// transport does with its own goroutines.
+func (r *Relay) validationCtx(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(r.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // validateBlock is the validator of the block topic (at most
@@ -97,6 +116,11 @@ func (r *Relay) servable(ids []ID) transport.Validation {
 func (r *Relay) validateBlock(ctx context.Context, from PeerID, data []byte) transport.Validation {
 	if from == r.self {
 		return transport.Accept
+	}
+	ctx, done := r.validationCtx(ctx)
+	defer done()
+	if ctx.Err() != nil {
+		return transport.Ignore
 	}
 	ann, err := wire.DecodeBlockAnnounce(data)
 	if err != nil {
@@ -136,7 +160,8 @@ func (r *Relay) countValidation(topic string, res transport.Validation) {
 func (r *Relay) publishTxBatch(ids []ID) {
 	for len(ids) > 0 {
 		n := min(len(ids), wire.MaxAnnounceIDs)
-		data, err := (&wire.TxAnnounce{IDs: ids[:n]}).Encode()
+		batch := ids[:n]
+		data, err := (&wire.TxAnnounce{IDs: batch}).Encode()
 		ids = ids[n:]
 		if err != nil {
 			r.log.Errorw("encode tx announcement", "err", err)
@@ -148,6 +173,7 @@ func (r *Relay) publishTxBatch(ids []ID) {
 			}
 			continue
 		}
+		r.seen.markAnnounced(batch)
 		r.stats.annPub.Add(1)
 		r.metrics.announcement("published", "tx")
 	}

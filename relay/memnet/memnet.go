@@ -173,7 +173,8 @@ func (nd *Node) reportMesh() {
 	}
 }
 
-// Close stops every delivery and request and waits for their goroutines.
+// Close refuses new deliveries and requests and waits for the goroutines
+// of those under way (a validator or handler already running finishes).
 func (n *Network) Close() {
 	n.mu.Lock()
 	n.closed = true
@@ -444,6 +445,8 @@ func (nd *Node) Request(ctx context.Context, to transport.PeerID, proto string, 
 		resp := slices.Clone(h(nd.id, read))
 		nd.net.cross(to, nd.id)
 		switch {
+		case !nd.net.connected(nd.id, to):
+			done <- answer{err: fmt.Errorf("memnet: %s: link cut: %w", to, transport.ErrNotConnected)}
 		case resp == nil:
 			done <- answer{err: errors.New("memnet: stream reset by peer")}
 		case len(resp) > maxResponse:

@@ -134,11 +134,18 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 			}
 		},
 		DisconnectedF: func(n network.Network, c network.Conn) {
-			if n.Connectedness(c.RemotePeer()) == network.Connected {
+			p := c.RemotePeer()
+			if n.Connectedness(p) == network.Connected {
 				return
 			}
-			if o := t.obs(); o != nil {
-				o.PeerDisconnected(ID(c.RemotePeer()))
+			o := t.obs()
+			if o == nil {
+				return
+			}
+			o.PeerDisconnected(ID(p))
+			// A new connection may have raced the report: say so again.
+			if n.Connectedness(p) == network.Connected {
+				o.PeerConnected(ID(p))
 			}
 		},
 		ListenF:      func(network.Network, ma.Multiaddr) {},

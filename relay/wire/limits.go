@@ -55,9 +55,11 @@ const (
 	// RangeResponseSoftBytes.
 	MaxBlocksPerRange = 128
 
-	// RangeResponseSoftBytes is where a server stops adding blocks to a
-	// Blocks response (always serving at least one): one maximal block, so
-	// a response frame never exceeds MaxResponseFrame.
+	// RangeResponseSoftBytes is the ceiling of where a server stops adding
+	// blocks to a Blocks response (always serving at least one): one
+	// maximal block, so a response frame never exceeds MaxResponseFrame.
+	// The relay cuts at its own chain's MaxBlockBytes, which is what its
+	// peers' response caps allow.
 	RangeResponseSoftBytes = MaxBlockBytes
 
 	// MaxRequestFrame caps one request frame. The largest legal request is
