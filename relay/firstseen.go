@@ -16,7 +16,7 @@ type firstSeen struct {
 	mu   sync.Mutex
 	cap  int
 	at   map[ID]seenEntry
-	ring []ID         // insertion order; ring[head] is the oldest once full
+	ring []ID // insertion order; ring[head] is the oldest once full
 	head int
 }
 
