@@ -3,6 +3,7 @@ package testnet
 import (
 	"errors"
 	"fmt"
+	"github.com/rumor-relay/rumor/node"
 	"io"
 	"time"
 
@@ -123,6 +124,18 @@ type Config struct {
 	// Progress receives the progress display (a redrawn line when it is a
 	// terminal, periodic log lines otherwise); nil means none.
 	Progress io.Writer
+	// VirtualTime declares that a sim run executes inside a testing/synctest
+	// bubble (the caller puts it there: `rumor testnet` through testing.Main,
+	// tests through synctest.Test). The nodes then pay modelled CPU time
+	// (CPU) instead of sharing the host's, and the report marks the run.
+	// Process mode ignores it.
+	VirtualTime bool
+	// CPU is the per-node CPU cost model of a virtual-time sim; nil means
+	// node.DefaultCPUModel().
+	CPU *node.CPUModel
+	// BootstrapPeers is how many random earlier nodes each sim node is
+	// given as bootstrap peers (node 0 has none); 0 means 3.
+	BootstrapPeers int
 	// ProgressTTY forces the terminal display on or off; nil means detect.
 	ProgressTTY *bool
 }

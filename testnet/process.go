@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,9 @@ type procCluster struct {
 }
 
 func (pc *procCluster) Endpoints() []string { return pc.endpoints }
+
+// HTTPClient is nil: the nodes listen on loopback TCP.
+func (pc *procCluster) HTTPClient() *http.Client { return nil }
 
 func (pc *procCluster) Err() error {
 	pc.mu.Lock()

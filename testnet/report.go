@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"fmt"
+	"github.com/rumor-relay/rumor/node"
 	"math"
 	"slices"
 	"time"
@@ -40,6 +41,19 @@ type Report struct {
 	// the injected latency (median over blocks); null in process mode,
 	// where there is no injected latency to multiply.
 	FloorMs *float64 `json:"floor_ms"`
+	// VirtualTime is true for a sim run in virtual time: latencies are the
+	// protocol's, the network's and the CPU model's only.
+	VirtualTime bool `json:"virtual_time"`
+	// CPUModel is the per-node CPU cost model of a virtual-time run; null
+	// otherwise.
+	CPUModel *node.CPUModel `json:"cpu_model"`
+	// Seed is the run's seed (keys, load, topology).
+	Seed string `json:"seed"`
+	// WallS is the run's wall-clock time in seconds, start to report.
+	WallS float64 `json:"wall_s"`
+	// PeakRSSBytes is the testnet process's peak resident memory (in sim
+	// mode: every node's).
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	// Errors lists what went wrong: tx_send refusals (grouped, with
 	// counts), items that missed nodes, differing tips. Never null.
 	Errors []string `json:"errors"`
@@ -214,6 +228,12 @@ type Observations struct {
 	BodyItems  int                    // txs plus blocks propagated during the stats window
 	Graph      [][]int                // connection graph adjacency by node index; nil if unknown
 	Errors     []string
+
+	VirtualTime  bool
+	CPUModel     *node.CPUModel
+	Seed         string
+	WallS        float64
+	PeakRSSBytes int64
 }
 
 // ItemResult is one tx or block with its first-seen time at every node,
@@ -272,12 +292,17 @@ const maxItemErrors = 20
 // same output.
 func Analyze(o *Observations) *Analysis {
 	r := &Report{
-		Nodes:      o.Nodes,
-		Mode:       o.Mode,
-		BlockRelay: o.BlockRelay,
-		DurationS:  math.Round(o.Duration.Seconds()*1000) / 1000,
-		LatencyMs:  roundUs(float64(o.Latency) / float64(time.Millisecond)),
-		Errors:     append([]string{}, o.Errors...),
+		Nodes:        o.Nodes,
+		Mode:         o.Mode,
+		BlockRelay:   o.BlockRelay,
+		DurationS:    math.Round(o.Duration.Seconds()*1000) / 1000,
+		LatencyMs:    roundUs(float64(o.Latency) / float64(time.Millisecond)),
+		VirtualTime:  o.VirtualTime,
+		CPUModel:     o.CPUModel,
+		Seed:         o.Seed,
+		WallS:        math.Round(o.WallS*100) / 100,
+		PeakRSSBytes: o.PeakRSSBytes,
+		Errors:       append([]string{}, o.Errors...),
 	}
 	a := &Analysis{Report: r}
 

@@ -290,7 +290,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	}
 	sort.Strings(top)
 	check("top", top, "nodes", "mode", "block_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
-		"duplicates_per_body", "floor_ms", "errors")
+		"duplicates_per_body", "floor_ms", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")

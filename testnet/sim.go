@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -17,7 +20,6 @@ import (
 	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/node"
 	"github.com/rumor-relay/rumor/relay"
-	"github.com/rumor-relay/rumor/testnet/rpcclient"
 )
 
 // simCluster runs every node in this process on go-libp2p's mock network.
@@ -37,15 +39,49 @@ import (
 // loss, jitter, congestion control or handshake round trips. The ratio of
 // block time to all to floor_ms shows what the relay and the shared CPU
 // add to the pure latency floor.
+//
+// In virtual time (Config.VirtualTime, the default of `rumor testnet --mode
+// sim`) the whole run is inside a testing/synctest bubble: time advances
+// only when every goroutine of every node is blocked, so the host's CPUs
+// cost no time at all and the shared-CPU bias above is gone. Work that
+// takes time on a real node is charged instead through node.CPUModel, per
+// node. Nothing in the bubble may wait on a real socket: the nodes serve
+// JSON-RPC in process (node.WithInProcessRPC) and the workload's HTTP
+// client calls their handlers directly (inProcTransport).
 type simCluster struct {
 	mn        mocknet.Mocknet
 	nodes     []*node.Node
 	endpoints []string
+	client    *http.Client
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func (sc *simCluster) Endpoints() []string { return sc.endpoints }
+
+// HTTPClient reaches the nodes' in-process RPC handlers.
+func (sc *simCluster) HTTPClient() *http.Client { return sc.client }
+
+// inProcTransport serves an HTTP request with the handler of the node its
+// URL names (http://node-<i>/), in this goroutine: no socket, so it works
+// inside a synctest bubble.
+type inProcTransport struct{ nodes *[]*node.Node }
+
+func (t inProcTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var i int
+	if _, err := fmt.Sscanf(req.URL.Host, "node-%d", &i); err != nil || i < 0 || i >= len(*t.nodes) {
+		return nil, fmt.Errorf("sim: no node %q", req.URL.Host)
+	}
+	h := (*t.nodes)[i].RPCHandler()
+	if h == nil {
+		return nil, fmt.Errorf("sim: node %d serves no RPC", i)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
 
 // Err is always nil: in-process nodes cannot die without taking the
 // testnet with them.
@@ -73,15 +109,37 @@ func (sc *simCluster) Close() error {
 
 // startSim builds the mock network (every pair linked, so any node may
 // dial any other; one-way latency cfg.Latency on every stream, bandwidth
-// cfg.Bandwidth per link) and starts the nodes with in-memory stores and RPC on
-// 127.0.0.1:0. The workload drives them through that RPC, exactly as in
-// process mode. Node 0 starts first; every other node gets only node 0's
-// address as bootstrap.
+// cfg.Bandwidth per link) and starts the nodes with in-memory stores and
+// in-process JSON-RPC, which the workload drives as it drives process mode
+// over HTTP. Nodes start in order; each gets the addresses of up to
+// cfg.BootstrapPeers random earlier nodes (drawn from cfg.Seed), so the
+// overlay is a random graph, not a star around node 0.
 func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, error) {
 	mn := mocknet.New()
-	// Zero mocknet latency: delayHost adds it, pipelined (see delay.go).
-	mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: cfg.Bandwidth})
+	if cfg.VirtualTime {
+		// mocknet delays each write by the link latency on its own timers,
+		// which virtual time makes exact; delayHost's pumps would outlive
+		// the bubble.
+		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency, Bandwidth: cfg.Bandwidth})
+	} else {
+		// Zero mocknet latency: delayHost adds it, pipelined (see delay.go).
+		mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: cfg.Bandwidth})
+	}
 	sc := &simCluster{mn: mn, endpoints: make([]string, cfg.Nodes)}
+	sc.client = &http.Client{Transport: inProcTransport{&sc.nodes}}
+	rng := mrand.New(mrand.NewPCG(seed64(cfg.Seed), 1))
+	nboot := cfg.BootstrapPeers
+	if nboot <= 0 {
+		nboot = 3
+	}
+	var cpu *node.CPUModel
+	if cfg.VirtualTime {
+		m := node.DefaultCPUModel()
+		if cfg.CPU != nil {
+			m = *cfg.CPU
+		}
+		cpu = &m
+	}
 	for range cfg.Nodes {
 		if err := addSimPeer(mn); err != nil {
 			_ = mn.Close()
@@ -97,7 +155,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		_ = sc.Close()
 		return nil, err
 	}
-	var boot string
+	var addrs []string // each started node's address
 	for i, h := range hosts {
 		nc := node.DefaultConfig()
 		nc.DataDir = ""
@@ -109,16 +167,24 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		// GossipSub counts as one IP: colocation scoring would graylist
 		// everyone.
 		nc.ColocationThreshold = -1
-		nc.RPCAddr = "127.0.0.1:0"
+		nc.RPCAddr = ""
 		nc.MetricsAddr = ""
 		nc.BlockRelay = relay.BlockMode(cfg.BlockRelay)
-		if boot != "" {
-			nc.Bootstrap = []string{boot}
+		for _, j := range rng.Perm(len(addrs))[:min(nboot, len(addrs))] {
+			nc.Bootstrap = append(nc.Bootstrap, addrs[j])
 		}
 		if i < cfg.Authorities {
 			nc.ProducerKey = chain.TestnetAuthorityKey(cfg.Seed, i)
 		}
-		n, err := node.New(nc, node.WithHost(newDelayHost(h, cfg.Latency)))
+		host := h
+		if !cfg.VirtualTime {
+			host = newDelayHost(h, cfg.Latency)
+		}
+		opts := []node.Option{node.WithHost(host), node.WithInProcessRPC()}
+		if cpu != nil {
+			opts = append(opts, node.WithCPUModel(*cpu))
+		}
+		n, err := node.New(nc, opts...)
 		if err != nil {
 			return fail(fmt.Errorf("node %d: %w", i, err))
 		}
@@ -126,12 +192,8 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		if err := n.Start(ctx); err != nil {
 			return fail(fmt.Errorf("node %d start: %w", i, err))
 		}
-		sc.endpoints[i] = rpcclient.NormalizeURL(n.RPCAddr())
-		if i == 0 {
-			if boot, err = bootstrapAddr(ctx, rpcclient.New(sc.endpoints[0], nil)); err != nil {
-				return fail(err)
-			}
-		}
+		sc.endpoints[i] = fmt.Sprintf("http://node-%d/", i)
+		addrs = append(addrs, n.Addrs()[0].String())
 	}
 	return sc, nil
 }

@@ -6,16 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 )
 
-// TestSimModeSmall runs a 5-node sim testnet end to end: mesh, workload,
-// settle, collection, report and output files, and leaves no goroutine.
+// TestSimModeSmall runs a 5-node sim testnet end to end in virtual time:
+// mesh, workload, settle, collection, report and output files, and leaves
+// no goroutine.
 func TestSimModeSmall(t *testing.T) {
 	// Every node, stream pump and workload goroutine ends with Run.
 	defer goleak.VerifyNone(t)
+	synctest.Test(t, testSimModeSmall)
+}
+
+func testSimModeSmall(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Mode = ModeSim
 	cfg.Nodes = 5
@@ -25,6 +31,7 @@ func TestSimModeSmall(t *testing.T) {
 	cfg.Latency = 5 * time.Millisecond
 	cfg.Accounts = 64
 	cfg.Out = t.TempDir()
+	cfg.VirtualTime = true
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, cfg)
@@ -37,6 +44,9 @@ func TestSimModeSmall(t *testing.T) {
 	}
 	if r.Txs.Accepted < 100 || r.Blocks.Produced < 3 {
 		t.Fatalf("too little measured: %d txs, %d blocks", r.Txs.Accepted, r.Blocks.Produced)
+	}
+	if !r.VirtualTime || r.CPUModel == nil || r.Seed != cfg.Seed || r.WallS <= 0 || r.PeakRSSBytes <= 0 {
+		t.Fatalf("run metadata: virtual %v cpu %v seed %q wall %v rss %d", r.VirtualTime, r.CPUModel, r.Seed, r.WallS, r.PeakRSSBytes)
 	}
 	if r.FloorMs == nil || *r.FloorMs < 5 {
 		t.Fatalf("floor %v, want at least one 5 ms hop", r.FloorMs)

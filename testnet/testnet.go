@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/rumor-relay/rumor/node"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -37,6 +39,9 @@ const (
 type cluster interface {
 	// Endpoints returns each node's JSON-RPC URL.
 	Endpoints() []string
+	// HTTPClient returns the client that reaches the endpoints (nil: the
+	// default, over TCP).
+	HTTPClient() *http.Client
 	// Err returns an error once a node has died.
 	Err() error
 	// Close stops every node. Safe to call more than once.
@@ -63,6 +68,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	wallStart := wallClock()
 	dir, err := prepareOut(cfg.Out)
 	if err != nil {
 		return nil, err
@@ -99,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}()
 	clients := make([]*rpcclient.Client, cfg.Nodes)
 	for i, ep := range cl.Endpoints() {
-		clients[i] = rpcclient.New(ep, nil)
+		clients[i] = rpcclient.New(ep, cl.HTTPClient())
 	}
 	peerIDs, err := waitMesh(ctx, &cfg, cl, clients)
 	if err != nil {
@@ -175,7 +181,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.Mode == ModeSim {
 		obs.Latency = cfg.Latency
+		if cfg.VirtualTime {
+			obs.VirtualTime = true
+			m := node.DefaultCPUModel()
+			if cfg.CPU != nil {
+				m = *cfg.CPU
+			}
+			obs.CPUModel = &m
+		}
 	}
+	obs.Seed = cfg.Seed
+	obs.WallS = (wallClock() - wallStart).Seconds()
+	obs.PeakRSSBytes = peakRSS()
 	if len(statsEnd) == len(statsStart) {
 		obs.Stats = make([]Stats, len(statsEnd))
 		for i := range statsEnd {

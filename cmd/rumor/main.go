@@ -32,7 +32,12 @@ func main() {
 func run(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
-	err := root.Execute()
+	return exitCode(root.Execute())
+}
+
+// exitCode prints err (unless an exitError says it was printed) and
+// returns the exit status it stands for.
+func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}

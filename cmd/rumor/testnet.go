@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	_ "net/http/pprof" // --pprof-addr
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"testing"
+	"testing/synctest"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +20,7 @@ import (
 
 func newTestnetCmd() *cobra.Command {
 	cfg := testnet.DefaultConfig()
-	var compare bool
+	var compare, realTime bool
 	var cpuProfile, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "testnet",
@@ -26,7 +30,11 @@ transactions and blocks reach every node.
 
 process mode (default) starts N 'rumor node' processes on 127.0.0.1, each
 given only node 0's address; sim mode runs N nodes in this process over
-go-libp2p's mock network with one-way link latency --latency. Both wait
+go-libp2p's mock network with one-way link latency --latency, in virtual
+time (time advances only when every node is idle, so the host's CPUs cost
+nothing and each node pays a modelled CPU cost instead; --real-time turns
+it off), each node bootstrapping from 3 random earlier nodes, with 4
+authorities unless --authorities says otherwise. Both wait
 until every node has min(N-1, 4) peers, submit --tx-rate signed txs/s of
 --tx-size bytes over JSON-RPC to random nodes for --duration while the
 authorities produce a block every --block-interval, then wait (at most
@@ -40,8 +48,6 @@ block relay and prints ratios against compact.`,
 		Example: `  rumor testnet --nodes 8 --duration 60s --tx-rate 500 --tx-size 250 --block-interval 1s --out ./tn`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			cfg.Progress = os.Stderr
 			if pprofAddr != "" {
 				// Sim-mode debugging: every node lives in this process.
@@ -59,32 +65,22 @@ block relay and prints ratios against compact.`,
 				defer pprof.StopCPUProfile()
 			}
 			out := cmd.OutOrStdout()
-			if compare {
-				results, err := testnet.Compare(ctx, cfg)
-				for _, r := range results {
-					testnet.PrintTable(out, r.Report, r.Dir)
-					fmt.Fprintln(out)
+			if cfg.Mode == testnet.ModeSim && !realTime {
+				if !cmd.Flags().Changed("authorities") {
+					cfg.Authorities = min(4, cfg.Nodes) // blocks start in several places
 				}
-				testnet.PrintCompare(out, results)
-				if err != nil {
+				cfg.VirtualTime = true
+				// A signal ends the process: nothing in the bubble may wait on
+				// a channel from outside it, so there is no context to cancel.
+				runVirtual(func() error {
+					err := runTestnet(context.Background(), cfg, compare, out)
+					pprof.StopCPUProfile()
 					return err
-				}
-				for _, r := range results {
-					if !r.Report.OK() {
-						return &exitError{code: 1, msg: fmt.Sprintf("%s: not every item reached every node (see %s)", r.Report.BlockRelay, r.Dir)}
-					}
-				}
-				return nil
+				})
 			}
-			r, err := testnet.Run(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			testnet.PrintTable(out, r.Report, r.Dir)
-			if !r.Report.OK() {
-				return &exitError{code: 1, msg: "not every item reached every node, or tips differ (see report.json errors)"}
-			}
-			return nil
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runTestnet(ctx, cfg, compare, out)
 		},
 	}
 	fl := cmd.Flags()
@@ -106,9 +102,58 @@ block relay and prints ratios against compact.`,
 	fl.DurationVar(&cfg.MeshTimeout, "mesh-timeout", cfg.MeshTimeout, "longest wait for the overlay to form")
 	fl.StringVar(&cfg.Seed, "seed", cfg.Seed, "seed of the testnet keys and the load generator")
 	fl.StringVar(&cfg.NodeLogLevel, "node-log-level", cfg.NodeLogLevel, "process mode: each node's --log-level (logs in <out>/nodes/node-<i>/node.log)")
+	fl.BoolVar(&realTime, "real-time", false, "sim mode: run in real time on this machine's CPUs instead of virtual time")
 	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of this process (sim mode: of every node) to this file")
 	_ = fl.MarkHidden("cpu-profile")
 	fl.StringVar(&pprofAddr, "pprof-addr", "", "serve this process's /debug/pprof on host:port (sim mode: every node)")
 	_ = fl.MarkHidden("pprof-addr")
 	return cmd
+}
+
+// runTestnet runs the testnet (or the block-mode comparison) and prints its
+// tables to out.
+func runTestnet(ctx context.Context, cfg testnet.Config, compare bool, out io.Writer) error {
+	if compare {
+		results, err := testnet.Compare(ctx, cfg)
+		for _, r := range results {
+			testnet.PrintTable(out, r.Report, r.Dir)
+			fmt.Fprintln(out)
+		}
+		testnet.PrintCompare(out, results)
+		if err != nil {
+			return err
+		}
+		for _, r := range results {
+			if !r.Report.OK() {
+				return &exitError{code: 1, msg: fmt.Sprintf("%s: not every item reached every node (see %s)", r.Report.BlockRelay, r.Dir)}
+			}
+		}
+		return nil
+	}
+	r, err := testnet.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	testnet.PrintTable(out, r.Report, r.Dir)
+	if !r.Report.OK() {
+		return &exitError{code: 1, msg: "not every item reached every node, or tips differ (see report.json errors)"}
+	}
+	return nil
+}
+
+// runVirtual runs f inside a testing/synctest bubble and exits the process
+// with f's status; it never returns. A bubble needs a *testing.T, which a
+// program outside `go test` gets only from testing.Main: it runs the one
+// test below and exits before testing prints its PASS line, so stdout holds
+// only the report. Inside, time advances only when every goroutine is
+// blocked, so a simulated network's timings are the model's, not the host's.
+func runVirtual(f func() error) {
+	os.Args = os.Args[:1] // testing parses the command line
+	match := func(string, string) (bool, error) { return true, nil }
+	testing.Main(match, []testing.InternalTest{{Name: "virtual-time-testnet", F: func(t *testing.T) {
+		var err error
+		synctest.Test(t, func(*testing.T) { err = f() })
+		os.Exit(exitCode(err))
+	}}}, nil, nil)
+	os.Exit(1) // not reached: testing.Main exits
 }
