@@ -19,6 +19,14 @@ import (
 //	every id pending here by now      -> Accept (we can serve them all)
 //	all known / ignored / unavailable -> Ignore
 func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transport.Validation {
+	return r.validate(ctx, "tx", from, data, r.checkTxAnnounce)
+}
+
+// validate runs check on a message from a peer (ours are accepted as they
+// are), under a context that also ends when the relay closes, and counts
+// the result under topic.
+func (r *Relay) validate(ctx context.Context, topic string, from PeerID, data []byte,
+	check func(context.Context, PeerID, []byte) transport.Validation) transport.Validation {
 	if from == r.self {
 		return transport.Accept
 	}
@@ -27,8 +35,8 @@ func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transp
 	if ctx.Err() != nil {
 		return transport.Ignore
 	}
-	res := r.checkTxAnnounce(ctx, from, data)
-	r.countValidation("tx", res)
+	res := check(ctx, from, data)
+	r.countValidation(topic, res)
 	return res
 }
 
@@ -114,30 +122,22 @@ func (r *Relay) validationCtx(ctx context.Context) (context.Context, func()) {
 // BlockValidateConcurrency at once, a separate throttle from txs). It
 // accepts only once the block is stored.
 func (r *Relay) validateBlock(ctx context.Context, from PeerID, data []byte) transport.Validation {
-	if from == r.self {
-		return transport.Accept
-	}
-	ctx, done := r.validationCtx(ctx)
-	defer done()
-	if ctx.Err() != nil {
-		return transport.Ignore
-	}
+	return r.validate(ctx, "block", from, data, r.checkBlockAnnounce)
+}
+
+func (r *Relay) checkBlockAnnounce(ctx context.Context, from PeerID, data []byte) transport.Validation {
 	ann, err := wire.DecodeBlockAnnounce(data)
 	if err != nil {
 		r.penalize(from, OffenseMalformed)
-		r.countValidation("block", transport.Reject)
 		return transport.Reject
 	}
-	v := r.handleBlockAnnounce(ctx, from, ann)
-	res := transport.Ignore
-	switch v {
+	switch r.handleBlockAnnounce(ctx, from, ann) {
 	case Accepted:
-		res = transport.Accept
+		return transport.Accept
 	case Invalid:
-		res = transport.Reject
+		return transport.Reject
 	}
-	r.countValidation("block", res)
-	return res
+	return transport.Ignore
 }
 
 func (r *Relay) countValidation(topic string, res transport.Validation) {
