@@ -19,7 +19,6 @@ import (
 	"github.com/rumor-relay/rumor/mempool"
 	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/relay"
-	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // Defaults. Each names where its number comes from.
@@ -95,6 +94,11 @@ const (
 // connection manager at once: its mesh peers of our two topics, at most D_hi
 // each (GossipSub's tag tracer calls ConnManager.Protect for mesh peers).
 var meshProtected = 2 * pubsub.DefaultGossipSubParams().Dhi
+
+// maxBlockResponse is the largest answer the relay serves for rumor's own
+// chain: one maximal block plus per-item framing, what the relay's response
+// cap allows (relay.Config's MaxBlockBytes + 64 KiB).
+const maxBlockResponse = chain.MaxBlockSize + 64<<10
 
 // File names inside Config.DataDir.
 const (
@@ -239,7 +243,7 @@ type Config struct {
 	// served by the request protocol; a peer over budget is answered busy
 	// and penalized. Zero fields take package peers' defaults (50 req/s,
 	// burst 100; 8 MiB/s, burst 16 MiB). ByteBurst must fit a maximal
-	// response (wire.MaxResponseFrame).
+	// response: one block of rumor's chain plus framing (maxBlockResponse).
 	ServeBudget peers.LimiterConfig `toml:"serve_budget"`
 }
 
@@ -393,8 +397,8 @@ func (c *Config) Validate() error {
 		return configErr("serve_budget %+v: negative field", c.ServeBudget)
 	case math.IsNaN(c.ServeBudget.RequestsPerSecond) || math.IsNaN(c.ServeBudget.BytesPerSecond):
 		return configErr("serve_budget: NaN rate")
-	case c.ServeBudget.ByteBurst > 0 && c.ServeBudget.ByteBurst < wire.MaxResponseFrame:
-		return configErr("serve_budget.byte_burst %d < %d: a maximal block could never be served", c.ServeBudget.ByteBurst, wire.MaxResponseFrame)
+	case c.ServeBudget.ByteBurst > 0 && c.ServeBudget.ByteBurst < maxBlockResponse:
+		return configErr("serve_budget.byte_burst %d < %d: a maximal block could never be served", c.ServeBudget.ByteBurst, maxBlockResponse)
 	}
 	switch c.BlockRelay {
 	case relay.BlockCompact, relay.BlockPull, relay.BlockPush:

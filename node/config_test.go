@@ -88,6 +88,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative serve budget", func(c *Config) { c.ServeBudget.RequestBurst = -1 }, "serve_budget"},
 		{"byte burst below a block", func(c *Config) { c.ServeBudget.ByteBurst = 1 << 20 }, "byte_burst"},
 		{"byte burst fits a block", func(c *Config) { c.ServeBudget.ByteBurst = 32 << 20 }, ""},
+		{"byte burst of the peers default fits a block", func(c *Config) { c.ServeBudget.ByteBurst = 16 << 20 }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
