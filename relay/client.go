@@ -51,6 +51,17 @@ func offenseOfErr(err error) (Offense, bool) {
 	return 0, false
 }
 
+// overLimit is an oversize bad response when any item is over limit bytes
+// (the embedding chain's limit, tighter than the wire's ceiling).
+func overLimit(items [][]byte, limit int, what string) error {
+	for _, it := range items {
+		if len(it) > limit {
+			return badResponse(OffenseOversize, "%s of %d bytes over the limit %d", what, len(it), limit)
+		}
+	}
+	return nil
+}
+
 // request sends one request to p and returns its decoded response, read
 // with a cap of maxResp bytes. Errors: ErrTimeout when ctx ended, a
 // *BadResponseError for an answer that breaks the protocol, ErrRefused for
@@ -105,10 +116,8 @@ func (r *Relay) RequestTxs(ctx context.Context, p PeerID, ids []ID) ([][]byte, e
 	if len(txs.Bodies) > len(ids) {
 		return nil, badResponse(OffenseUnrequested, "%d bodies for %d ids", len(txs.Bodies), len(ids))
 	}
-	for _, b := range txs.Bodies {
-		if len(b) > r.cfg.MaxTxBytes {
-			return nil, badResponse(OffenseOversize, "tx of %d bytes over the limit %d", len(b), r.cfg.MaxTxBytes)
-		}
+	if err := overLimit(txs.Bodies, r.cfg.MaxTxBytes, "tx"); err != nil {
+		return nil, err
 	}
 	return txs.Bodies, nil
 }
@@ -121,8 +130,8 @@ func (r *Relay) RequestBlock(ctx context.Context, p PeerID, id ID) ([]byte, erro
 		return nil, err
 	}
 	b := resp.(*wire.Block).Block
-	if len(b) > r.cfg.MaxBlockBytes {
-		return nil, badResponse(OffenseOversize, "block of %d bytes over the limit %d", len(b), r.cfg.MaxBlockBytes)
+	if err := overLimit([][]byte{b}, r.cfg.MaxBlockBytes, "block"); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -138,10 +147,8 @@ func (r *Relay) RequestBlockTxn(ctx context.Context, p PeerID, id ID, indexes []
 	if bt.Block != id || (bt.Found && len(bt.Txs) != len(indexes)) {
 		return nil, false, badResponse(OffenseMalformed, "blocktxn answers another block or count")
 	}
-	for _, tx := range bt.Txs {
-		if len(tx) > r.cfg.MaxTxBytes {
-			return nil, false, badResponse(OffenseOversize, "tx of %d bytes over the limit %d", len(tx), r.cfg.MaxTxBytes)
-		}
+	if err := overLimit(bt.Txs, r.cfg.MaxTxBytes, "tx"); err != nil {
+		return nil, false, err
 	}
 	return bt.Txs, bt.Found, nil
 }
@@ -179,10 +186,8 @@ func (r *Relay) RequestBlocks(ctx context.Context, p PeerID, start uint64, count
 	if len(b) > count {
 		return nil, badResponse(OffenseUnrequested, "%d blocks for count %d", len(b), count)
 	}
-	for _, blk := range b {
-		if len(blk) > r.cfg.MaxBlockBytes {
-			return nil, badResponse(OffenseOversize, "block of %d bytes over the limit %d", len(blk), r.cfg.MaxBlockBytes)
-		}
+	if err := overLimit(b, r.cfg.MaxBlockBytes, "block"); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
