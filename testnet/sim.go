@@ -65,14 +65,14 @@ func (sc *simCluster) HTTPClient() *http.Client { return sc.client }
 // inProcTransport serves an HTTP request with the handler of the node its
 // URL names (http://node-<i>/), in this goroutine: no socket, so it works
 // inside a synctest bubble.
-type inProcTransport struct{ nodes *[]*node.Node }
+type inProcTransport struct{ sc *simCluster }
 
 func (t inProcTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var i int
-	if _, err := fmt.Sscanf(req.URL.Host, "node-%d", &i); err != nil || i < 0 || i >= len(*t.nodes) {
+	if _, err := fmt.Sscanf(req.URL.Host, "node-%d", &i); err != nil || i < 0 || i >= len(t.sc.nodes) {
 		return nil, fmt.Errorf("sim: no node %q", req.URL.Host)
 	}
-	h := (*t.nodes)[i].RPCHandler()
+	h := t.sc.nodes[i].RPCHandler()
 	if h == nil {
 		return nil, fmt.Errorf("sim: node %d serves no RPC", i)
 	}
@@ -126,7 +126,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: cfg.Bandwidth})
 	}
 	sc := &simCluster{mn: mn, endpoints: make([]string, cfg.Nodes)}
-	sc.client = &http.Client{Transport: inProcTransport{&sc.nodes}}
+	sc.client = &http.Client{Transport: inProcTransport{sc}}
 	rng := mrand.New(mrand.NewPCG(seed64(cfg.Seed), 1))
 	nboot := cfg.BootstrapPeers
 	if nboot <= 0 {
