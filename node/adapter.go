@@ -235,9 +235,10 @@ func (a *chainAdapter) AddBlock(b []byte) (relay.ID, relay.Verdict, error) {
 // addBlock stores a decoded block and, if the best chain changed, updates
 // the pool and emits head events, all under mu.
 func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.cpu != nil {
+		// Charged before taking mu: inside a synctest bubble a goroutine
+		// waiting on a mutex stops virtual time, so nothing may sleep
+		// while holding one.
 		unverified := 0
 		for _, tx := range blk.Txs {
 			if !a.pool.Has(tx.ID()) {
@@ -246,6 +247,8 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 		}
 		a.cpu.block(blk.Size(), unverified)
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	now := a.now()
 	res, err := a.store.AddBlockVerified(blk, now, a.pool.Has)
 	if err != nil {

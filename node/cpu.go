@@ -11,7 +11,9 @@ import (
 // delays, and each node has a CPU budget of its own as a separate machine
 // would. A node given one (WithCPUModel) sleeps for the modelled cost of
 // each charged operation while holding one of Cores slots: operations
-// beyond Cores queue, as they would on a busy machine.
+// beyond Cores queue, as they would on a busy machine. The slots are a
+// channel and no charge is taken under a mutex: in a synctest bubble a
+// goroutine waiting on a mutex would stop virtual time.
 //
 // Charged: a transaction's signature check when the pool takes it
 // (TxVerify; known transactions are free), and a block's import: Base,
