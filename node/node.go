@@ -29,6 +29,7 @@ import (
 	"github.com/rumor-relay/rumor/node/rpc"
 	"github.com/rumor-relay/rumor/relay"
 	"github.com/rumor-relay/rumor/relay/p2p"
+	"github.com/rumor-relay/rumor/relay/transport"
 )
 
 var log = golog.Logger("rumor/node")
@@ -680,6 +681,16 @@ func (n *Node) MeshPeers() (tx, block []peer.ID) {
 	}
 	t, b := n.relay.MeshPeers()
 	return libp2pIDs(t), libp2pIDs(b)
+}
+
+// Transport returns the transport the relay runs on (nil before Start):
+// an embedder's own topics and request protocols share the node's
+// GossipSub router, peers and limits through it.
+func (n *Node) Transport() transport.Transport {
+	if n.transport == nil {
+		return nil
+	}
+	return n.transport
 }
 
 // PubSub returns the GossipSub router the relay runs on (nil before

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,6 +257,46 @@ func readGraph(ctx context.Context, clients []*rpcclient.Client, peerIDs []strin
 		return nil, err
 	}
 	return BuildGraph(peerIDs, peers), nil
+}
+
+// readMeshes returns the tx and block topic meshes from every node's
+// net_mesh, as directed adjacency lists by node index (u -> v when u
+// forwards the topic to v).
+func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []string) (tx, block [][]int, err error) {
+	meshes := make([]map[string][]string, len(clients))
+	err = forEachNode(len(clients), func(i int) error {
+		m, err := clients[i].Mesh(ctx)
+		if err != nil {
+			return fmt.Errorf("node %d net_mesh: %w", i, err)
+		}
+		meshes[i] = m
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	index := make(map[string]int, len(peerIDs))
+	for i, id := range peerIDs {
+		index[id] = i
+	}
+	build := func(suffix string) [][]int {
+		adj := make([][]int, len(peerIDs))
+		for i, m := range meshes {
+			adj[i] = []int{}
+			for topic, ps := range m {
+				if !strings.HasSuffix(topic, suffix) {
+					continue
+				}
+				for _, p := range ps {
+					if j, ok := index[p]; ok && j != i {
+						adj[i] = append(adj[i], j)
+					}
+				}
+			}
+		}
+		return adj
+	}
+	return build("/tx/1"), build("/block/1"), nil
 }
 
 // BuildGraph turns per-node peer id lists into undirected adjacency lists

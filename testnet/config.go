@@ -55,6 +55,10 @@ const (
 	// DefaultStartTimeout bounds the wait for one node to serve RPC (a cold
 	// Badger open plus libp2p start take a few seconds on a loaded machine).
 	DefaultStartTimeout = 60 * time.Second
+	// DefaultProbe is how many self-check messages a sim run gossips.
+	DefaultProbe = 10
+	// DefaultBandwidth is a sim node's access bandwidth: 100 Mbit/s.
+	DefaultBandwidth = 100e6 / 8
 	// DefaultSeed seeds the testnet keys and the load generator's choices.
 	DefaultSeed = "rumor-testnet"
 	// meshMinPeersCap is the connection count that counts as "joined the
@@ -84,10 +88,14 @@ type Config struct {
 	// BlockRelay is the nodes' block relay mode: compact, pull or push.
 	BlockRelay string
 	// Latency is the one-way link latency injected in sim mode (ignored in
-	// process mode).
+	// process mode); with LatencyMax, the lowest.
 	Latency time.Duration
-	// Bandwidth is the per-link bandwidth in bytes/s in sim mode; 0 means
-	// unlimited.
+	// LatencyMax, when above Latency, makes each sim link's one-way latency
+	// a value drawn uniformly from Latency..LatencyMax (from the seed).
+	LatencyMax time.Duration
+	// Bandwidth is each sim node's access bandwidth in bytes/s, up and down
+	// (shared by all its links); 0 means unlimited. Default 12.5e6, 100
+	// Mbit/s.
 	Bandwidth float64
 	// Authorities is the number of block producers (nodes 0..Authorities-1
 	// hold their keys); 1..Nodes.
@@ -136,6 +144,10 @@ type Config struct {
 	// BootstrapPeers is how many random earlier nodes each sim node is
 	// given as bootstrap peers (node 0 has none); 0 means 3.
 	BootstrapPeers int
+	// Probe is how many tiny messages the sim's self-check gossips by
+	// plain GossipSub push before the workload (see probe.go); 0 skips it.
+	// Process mode ignores it.
+	Probe int
 	// ProgressTTY forces the terminal display on or off; nil means detect.
 	ProgressTTY *bool
 }
@@ -157,6 +169,8 @@ func DefaultConfig() Config {
 		StartTimeout:  DefaultStartTimeout,
 		Seed:          DefaultSeed,
 		NodeLogLevel:  "info",
+		Bandwidth:     DefaultBandwidth,
+		Probe:         DefaultProbe,
 	}
 }
 
@@ -196,6 +210,9 @@ func (c *Config) Validate() error {
 	if c.Latency < 0 || c.Bandwidth < 0 {
 		bad("latency and bandwidth must be >= 0")
 	}
+	if c.LatencyMax != 0 && c.LatencyMax < c.Latency {
+		bad("latency max (%v) must be 0 or >= latency (%v)", c.LatencyMax, c.Latency)
+	}
 	if c.Authorities < 1 || c.Authorities > c.Nodes {
 		bad("authorities must be in 1..nodes (%d), is %d", c.Nodes, c.Authorities)
 	}
@@ -207,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MeshTimeout <= 0 || c.StartTimeout <= 0 {
 		bad("mesh and start timeouts must be > 0")
+	}
+	if c.Probe < 0 {
+		bad("probe must be >= 0, is %d", c.Probe)
 	}
 	if c.Settle < 0 {
 		bad("settle must be >= 0, is %v", c.Settle)

@@ -20,10 +20,9 @@ import (
 // latency a peer link carried 20 messages a second and a 5-node testnet at
 // 100 tx/s measured ~1 s propagation for a 50 ms hop. A wire is a
 // pipeline: bytes written back to back arrive back to back, one latency
-// later. delayHost models that: mocknet links run with zero latency (and
-// the optional bandwidth limit, whose serialization is what a link of that
-// bandwidth does), and every stream a node opens or accepts delivers the
-// bytes it receives one latency after they arrived.
+// later. delayHost models that: mocknet links run with zero latency and no
+// bandwidth limit, and every stream a node opens or accepts delivers the
+// bytes it receives when linkModel says they arrive.
 //
 // What it does not model: the handshake round trips of dialling a
 // connection and negotiating a protocol (they happen before the wrapper),
@@ -42,20 +41,86 @@ const (
 	delayChunks = 256
 )
 
+// linkModel is the sim network's physics: a one-way latency per link and
+// a bandwidth per node, the same up and down (a home or data-centre
+// access link; the core is not the bottleneck). A chunk of n bytes from a
+// to b waits for a's uplink (FIFO over all of a's streams), travels for
+// the link's latency, then waits for b's downlink: on idle links it
+// arrives latency + n/bandwidth after it was written, and a node sending
+// one block to eight peers sends the copies one after another, as a real
+// uplink does. One mutex guards the busy-until times; it is held for a few
+// arithmetic operations and never across a wait.
+type linkModel struct {
+	latency   func(a, b peer.ID) time.Duration // one-way, symmetric
+	bandwidth float64                          // bytes per second per node and direction; 0 = unlimited
+
+	mu   sync.Mutex
+	up   map[peer.ID]time.Time // when a node's uplink is free again
+	down map[peer.ID]time.Time // when a node's downlink is free again
+
+	closed    chan struct{} // closed by close: every pump and waiting reader returns
+	closeOnce sync.Once
+}
+
+func newLinkModel(latency func(a, b peer.ID) time.Duration, bandwidth float64) *linkModel {
+	return &linkModel{
+		latency:   latency,
+		bandwidth: bandwidth,
+		up:        make(map[peer.ID]time.Time),
+		down:      make(map[peer.ID]time.Time),
+		closed:    make(chan struct{}),
+	}
+}
+
+// fixedLatency is a linkModel latency function with one latency for every link.
+func fixedLatency(d time.Duration) func(a, b peer.ID) time.Duration {
+	return func(peer.ID, peer.ID) time.Duration { return d }
+}
+
+// arrival returns when n bytes that from wrote at now are readable at to,
+// and books the two access links for them.
+func (m *linkModel) arrival(from, to peer.ID, n int, now time.Time) time.Time {
+	lat := m.latency(from, to)
+	if m.bandwidth <= 0 || n <= 0 {
+		return now.Add(lat)
+	}
+	tx := time.Duration(float64(n) / m.bandwidth * float64(time.Second))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sendStart := now
+	if busy := m.up[from]; busy.After(sendStart) {
+		sendStart = busy
+	}
+	m.up[from] = sendStart.Add(tx)
+	recvStart := sendStart.Add(lat)
+	if busy := m.down[to]; busy.After(recvStart) {
+		recvStart = busy
+	}
+	done := recvStart.Add(tx)
+	m.down[to] = done
+	return done
+}
+
+// close releases every stream waiting on the model: called when the
+// network shuts down, so no pump or reader outlives it (inside a synctest
+// bubble a goroutine waiting for a chunk still in flight would never end).
+func (m *linkModel) close() { m.closeOnce.Do(func() { close(m.closed) }) }
+
 // delayHost wraps a host so that every stream opened or accepted through
-// it delivers inbound bytes latency after they arrived.
+// it delivers inbound bytes when its linkModel says they arrive.
 type delayHost struct {
 	host.Host
-	latency time.Duration
+	model *linkModel
 }
 
 var _ host.Host = (*delayHost)(nil)
 
-func newDelayHost(h host.Host, latency time.Duration) host.Host {
-	if latency <= 0 {
-		return h
-	}
-	return &delayHost{Host: h, latency: latency}
+func newDelayHost(h host.Host, model *linkModel) host.Host {
+	return &delayHost{Host: h, model: model}
+}
+
+func (h *delayHost) wrap(s network.Stream) network.Stream {
+	return newDelayedStream(s, h.model, s.Conn().RemotePeer(), h.ID())
 }
 
 // NewStream opens a stream whose inbound bytes are delayed.
@@ -64,18 +129,18 @@ func (h *delayHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.I
 	if err != nil {
 		return nil, err
 	}
-	return newDelayedStream(s, h.latency), nil
+	return h.wrap(s), nil
 }
 
 // SetStreamHandler registers handler for streams whose inbound bytes are
 // delayed.
 func (h *delayHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
-	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(newDelayedStream(s, h.latency)) })
+	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(h.wrap(s)) })
 }
 
 // SetStreamHandlerMatch is SetStreamHandler with a protocol matcher.
 func (h *delayHost) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID) bool, handler network.StreamHandler) {
-	h.Host.SetStreamHandlerMatch(pid, m, func(s network.Stream) { handler(newDelayedStream(s, h.latency)) })
+	h.Host.SetStreamHandlerMatch(pid, m, func(s network.Stream) { handler(h.wrap(s)) })
 }
 
 // delayedChunk is bytes read from the underlying stream, deliverable at at.
@@ -86,18 +151,19 @@ type delayedChunk struct {
 	err  error
 }
 
-// delayedStream delivers what its underlying stream receives latency
-// later. A pump goroutine reads the underlying stream as data arrives and
+// delayedStream delivers what its underlying stream receives when the
+// link model says it arrives. A pump goroutine reads the underlying stream as data arrives and
 // timestamps it; Read hands chunks out once they are due. Reads honour
 // the stream's read deadline, which is kept here and never set on the
 // underlying stream (the pump must not time out). Writes pass through.
 type delayedStream struct {
 	network.Stream
-	latency time.Duration
-	chunks  chan delayedChunk
-	done    chan struct{} // closed by Close, Reset or CloseRead: the pump stops
-	start   sync.Once
-	stop    sync.Once
+	model    *linkModel
+	from, to peer.ID // the remote writer and this reader
+	chunks   chan delayedChunk
+	done     chan struct{} // closed by Close, Reset or CloseRead: the pump stops
+	start    sync.Once
+	stop     sync.Once
 
 	// Read state, owned by the (single) reader.
 	cur     []byte
@@ -109,10 +175,12 @@ type delayedStream struct {
 	changed  chan struct{} // closed and replaced when the read deadline changes
 }
 
-func newDelayedStream(s network.Stream, latency time.Duration) *delayedStream {
+func newDelayedStream(s network.Stream, model *linkModel, from, to peer.ID) *delayedStream {
 	return &delayedStream{
 		Stream:  s,
-		latency: latency,
+		model:   model,
+		from:    from,
+		to:      to,
 		chunks:  make(chan delayedChunk, delayChunks),
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
@@ -126,13 +194,15 @@ func (s *delayedStream) pump() {
 		if n == 0 && err == nil {
 			continue
 		}
-		c := delayedChunk{at: time.Now().Add(s.latency), err: err}
+		c := delayedChunk{at: s.model.arrival(s.from, s.to, n, time.Now()), err: err}
 		if n > 0 {
 			c.data = append([]byte(nil), buf[:n]...)
 		}
 		select {
 		case s.chunks <- c:
 		case <-s.done:
+			return
+		case <-s.model.closed:
 			return
 		}
 		if err != nil {
@@ -190,6 +260,8 @@ func (s *delayedStream) advance(expired <-chan time.Time, changed <-chan struct{
 			s.pending = &c
 		case <-s.done:
 			return network.ErrReset
+		case <-s.model.closed:
+			return network.ErrReset
 		case <-expired:
 			return os.ErrDeadlineExceeded
 		case <-changed:
@@ -202,6 +274,8 @@ func (s *delayedStream) advance(expired <-chan time.Time, changed <-chan struct{
 		select {
 		case <-due.C:
 		case <-s.done:
+			return network.ErrReset
+		case <-s.model.closed:
 			return network.ErrReset
 		case <-expired:
 			return os.ErrDeadlineExceeded

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"os"
@@ -21,7 +22,7 @@ func delayPair(t *testing.T, latency time.Duration) (a, b host.Host) {
 	mn := mocknet.New()
 	t.Cleanup(func() { _ = mn.Close() })
 	for range 2 {
-		if err := addSimPeer(mn); err != nil {
+		if err := addSimPeer(mn, rand.Reader); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -32,7 +33,9 @@ func delayPair(t *testing.T, latency time.Duration) (a, b host.Host) {
 	if _, err := mn.ConnectPeers(hs[0].ID(), hs[1].ID()); err != nil {
 		t.Fatal(err)
 	}
-	return newDelayHost(hs[0], latency), newDelayHost(hs[1], latency)
+	m := newLinkModel(fixedLatency(latency), 0)
+	t.Cleanup(m.close)
+	return newDelayHost(hs[0], m), newDelayHost(hs[1], m)
 }
 
 // TestDelayIsPipelined: messages written back to back arrive back to back,
@@ -150,14 +153,57 @@ func TestDelayedStreamDeliversEOFAfterData(t *testing.T) {
 	_ = s.Close()
 }
 
-func TestZeroLatencyIsUnwrapped(t *testing.T) {
-	mn := mocknet.New()
-	defer mn.Close()
-	if err := addSimPeer(mn); err != nil {
-		t.Fatal(err)
+// TestLinkModelBandwidth: bytes cost time on the sender's uplink and the
+// receiver's downlink, each shared by all the node's links.
+func TestLinkModelBandwidth(t *testing.T) {
+	const lat = 50 * time.Millisecond
+	const bw = 1e6 // bytes/s: 1000 bytes take 1 ms
+	m := newLinkModel(fixedLatency(lat), bw)
+	t0 := time.Unix(1000, 0)
+	ms := func(d time.Time) float64 { return float64(d.Sub(t0)) / float64(time.Millisecond) }
+	// Idle links: latency plus one serialization.
+	if got := ms(m.arrival("a", "b", 1000, t0)); got != 51 {
+		t.Fatalf("first chunk at %v ms, want 51", got)
 	}
-	h := mn.Hosts()[0]
-	if newDelayHost(h, 0) != h {
-		t.Fatal("zero latency must not wrap the host")
+	// a's uplink is busy until 1 ms: the copy to c leaves after it.
+	if got := ms(m.arrival("a", "c", 1000, t0)); got != 52 {
+		t.Fatalf("second copy at %v ms, want 52 (uplink shared)", got)
+	}
+	// d sends to b at 0.5 ms: b's downlink is busy until 51 ms.
+	if got := ms(m.arrival("d", "b", 1000, t0.Add(500*time.Microsecond))); got != 52 {
+		t.Fatalf("chunk into a busy downlink at %v ms, want 52", got)
+	}
+	// Unlimited bandwidth: latency only.
+	free := newLinkModel(fixedLatency(lat), 0)
+	if got := ms(free.arrival("a", "b", 1<<20, t0)); got != 50 {
+		t.Fatalf("unlimited: %v ms, want 50", got)
+	}
+}
+
+// TestLinkLatencies: a latency range gives each link its own latency in
+// the range, the same both ways and for the same seed.
+func TestLinkLatencies(t *testing.T) {
+	cfg := &Config{Latency: 20 * time.Millisecond, LatencyMax: 80 * time.Millisecond, Seed: "s"}
+	lat := linkLatencies(cfg)
+	again := linkLatencies(cfg)
+	seen := map[time.Duration]bool{}
+	for i := range 30 {
+		for j := range 30 {
+			d := lat(i, j)
+			if d < cfg.Latency || d > cfg.LatencyMax {
+				t.Fatalf("link %d-%d: %v outside the range", i, j, d)
+			}
+			if d != lat(j, i) || d != again(i, j) {
+				t.Fatalf("link %d-%d: not symmetric or not reproducible", i, j)
+			}
+			seen[d.Round(time.Millisecond)] = true
+		}
+	}
+	if len(seen) < 30 {
+		t.Fatalf("only %d distinct latencies over 900 links", len(seen))
+	}
+	fixed := linkLatencies(&Config{Latency: 50 * time.Millisecond})
+	if fixed(3, 7) != 50*time.Millisecond {
+		t.Fatal("fixed latency")
 	}
 }

@@ -211,13 +211,7 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		humanBytes(r.Bytes.PerNodeInMedian), humanBytes(r.Bytes.PerNodeOutMedian),
 		humanBytes(float64(r.Bytes.AnnounceBytes)), humanBytes(float64(r.Bytes.BodyBytes)))
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)
-	if r.FloorMs != nil {
-		ratio := "n/a"
-		if *r.FloorMs > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.Blocks.TimeToAllMs.P50 / *r.FloorMs)
-		}
-		fmt.Fprintf(w, "floor: %.1f ms (block time to all p50 = %s the floor)\n", *r.FloorMs, ratio)
-	}
+	printFloors(w, r)
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "errors (%d):\n", len(r.Errors))
 		for i, e := range r.Errors {
@@ -248,4 +242,36 @@ func humanBytes(b float64) string {
 		return fmt.Sprintf("%.1f KiB", b/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", b)
+}
+
+// printFloors prints the floors, the ratios of time to all to them and
+// the simulator's self-check.
+func printFloors(w io.Writer, r *Report) {
+	f := func(v *float64) string {
+		if v == nil {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f ms", *v)
+	}
+	if r.FloorMs != nil || r.FloorConnMs != nil {
+		fmt.Fprintf(w, "floors (median): blocks %s on the mesh, %s on the connection graph; txs %s on the mesh\n",
+			f(r.FloorMs), f(r.FloorConnMs), f(r.TxFloorMs))
+	}
+	if q := r.Ratios; q != nil {
+		fmt.Fprintf(w, "time to all / mesh floor: blocks p50 %.2fx p99 %.2fx; txs p50 %.2fx p99 %.2fx\n", q.BlockP50, q.BlockP99, q.TxP50, q.TxP99)
+	}
+	if q := r.RatiosConn; q != nil {
+		fmt.Fprintf(w, "time to all / connection floor: blocks p50 %.2fx p99 %.2fx; txs p50 %.2fx p99 %.2fx\n", q.BlockP50, q.BlockP99, q.TxP50, q.TxP99)
+	}
+	if p := r.Probe; p != nil {
+		verdict := "simulator OK"
+		if !p.OK() {
+			verdict = "SIMULATOR SUSPECT: plain push should land at 1.0-1.3x its mesh floor"
+		}
+		fmt.Fprintf(w, "self-check: %d/%d tiny GossipSub messages reached all, time to all p50 %.1f ms = %.2fx (%.2f-%.2fx) the mesh floor: %s\n",
+			p.ReachedAll, p.Messages, p.TimeToAllMs.P50, p.RatioP50, p.RatioMin, p.RatioMax, verdict)
+	}
+	if r.VirtualTime {
+		fmt.Fprintf(w, "virtual time; wall %.1f s, peak RSS %s\n", r.WallS, humanBytes(float64(r.PeakRSSBytes)))
+	}
 }

@@ -36,11 +36,25 @@ type Report struct {
 	// DuplicatesPerBody is bodies received per receiving node per item
 	// (tx or block): 1.0 means every node received every body exactly once.
 	DuplicatesPerBody float64 `json:"duplicates_per_body"`
-	// FloorMs is the propagation floor for blocks: the hop distance in the
-	// connection graph from a block's proposer to its farthest node times
-	// the injected latency (median over blocks); null in process mode,
-	// where there is no injected latency to multiply.
+	// FloorMs is the mesh floor for blocks (median over blocks): the
+	// fastest a block could reach its farthest node when the proposer
+	// sends it to all its connections and every other node forwards it
+	// over its GossipSub block-topic mesh, each hop costing its link's
+	// latency (see floor.go). Null in process mode, where there is no
+	// injected latency, and when the meshes are unknown.
 	FloorMs *float64 `json:"floor_ms"`
+	// FloorConnMs is the connection-graph floor for blocks (median): every
+	// hop may use any connection. No relay on this overlay can beat it.
+	FloorConnMs *float64 `json:"floor_conn_ms"`
+	// TxFloorMs is the mesh floor for txs (median over txs, from the node
+	// that accepted each over RPC, on the tx topic's mesh).
+	TxFloorMs *float64 `json:"tx_floor_ms"`
+	// Ratios is time to all over the mesh floors; null without floors.
+	Ratios *Ratios `json:"ratios"`
+	// RatiosConn is time to all over the connection-graph floor.
+	RatiosConn *Ratios `json:"ratios_conn"`
+	// Probe is the plain-GossipSub self-check; null when not run.
+	Probe *ProbeReport `json:"probe"`
 	// VirtualTime is true for a sim run in virtual time: latencies are the
 	// protocol's, the network's and the CPU model's only.
 	VirtualTime bool `json:"virtual_time"`
@@ -57,6 +71,17 @@ type Report struct {
 	// Errors lists what went wrong: tx_send refusals (grouped, with
 	// counts), items that missed nodes, differing tips. Never null.
 	Errors []string `json:"errors"`
+}
+
+// Ratios is time to all divided by a floor: 1.0 is the floor itself.
+type Ratios struct {
+	// BlockP50 and BlockP99 are block time to all p50 and p99 over the
+	// block floor.
+	BlockP50 float64 `json:"block_p50"`
+	BlockP99 float64 `json:"block_p99"`
+	// TxP50 and TxP99 are tx time to all p50 and p99 over the tx floor.
+	TxP50 float64 `json:"tx_p50"`
+	TxP99 float64 `json:"tx_p99"`
 }
 
 // TxReport is the "txs" object of report.json.
@@ -227,7 +252,13 @@ type Observations struct {
 	Stats      []Stats                // per node, delta over the stats window
 	BodyItems  int                    // txs plus blocks propagated during the stats window
 	Graph      [][]int                // connection graph adjacency by node index; nil if unknown
-	Errors     []string
+	TxMesh     [][]int                // tx topic mesh, directed, by node index; nil if unknown
+	BlockMesh  [][]int                // block topic mesh, directed; nil if unknown
+	// LinkLatency is each link's one-way latency; nil means Latency on
+	// every link.
+	LinkLatency func(u, v int) time.Duration
+	Probe       *ProbeReport
+	Errors      []string
 
 	VirtualTime  bool
 	CPUModel     *node.CPUModel
@@ -326,9 +357,26 @@ func Analyze(o *Observations) *Analysis {
 	if r.DurationS > 0 {
 		r.Txs.AcceptedPerS = math.Round(float64(len(o.Txs))/o.Duration.Seconds()*10) / 10
 	}
+	var floors *floorCache
+	if o.Mode != ModeProcess && o.Graph != nil {
+		lat := o.LinkLatency
+		if lat == nil {
+			lat = func(int, int) time.Duration { return o.Latency }
+		}
+		floors = newFloorCache(&Overlay{Conn: o.Graph, TxMesh: o.TxMesh, BlockMesh: o.BlockMesh, Latency: lat})
+	}
+	var txFloors, blockFloors, connFloors []time.Duration
+	unreachable := 0
 	var txT2A, txArr []float64
 	noOrigin := 0
 	for _, tx := range o.Txs {
+		if floors != nil && o.TxMesh != nil {
+			if f, ok := floors.meshFloor(0, tx.Origin); ok {
+				txFloors = append(txFloors, f)
+			} else {
+				unreachable++
+			}
+		}
 		it := ItemResult{Kind: "tx", ID: tx.ID, Origin: tx.Origin, SeenUs: make([]int64, o.Nodes), ViaBlock: make([]bool, o.Nodes)}
 		blk, inBlock := txBlock[tx.ID]
 		for n := 0; n < o.Nodes; n++ {
@@ -363,7 +411,6 @@ func Analyze(o *Observations) *Analysis {
 
 	// Blocks.
 	var blT2A, blArr []float64
-	var ecc []int
 	noOrigin = 0
 	for _, b := range o.Blocks {
 		if !b.InWindow {
@@ -385,8 +432,19 @@ func Analyze(o *Observations) *Analysis {
 			r.Blocks.ReachedAll++
 			blT2A = append(blT2A, it.TimeToAllMs())
 		}
-		if o.Graph != nil {
-			ecc = append(ecc, Eccentricity(o.Graph, b.Origin))
+		if floors != nil {
+			if f, ok := floors.connFloor(b.Origin); ok {
+				connFloors = append(connFloors, f)
+			} else {
+				unreachable++
+			}
+			if o.BlockMesh != nil {
+				if f, ok := floors.meshFloor(1, b.Origin); ok {
+					blockFloors = append(blockFloors, f)
+				} else {
+					unreachable++
+				}
+			}
 		}
 		a.Blocks = append(a.Blocks, it)
 	}
@@ -398,17 +456,16 @@ func Analyze(o *Observations) *Analysis {
 	r.Errors = append(r.Errors, coverageErrors(a.Txs, o.Nodes)...)
 	r.Errors = append(r.Errors, coverageErrors(a.Blocks, o.Nodes)...)
 
-	// Floor.
-	if o.Mode != ModeProcess && o.Graph != nil && len(ecc) > 0 {
-		slices.Sort(ecc)
-		e := ecc[(len(ecc)-1)/2] // lower median: a whole number of hops
-		if e < 0 {
-			r.Errors = append(r.Errors, "connection graph is disconnected: no propagation floor")
-		} else {
-			f := roundUs(float64(e) * float64(o.Latency) / float64(time.Millisecond))
-			r.FloorMs = &f
-		}
+	// Floors and ratios.
+	if unreachable > 0 {
+		r.Errors = append(r.Errors, fmt.Sprintf("%d items have no propagation floor: some node is out of reach on the connection graph or the topic mesh", unreachable))
 	}
+	r.FloorMs = optMedian(blockFloors)
+	r.FloorConnMs = optMedian(connFloors)
+	r.TxFloorMs = optMedian(txFloors)
+	r.Ratios = ratios(r, r.FloorMs, r.TxFloorMs)
+	r.RatiosConn = ratios(r, r.FloorConnMs, r.FloorConnMs)
+	r.Probe = o.Probe
 
 	// Heads.
 	r.Heads.Heights = make([]uint64, len(o.Heads))
@@ -439,6 +496,35 @@ func Analyze(o *Observations) *Analysis {
 		r.DuplicatesPerBody = math.Round(float64(bodies)/float64(o.BodyItems*(o.Nodes-1))*1000) / 1000
 	}
 	return a
+}
+
+// optMedian is medianMs as a JSON-nullable value.
+func optMedian(ds []time.Duration) *float64 {
+	m, ok := medianMs(ds)
+	if !ok {
+		return nil
+	}
+	return &m
+}
+
+// ratios divides the report's times to all by the block and tx floors;
+// nil without a block floor.
+func ratios(r *Report, block, tx *float64) *Ratios {
+	if block == nil || *block <= 0 {
+		return nil
+	}
+	div := func(a float64, f *float64) float64 {
+		if f == nil || *f <= 0 {
+			return 0
+		}
+		return math.Round(a / *f * 1000) / 1000
+	}
+	return &Ratios{
+		BlockP50: div(r.Blocks.TimeToAllMs.P50, block),
+		BlockP99: div(r.Blocks.TimeToAllMs.P99, block),
+		TxP50:    div(r.Txs.TimeToAllMs.P50, tx),
+		TxP99:    div(r.Txs.TimeToAllMs.P99, tx),
+	}
 }
 
 // collect appends the item's non-origin latencies to arr.
@@ -505,37 +591,6 @@ func describeHeads(heads []HeadObs) string {
 		s += fmt.Sprintf("%s at height %d on nodes %v", name, heads[nodes[0]].Height, nodes)
 	}
 	return s
-}
-
-// Eccentricity returns the largest hop distance from origin to any node in
-// the undirected graph adj (adjacency lists by node index), or -1 when
-// some node is unreachable.
-func Eccentricity(adj [][]int, origin int) int {
-	if origin < 0 || origin >= len(adj) {
-		return -1
-	}
-	dist := make([]int, len(adj))
-	for i := range dist {
-		dist[i] = -1
-	}
-	dist[origin] = 0
-	queue := []int{origin}
-	far := 0
-	for len(queue) > 0 {
-		u := queue[0]
-		queue = queue[1:]
-		for _, v := range adj[u] {
-			if v >= 0 && v < len(adj) && dist[v] < 0 {
-				dist[v] = dist[u] + 1
-				far = max(far, dist[v])
-				queue = append(queue, v)
-			}
-		}
-	}
-	if slices.Contains(dist, -1) {
-		return -1
-	}
-	return far
 }
 
 // OK reports whether the run met its bar: every accepted tx and every

@@ -57,30 +57,43 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestEccentricity(t *testing.T) {
-	line := [][]int{{1}, {0, 2}, {1, 3}, {2}}
-	if e := Eccentricity(line, 0); e != 3 {
-		t.Errorf("line from end: %d", e)
+// TestFloorMeshAndConnection: the origin's first hop may use any
+// connection (flood publish), later hops only mesh edges; the connection
+// floor may use any edge; per-link latencies weigh the paths.
+func TestFloorMeshAndConnection(t *testing.T) {
+	// 0-1, 1-2, 1-3, 2-3; 1's mesh lacks 3, so on the mesh 3 is reached via 2.
+	conn := [][]int{{1}, {0, 2, 3}, {1, 3}, {1, 2}}
+	mesh := [][]int{{1}, {0, 2}, {1, 3}, {2}}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	fixed := func(int, int) time.Duration { return ms(50) }
+	if f, ok := Floor(0, conn[0], mesh, fixed); !ok || f != ms(150) {
+		t.Fatalf("mesh floor from 0: %v %v, want 150ms", f, ok)
 	}
-	if e := Eccentricity(line, 1); e != 2 {
-		t.Errorf("line from inner: %d", e)
+	if f, ok := Floor(0, nil, conn, fixed); !ok || f != ms(100) {
+		t.Fatalf("connection floor from 0: %v %v, want 100ms", f, ok)
 	}
-	star := [][]int{{1, 2, 3}, {0}, {0}, {0}}
-	if e := Eccentricity(star, 0); e != 1 {
-		t.Errorf("star centre: %d", e)
+	// From 1 the publish floods to 3 directly.
+	if f, ok := Floor(1, conn[1], mesh, fixed); !ok || f != ms(50) {
+		t.Fatalf("mesh floor from 1: %v %v, want 50ms", f, ok)
 	}
-	if e := Eccentricity(star, 2); e != 2 {
-		t.Errorf("star leaf: %d", e)
+	// Per-link latency: the 1-3 link is slow, 1-2-3 is faster.
+	lat := func(u, v int) time.Duration {
+		if min(u, v) == 1 && max(u, v) == 3 {
+			return ms(100)
+		}
+		return ms(20)
 	}
-	split := [][]int{{1}, {0}, {}}
-	if e := Eccentricity(split, 0); e != -1 {
-		t.Errorf("disconnected: %d", e)
+	if f, ok := Floor(0, nil, conn, lat); !ok || f != ms(60) {
+		t.Fatalf("weighted connection floor: %v %v, want 60ms (0-1-2-3)", f, ok)
 	}
-	if e := Eccentricity([][]int{{}}, 0); e != 0 {
-		t.Errorf("single node: %d", e)
+	if _, ok := Floor(0, nil, [][]int{{1}, {0}, {}}, fixed); ok {
+		t.Fatal("disconnected graph has a floor")
 	}
-	if e := Eccentricity(line, 9); e != -1 {
-		t.Errorf("bad origin: %d", e)
+	if _, ok := Floor(7, nil, conn, fixed); ok {
+		t.Fatal("bad origin has a floor")
+	}
+	if f, ok := Floor(0, nil, [][]int{{}}, fixed); !ok || f != 0 {
+		t.Fatalf("single node: %v %v", f, ok)
 	}
 }
 
@@ -93,9 +106,6 @@ func TestBuildGraphUnionsDirections(t *testing.T) {
 		if !slices.Equal(adj[i], want[i]) {
 			t.Fatalf("adj = %v, want %v", adj, want)
 		}
-	}
-	if e := Eccentricity(adj, 0); e != 2 {
-		t.Fatalf("eccentricity %d", e)
 	}
 }
 
@@ -142,6 +152,8 @@ func sampleObs() *Observations {
 		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, BodiesReceived: 4}, {BytesIn: 200, BytesOut: 100, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BodiesReceived: 4}},
 		BodyItems: 4,
 		Graph:     [][]int{{1}, {0, 2}, {1}},
+		TxMesh:    [][]int{{1}, {0, 2}, {1}},
+		BlockMesh: [][]int{{1}, {0, 2}, {1}},
 		Errors:    []string{"tx_send: pool full (x1)"},
 	}
 }
@@ -179,9 +191,16 @@ func TestAnalyzeCoverageAndLatencies(t *testing.T) {
 	if !r.Heads.SameTip || !slices.Equal(r.Heads.Heights, []uint64{2, 2, 2}) {
 		t.Errorf("heads %+v", r.Heads)
 	}
-	// Origin node 0 of a 3-node line graph: 2 hops of 50 ms.
-	if r.FloorMs == nil || *r.FloorMs != 100 {
-		t.Errorf("floor %v", r.FloorMs)
+	// Origin node 0 of a 3-node line graph: 2 hops of 50 ms, on the mesh
+	// and the connections; txs from nodes 0, 1, 1: floors 100, 50, 50.
+	if r.FloorMs == nil || *r.FloorMs != 100 || r.FloorConnMs == nil || *r.FloorConnMs != 100 {
+		t.Errorf("floors %v %v", r.FloorMs, r.FloorConnMs)
+	}
+	if r.TxFloorMs == nil || *r.TxFloorMs != 50 {
+		t.Errorf("tx floor %v, want 50", r.TxFloorMs)
+	}
+	if q := r.Ratios; q == nil || q.BlockP50 != r.Blocks.TimeToAllMs.P50/100 || q.TxP99 != math.Round(r.Txs.TimeToAllMs.P99/50*1000)/1000 {
+		t.Errorf("ratios %+v", q)
 	}
 	if r.Bytes.PerNodeInMedian != 200 || r.Bytes.PerNodeOutMedian != 200 || r.Bytes.AnnounceBytes != 10 || r.Bytes.BodyBytes != 80 {
 		t.Errorf("bytes %+v", r.Bytes)
@@ -246,8 +265,9 @@ func TestFloorNullInProcessMode(t *testing.T) {
 	}
 	o = sampleObs()
 	o.Graph = [][]int{{1}, {0}, {}}
+	o.BlockMesh = [][]int{{1}, {0}, {}}
 	r := Analyze(o).Report
-	if r.FloorMs != nil || !strings.Contains(strings.Join(r.Errors, "\n"), "disconnected") {
+	if r.FloorMs != nil || r.FloorConnMs != nil || r.Ratios != nil || !strings.Contains(strings.Join(r.Errors, "\n"), "no propagation floor") {
 		t.Fatalf("disconnected graph: floor %v errors %q", r.FloorMs, r.Errors)
 	}
 }
@@ -290,7 +310,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	}
 	sort.Strings(top)
 	check("top", top, "nodes", "mode", "block_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
-		"duplicates_per_body", "floor_ms", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
+		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_conn", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")

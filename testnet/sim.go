@@ -2,14 +2,15 @@ package testnet
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -50,6 +51,8 @@ import (
 // client calls their handlers directly (inProcTransport).
 type simCluster struct {
 	mn        mocknet.Mocknet
+	links     *linkModel
+	latency   func(i, j int) time.Duration // the links' one-way latency by node index
 	nodes     []*node.Node
 	endpoints []string
 	client    *http.Client
@@ -90,6 +93,8 @@ func (sc *simCluster) Err() error { return nil }
 // Close stops every node and the mock network.
 func (sc *simCluster) Close() error {
 	sc.closeOnce.Do(func() {
+		// Streams first: data still in flight must not hold readers.
+		sc.links.close()
 		var errs []error
 		for i, n := range sc.nodes {
 			if err := n.Close(); err != nil {
@@ -107,27 +112,22 @@ func (sc *simCluster) Close() error {
 	return sc.closeErr
 }
 
-// startSim builds the mock network (every pair linked, so any node may
-// dial any other; one-way latency cfg.Latency on every stream, bandwidth
-// cfg.Bandwidth per link) and starts the nodes with in-memory stores and
-// in-process JSON-RPC, which the workload drives as it drives process mode
-// over HTTP. Nodes start in order; each gets the addresses of up to
-// cfg.BootstrapPeers random earlier nodes (drawn from cfg.Seed), so the
-// overlay is a random graph, not a star around node 0.
+// startSim builds the simulated network and starts the nodes on it with
+// in-memory stores and in-process JSON-RPC, which the workload drives as
+// it drives process mode over HTTP. Every pair of nodes is linked (any
+// node may dial any other) with mocknet's zero-latency links; delayHost
+// adds each link's one-way latency (cfg.Latency, or drawn per link from
+// cfg.Latency..cfg.LatencyMax) and each node's bandwidth (cfg.Bandwidth,
+// shared by all its streams), see linkModel. Nodes start in order; each
+// gets the addresses of up to cfg.BootstrapPeers random earlier nodes, so
+// the overlay is a random graph, not a star around node 0. Keys, links
+// and bootstrap choices all come from cfg.Seed.
 func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, error) {
 	mn := mocknet.New()
-	if cfg.VirtualTime {
-		// mocknet delays each write by the link latency on its own timers,
-		// which virtual time makes exact; delayHost's pumps would outlive
-		// the bubble.
-		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency, Bandwidth: cfg.Bandwidth})
-	} else {
-		// Zero mocknet latency: delayHost adds it, pipelined (see delay.go).
-		mn.SetLinkDefaults(mocknet.LinkOptions{Bandwidth: cfg.Bandwidth})
-	}
 	sc := &simCluster{mn: mn, endpoints: make([]string, cfg.Nodes)}
 	sc.client = &http.Client{Transport: inProcTransport{sc}}
 	rng := mrand.New(mrand.NewPCG(seed64(cfg.Seed), 1))
+	keys := mrand.NewChaCha8(seedBytes(cfg.Seed, "peer-keys"))
 	nboot := cfg.BootstrapPeers
 	if nboot <= 0 {
 		nboot = 3
@@ -141,7 +141,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		cpu = &m
 	}
 	for range cfg.Nodes {
-		if err := addSimPeer(mn); err != nil {
+		if err := addSimPeer(mn, keys); err != nil {
 			_ = mn.Close()
 			return nil, fmt.Errorf("mocknet peer: %w", err)
 		}
@@ -151,6 +151,12 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		return nil, fmt.Errorf("mocknet links: %w", err)
 	}
 	hosts := mn.Hosts() // sorted by peer id
+	index := make(map[peer.ID]int, len(hosts))
+	for i, h := range hosts {
+		index[h.ID()] = i
+	}
+	sc.latency = linkLatencies(cfg)
+	sc.links = newLinkModel(func(a, b peer.ID) time.Duration { return sc.latency(index[a], index[b]) }, cfg.Bandwidth)
 	fail := func(err error) (*simCluster, error) {
 		_ = sc.Close()
 		return nil, err
@@ -176,11 +182,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		if i < cfg.Authorities {
 			nc.ProducerKey = chain.TestnetAuthorityKey(cfg.Seed, i)
 		}
-		host := h
-		if !cfg.VirtualTime {
-			host = newDelayHost(h, cfg.Latency)
-		}
-		opts := []node.Option{node.WithHost(host), node.WithInProcessRPC()}
+		opts := []node.Option{node.WithHost(newDelayHost(h, sc.links)), node.WithInProcessRPC()}
 		if cpu != nil {
 			opts = append(opts, node.WithCPUModel(*cpu))
 		}
@@ -198,12 +200,12 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 	return sc, nil
 }
 
-// addSimPeer adds a peer with an Ed25519 identity, like a real rumor node
+// addSimPeer adds a peer with an Ed25519 identity drawn from keys, like a real rumor node
 // (mocknet's GenPeer makes ECDSA keys, whose GossipSub signature checks
 // cost several times more CPU), at a unique fake address in mocknet's
 // blackhole range 100::/64.
-func addSimPeer(mn mocknet.Mocknet) error {
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+func addSimPeer(mn mocknet.Mocknet, keys io.Reader) error {
+	sk, _, err := crypto.GenerateEd25519Key(keys)
 	if err != nil {
 		return err
 	}
@@ -221,4 +223,33 @@ func addSimPeer(mn mocknet.Mocknet) error {
 	}
 	_, err = mn.AddPeer(sk, addr)
 	return err
+}
+
+// linkLatencies returns the one-way latency of each link by node index:
+// cfg.Latency everywhere, or, when cfg.LatencyMax is above it, a value
+// drawn uniformly from cfg.Latency..cfg.LatencyMax per link, the same in
+// both directions, from the seed (a hash of the seed and the pair, so it
+// costs no memory at 1000 nodes).
+func linkLatencies(cfg *Config) func(i, j int) time.Duration {
+	lo, hi := cfg.Latency, cfg.LatencyMax
+	if hi <= lo {
+		return func(int, int) time.Duration { return lo }
+	}
+	base := seed64(cfg.Seed + "/links")
+	span := uint64(hi-lo) + 1
+	return func(i, j int) time.Duration {
+		if i > j {
+			i, j = j, i
+		}
+		h := splitmix64(base ^ uint64(i)<<32 ^ uint64(j))
+		return lo + time.Duration(h%span)
+	}
+}
+
+// splitmix64 is a 64-bit mixing function (SplitMix64's finaliser).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }

@@ -15,6 +15,7 @@ import (
 	golog "github.com/ipfs/go-log/v2"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/testnet/rpcclient"
 )
 
@@ -111,6 +112,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var probe *ProbeReport
+	if sc, ok := cl.(*simCluster); ok && cfg.Probe > 0 {
+		trs := make([]transport.Transport, len(sc.nodes))
+		for i, n := range sc.nodes {
+			trs[i] = n.Transport()
+		}
+		conn := func(ctx context.Context) ([][]int, error) { return readGraph(ctx, clients, peerIDs) }
+		prng := rand.New(rand.NewPCG(seed64(cfg.Seed), 2))
+		if probe, err = runProbe(ctx, trs, peerIDs, cfg.Probe, prng, sc.latency, conn); err != nil {
+			return nil, err
+		}
+		log.Infof("probe: %d/%d tiny messages reached all; time to all p50 %.1f ms, mesh floor %.1f ms, ratio p50 %.3f max %.3f",
+			probe.ReachedAll, probe.Messages, probe.TimeToAllMs.P50, probe.FloorMs, probe.RatioP50, probe.RatioMax)
+	}
 
 	// Measurement window: stats snapshot, workload, settle, stats snapshot.
 	statsStart, err := readStats(ctx, clients)
@@ -159,9 +174,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
-	var graph [][]int
+	var graph, txMesh, blockMesh [][]int
 	if cfg.Mode == ModeSim {
 		if graph, err = readGraph(cctx, clients, peerIDs); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if txMesh, blockMesh, err = readMeshes(cctx, clients, peerIDs); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -177,7 +195,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		BlockSeen:  coll.blockSeen,
 		Heads:      coll.heads,
 		Graph:      graph,
+		TxMesh:     txMesh,
+		BlockMesh:  blockMesh,
+		Probe:      probe,
 		Errors:     errs,
+	}
+	if sc, ok := cl.(*simCluster); ok {
+		obs.LinkLatency = sc.latency
 	}
 	if cfg.Mode == ModeSim {
 		obs.Latency = cfg.Latency
@@ -334,4 +358,9 @@ func prepareOut(out string) (string, error) {
 func seed64(s string) uint64 {
 	h := sha256.Sum256([]byte("rumor/testnet/rng/" + s))
 	return binary.BigEndian.Uint64(h[:8])
+}
+
+// seedBytes derives a 32-byte seed for purpose from the testnet seed.
+func seedBytes(s, purpose string) [32]byte {
+	return sha256.Sum256([]byte("rumor/testnet/" + purpose + "/" + s))
 }

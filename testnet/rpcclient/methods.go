@@ -131,6 +131,12 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	return r, c.Call(ctx, "net_peers", nil, &r)
 }
 
+// Mesh calls net_mesh: each GossipSub topic's mesh peers.
+func (c *Client) Mesh(ctx context.Context) (map[string][]string, error) {
+	var r map[string][]string
+	return r, c.Call(ctx, "net_mesh", nil, &r)
+}
+
 // BlockByHeight calls chain_blockByHeight with full=false.
 func (c *Client) BlockByHeight(ctx context.Context, height uint64) (*BlockSummary, error) {
 	var r BlockSummary
