@@ -8,19 +8,22 @@ import (
 
 // recentSet remembers the last n ids added, for Known. A ring holds them
 // in order; the map holds each id's latest write sequence, so an id added
-// twice is forgotten only when its latest slot is overwritten.
+// twice is forgotten only when its latest slot is overwritten. Both grow
+// with use up to n, not up front: a node that has seen few txs (a 1000-node
+// simulation has many) holds little.
 type recentSet struct {
 	ring []chain.Hash
+	n    int    // capacity
 	seq  uint64 // writes so far
 	m    map[chain.Hash]uint64
 }
 
 func newRecentSet(n int) recentSet {
-	return recentSet{ring: make([]chain.Hash, n), m: make(map[chain.Hash]uint64, n)}
+	return recentSet{n: max(n, 0), m: make(map[chain.Hash]uint64)}
 }
 
 func (r *recentSet) add(id chain.Hash) {
-	n := uint64(len(r.ring))
+	n := uint64(r.n)
 	if n == 0 {
 		return
 	}
@@ -29,8 +32,10 @@ func (r *recentSet) add(id chain.Hash) {
 		if old := r.ring[slot]; r.m[old] == r.seq-n {
 			delete(r.m, old)
 		}
+		r.ring[slot] = id
+	} else {
+		r.ring = append(r.ring, id) // slot == len(r.ring) until full
 	}
-	r.ring[slot] = id
 	r.m[id] = r.seq
 	r.seq++
 }

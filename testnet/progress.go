@@ -39,6 +39,9 @@ type sample struct {
 	atMax, answered     int
 	nodes               int
 	covered, checked    int
+	// wall is the run's wall-clock time so far, shown in virtual time
+	// (where elapsed is virtual); 0 hides it.
+	wall time.Duration
 }
 
 func (s sample) line(total time.Duration) string {
@@ -50,8 +53,12 @@ func (s sample) line(total time.Duration) string {
 	if s.answered < s.nodes {
 		tip += fmt.Sprintf(" [%d nodes slow to answer]", s.nodes-s.answered)
 	}
-	return fmt.Sprintf("%5.1fs/%.0fs  txs %d sent %d accepted  %s  tx coverage %s",
-		s.elapsed.Seconds(), total.Seconds(), s.submitted, s.accepted, tip, cov)
+	clock := fmt.Sprintf("%5.1fs/%.0fs", s.elapsed.Seconds(), total.Seconds())
+	if s.wall > 0 {
+		clock = fmt.Sprintf("virtual %5.1fs/%.0fs wall %.0fs", s.elapsed.Seconds(), total.Seconds(), s.wall.Seconds())
+	}
+	return fmt.Sprintf("%s  txs %d sent %d accepted  %s  tx coverage %s",
+		clock, s.submitted, s.accepted, tip, cov)
 }
 
 // isTerminal reports whether w is a terminal.
@@ -67,6 +74,7 @@ func isTerminal(w io.Writer) bool {
 func startProgress(ctx context.Context, cfg *Config, w *workload, cl cluster, clients []*rpcclient.Client,
 	start, end time.Time, cancel context.CancelCauseFunc) (stop func()) {
 	total := end.Sub(start)
+	wallStart := wallClock()
 	tty := cfg.Progress != nil && isTerminal(cfg.Progress)
 	if cfg.ProgressTTY != nil {
 		tty = cfg.Progress != nil && *cfg.ProgressTTY
@@ -103,11 +111,17 @@ func startProgress(ctx context.Context, cfg *Config, w *workload, cl cluster, cl
 			switch {
 			case bar != nil:
 				s := takeSample(ctx, w, clients, start)
+				if cfg.VirtualTime {
+					s.wall = wallClock() - wallStart
+				}
 				_ = bar.Set64(min(s.elapsed.Milliseconds(), total.Milliseconds()))
 				bar.Describe(s.line(total))
 			case cfg.Progress != nil && time.Since(lastLog) >= progressLogEvery:
 				lastLog = time.Now()
 				s := takeSample(ctx, w, clients, start)
+				if cfg.VirtualTime {
+					s.wall = wallClock() - wallStart
+				}
 				fmt.Fprintf(cfg.Progress, "%s testnet: %s\n", time.Now().Format("15:04:05"), s.line(total))
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"github.com/rumor-relay/rumor/node"
+	rand1 "math/rand"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -77,6 +78,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	now := time.Now()
 	g := chain.NewTestnetGenesis(fmt.Sprintf("rumor-testnet-%d", now.UnixMilli()), cfg.Seed,
 		cfg.Accounts, cfg.Authorities, cfg.BlockInterval, now)
+	if cfg.Mode == ModeSim && cfg.TxRate > 0 {
+		// The workload's txs carry at most TxSize bytes of payload; a
+		// block must hold one largest tx.
+		g.MaxPayloadBytes = min(max(cfg.TxSize, simMinPayloadBytes), chain.MaxPayloadSize)
+		g.MaxBlockBytes = simMaxBlockBytes(&cfg)
+	}
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,6 +96,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	log.Infof("testnet: %d nodes, %s mode, %s blocks every %v, output in %s", cfg.Nodes, cfg.Mode, cfg.BlockRelay, cfg.BlockInterval, dir)
 
+	if cfg.Mode == ModeSim && cfg.VirtualTime {
+		// GossipSub draws its mesh and gossip choices from math/rand's
+		// global source; seeding it (which binaries built with
+		// randseednop=0, like rumor's, honour) makes those choices follow
+		// the seed. What remains unseeded is the order in which the
+		// runtime schedules goroutines that are ready at one instant.
+		rand1.Seed(int64(seed64(cfg.Seed))) //nolint:staticcheck // deliberate: libraries use the global source
+	}
 	var cl cluster
 	switch cfg.Mode {
 	case ModeProcess:
@@ -363,4 +378,29 @@ func seed64(s string) uint64 {
 // seedBytes derives a 32-byte seed for purpose from the testnet seed.
 func seedBytes(s, purpose string) [32]byte {
 	return sha256.Sum256([]byte("rumor/testnet/" + purpose + "/" + s))
+}
+
+// Sim block limit bounds.
+const (
+	// simMinPayloadBytes is the smallest tx payload limit a sim genesis gets.
+	simMinPayloadBytes = 4 << 10
+	// simMinBlockBytes is the smallest block limit a sim genesis gets.
+	simMinBlockBytes = 64 << 10
+	// simBlockHeadroom is how many slots' worth of the offered load one
+	// block may carry, so a backlog after a missed slot still clears.
+	simBlockHeadroom = 4
+)
+
+// simMaxBlockBytes sizes a sim genesis's block limit to the offered load:
+// simBlockHeadroom slots of it, at least simMinBlockBytes, at most the
+// chain default (and the default for a closed loop, whose load has no
+// rate). Every node's in-memory store sizes its memtable to the largest
+// block (chain/store), so 1 MiB blocks a 50 tx/s run never fills would
+// cost a 1000-node sim 10 GB for nothing.
+func simMaxBlockBytes(cfg *Config) int {
+	if cfg.TxRate <= 0 {
+		return chain.DefaultMaxBlockBytes
+	}
+	want := simBlockHeadroom * cfg.TxRate * float64(cfg.TxSize) * cfg.BlockInterval.Seconds()
+	return int(min(max(want, simMinBlockBytes), chain.DefaultMaxBlockBytes))
 }

@@ -35,15 +35,16 @@ func (badgerLogger) Debugf(f string, a ...any)   { badgerLog.Debugf(trimNL(f), a
 // cache, 4 compactors, 1 GiB value-log files) suit one database per machine;
 // rumor runs one store per node and simulations run 100 nodes per process.
 const (
-	// memMemTableSize is the memtable of an in-memory store. Badger
-	// allocates a memtable arena of 1.3× this up front (10.4 MiB) and caps
-	// one transaction at 15% of it (1.2 MiB): room for a 1 MiB block body,
-	// the largest single value of the default genesis. A full 1 MiB block
-	// with its index entries does not fit and takes the chunked path
-	// (commitLarge, atomic for readers; memory has no crash to survive).
-	// Doubling it would fit such blocks in one transaction but double the
-	// heap of 100 simulated nodes.
-	memMemTableSize = 8 << 20
+	// memMemTableSize is the least memtable of an in-memory store; see
+	// memTableSizeFor for how it grows with the genesis block limit. Badger
+	// allocates a memtable arena of 1.3× the size up front and caps one
+	// transaction at 15% of it. With the default 1 MiB blocks the size is
+	// 8 MiB (a 10.4 MiB arena): room for a 1 MiB block body, the largest
+	// single value; a full block with its index entries takes the chunked
+	// path (commitLarge, atomic for readers; memory has no crash to
+	// survive). A 1000-node simulation with small blocks (its genesis
+	// sized to its load) gets 2 MiB memtables: a 2.6 MiB arena per node.
+	memMemTableSize = 1 << 20
 	// diskMinMemTableSize is the least memtable of an on-disk store; see
 	// diskMemTableSize for how it grows with the genesis block limits.
 	diskMinMemTableSize = 16 << 20
@@ -121,6 +122,11 @@ func badgerOptions(g *chain.Genesis, o Options) badger.Options {
 		bo.MemTableSize = memTableSizeFor(g)
 		bo.NumMemtables = memNumMemtables
 		bo.BlockCacheSize = 0
+		// Badger refuses a value threshold above its batch cap (15% of the
+		// memtable), which small memtables fall under; every value still
+		// stays inline, since memTableSizeFor leaves the cap above the
+		// largest value (an in-memory store has no value log).
+		bo.ValueThreshold = min(bo.ValueThreshold, bo.MemTableSize*15/100)
 	} else {
 		bo = badger.DefaultOptions(o.Dir)
 		bo.MemTableSize = diskMemTableSize(g)

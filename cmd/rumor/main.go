@@ -1,8 +1,12 @@
+//go:debug randseednop=0
+
 // Command rumor runs a rumor relay node, a local testnet that measures
 // propagation, and small client tools (keys, transactions, raw JSON-RPC).
 //
 // main only parses flags and wires packages: node logic lives in package
-// node, the testnet and its report in package testnet.
+// node, the testnet and its report in package testnet. The go:debug line
+// above lets testnet seed math/rand's global source (go-libp2p-pubsub
+// draws its mesh choices from it), so a virtual-time sim follows --seed.
 package main
 
 import (

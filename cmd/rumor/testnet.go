@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	golog "github.com/ipfs/go-log/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/rumor-relay/rumor/testnet"
@@ -70,6 +71,11 @@ block relay and prints ratios against compact.`,
 					cfg.Authorities = min(4, cfg.Nodes) // blocks start in several places
 				}
 				cfg.VirtualTime = true
+				if !cmd.Flags().Changed("log-level") {
+					// Every node of the sim logs here: identify's per-peer
+					// notes at shutdown would be thousands of lines.
+					_ = golog.SetLogLevel("net/identify", "error")
+				}
 				// A signal ends the process: nothing in the bubble may wait on
 				// a channel from outside it, so there is no context to cancel.
 				runVirtual(func() error {
