@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # rumor's test command, the one README names and .ci/run calls:
 #   1. gofmt check  2. go vet ./...  3. go test -race ./...
-#   4. a short process-mode testnet smoke run whose report.json must show
+#   4. the simulator's self-check at 100 nodes, without -race (the race
+#      detector dies beyond 8128 goroutines; under it the test runs 30)
+#   5. a short process-mode testnet smoke run whose report.json must show
 #      every tx and block at every node and one tip.
 # Budget: a fresh clone on 2 cores in well under 20 minutes (most of it the
 # first -race build). Set RUMOR_TEST_SHORT=1 to pass -short to go test.
@@ -25,6 +27,9 @@ step "go test -race ./..."
 short=()
 if [ "${RUMOR_TEST_SHORT:-0}" = 1 ]; then short=(-short); fi
 go test -race -timeout 15m "${short[@]}" ./...
+
+step "sim self-check at 100 nodes (plain GossipSub push at its mesh floor)"
+go test -count=1 -run 'TestSimSelfCheck' "${short[@]}" ./testnet
 
 step "testnet smoke run (process mode)"
 tmp=$(mktemp -d)

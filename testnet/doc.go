@@ -16,8 +16,9 @@
 //
 //  1. A genesis with Accounts funded keys and Authorities producers
 //     (chain.NewTestnetGenesis; node i holds authority key i).
-//  2. Node 0 starts; every other node gets only node 0's address (from its
-//     node_info) as bootstrap peer, and mDNS is off.
+//  2. Node 0 starts; in process mode every other node gets only node 0's
+//     address (from its node_info) as bootstrap peer, in sim mode up to
+//     Config.BootstrapPeers random earlier nodes'; mDNS is off.
 //  3. The mesh has formed when every node reports at least
 //     MinPeers = min(N-1, 4) connections in net_peers; then the testnet
 //     waits two GossipSub heartbeats (2 s) for the topic meshes to graft.
@@ -31,8 +32,13 @@
 //     Settle passes, the testnet polls measure_firstSeen (only for what is
 //     still missing) and walks node 0's best chain.
 //  6. Stats (measure_stats, as deltas over the run), heads and, in sim
-//     mode, the connection graph (net_peers) are collected; Analyze turns
-//     everything into the Report.
+//     mode, the connection graph (net_peers) and the topic meshes
+//     (net_mesh) are collected; Analyze turns everything into the Report,
+//     with each item's floors (floor.go).
+//
+// In sim mode a self-check runs between steps 3 and 4 (probe.go): tiny
+// messages gossiped by plain GossipSub push must reach every node at
+// their mesh floor, or the simulator itself is wrong.
 //
 // # Definitions
 //

@@ -35,9 +35,10 @@ import (
 // tx/s: 4000/s). Work queues behind other nodes' work, so measured times
 // include CPU queueing that N separate machines would not have: they are
 // upper bounds on the relay's share, and the error grows with N*R. The
-// network part is ideal: links add exactly the injected one-way latency
-// (pipelined, see delay.go) and the optional bandwidth delay, with no
-// loss, jitter, congestion control or handshake round trips. The ratio of
+// network part is ideal: links add exactly their one-way latency
+// (pipelined) and each node's access bandwidth its serialization delay
+// (see linkModel in delay.go), with no loss, jitter, congestion control
+// or handshake round trips. Loss is for the anti-entropy work to add. The ratio of
 // block time to all to floor_ms shows what the relay and the shared CPU
 // add to the pure latency floor.
 //
