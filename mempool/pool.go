@@ -76,6 +76,7 @@ type Pool struct {
 	cfg   Config
 	g     *chain.Genesis
 	state StateView
+	sigs  *SigCache // shared verified signatures; nil = verify every tx
 
 	mu         sync.RWMutex
 	byID       map[chain.Hash]*entry
@@ -93,7 +94,7 @@ type Pool struct {
 // New returns an empty pool with the given limits (zero fields take their
 // defaults) for the chain g, reading confirmed state from state. g must be
 // valid and not modified afterwards.
-func New(cfg Config, g *chain.Genesis, state StateView) (*Pool, error) {
+func New(cfg Config, g *chain.Genesis, state StateView, opts ...Option) (*Pool, error) {
 	if g == nil || state == nil {
 		return nil, errors.New("mempool: nil genesis or state view")
 	}
@@ -109,11 +110,36 @@ func New(cfg Config, g *chain.Genesis, state StateView) (*Pool, error) {
 		senders: make(map[chain.Address]*sender),
 		recent:  newRecentSet(cfg.MaxRecent),
 	}
+	for _, o := range opts {
+		o(p)
+	}
 	feeIdx := func(e *entry) *int { return &e.feeIdx }
 	p.execHeap = entryHeap{less: evictLess, index: feeIdx}
 	p.queuedHeap = entryHeap{less: evictLess, index: feeIdx}
 	p.timeHeap = entryHeap{less: ageLess, index: func(e *entry) *int { return &e.timeIdx }}
 	return p, nil
+}
+
+// Option configures a Pool beyond its Config.
+type Option func(*Pool)
+
+// WithSigCache shares c with other pools of the same chain in this process:
+// a signature one of them verified is not verified again.
+func WithSigCache(c *SigCache) Option { return func(p *Pool) { p.sigs = c } }
+
+// checkTx runs the stateless checks, the signature only when no pool
+// sharing the cache verified this exact tx before.
+func (p *Pool) checkTx(tx *chain.Tx, id chain.Hash) error {
+	if p.sigs != nil && p.sigs.Has(id) {
+		return p.g.CheckTxUnsigned(tx)
+	}
+	if err := p.g.CheckTx(tx); err != nil {
+		return err
+	}
+	if p.sigs != nil {
+		p.sigs.Add(id)
+	}
+	return nil
 }
 
 // Config returns the pool's limits, defaults filled in.
@@ -177,7 +203,7 @@ func (p *Pool) add(tx *chain.Tx, id chain.Hash, now time.Time) Result {
 	if code, err := p.precheck(tx, id, now); code != 0 {
 		return Result{Code: code, ID: id, Err: err}
 	}
-	if err := p.g.CheckTx(tx); err != nil {
+	if err := p.checkTx(tx, id); err != nil {
 		return Result{Code: Invalid, ID: id, Err: err}
 	}
 	p.mu.Lock()

@@ -63,7 +63,14 @@ type options struct {
 	limitLoopback bool
 	inprocRPC     bool
 	cpu           *CPUModel
+	sigs          *mempool.SigCache
 }
+
+// WithSharedSigCache lets the node's mempool skip signatures another node
+// in this process already verified (a simulated network: the host's CPU
+// verifies each tx once, not once per node). What the node would pay for
+// the verification is still charged by its CPU model.
+func WithSharedSigCache(c *mempool.SigCache) Option { return func(o *options) { o.sigs = c } }
 
 // WithInProcessRPC serves JSON-RPC without a listener: Node.RPCHandler
 // returns the HTTP handler, for a caller in the same process (a simulated
@@ -243,7 +250,11 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		}
 	}
 	n.cfg.Mempool = mcfg
-	n.pool, err = mempool.New(mcfg, n.genesis, st)
+	var popts []mempool.Option
+	if n.opts.sigs != nil {
+		popts = append(popts, mempool.WithSigCache(n.opts.sigs))
+	}
+	n.pool, err = mempool.New(mcfg, n.genesis, st, popts...)
 	if err != nil {
 		st.Close()
 		pp.close()

@@ -8,6 +8,7 @@ import (
 	_ "net/http/pprof" // --pprof-addr
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"testing"
@@ -17,6 +18,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rumor-relay/rumor/testnet"
+)
+
+// Sim mode's soft memory limit (GOMEMLIMIT overrides it): 11 MiB per node,
+// at least 1 GiB for the runtime and the testnet itself.
+const (
+	simMemoryPerNode = 11 << 20
+	simMemoryFloor   = 1 << 30
 )
 
 func newTestnetCmd() *cobra.Command {
@@ -71,6 +79,12 @@ block relay and prints ratios against compact.`,
 					cfg.Authorities = min(4, cfg.Nodes) // blocks start in several places
 				}
 				cfg.VirtualTime = true
+				if os.Getenv("GOMEMLIMIT") == "" {
+					// Every node lives in this process: let the garbage
+					// collector work harder rather than let the heap double
+					// past the 12 MB per node a sim is sized for.
+					debug.SetMemoryLimit(max(simMemoryFloor, int64(cfg.Nodes)*simMemoryPerNode))
+				}
 				if !cmd.Flags().Changed("log-level") {
 					// Every node of the sim logs here: identify's per-peer
 					// notes at shutdown would be thousands of lines.
