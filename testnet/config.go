@@ -97,6 +97,11 @@ type Config struct {
 	// (shared by all its links); 0 means unlimited. Default 12.5e6, 100
 	// Mbit/s.
 	Bandwidth float64
+	// Loss is the probability, per chunk a sim link carries, that its first
+	// transmission is lost: links are reliable streams, so the chunk and
+	// everything behind it on its stream arrive a retransmission timeout
+	// late (max(200 ms, 3 latencies)). 0 means none.
+	Loss float64
 	// Authorities is the number of block producers (nodes 0..Authorities-1
 	// hold their keys); 1..Nodes.
 	Authorities int
@@ -209,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Latency < 0 || c.Bandwidth < 0 {
 		bad("latency and bandwidth must be >= 0")
+	}
+	if c.Loss < 0 || c.Loss >= 1 {
+		bad("loss must be in [0, 1), is %v", c.Loss)
 	}
 	if c.LatencyMax != 0 && c.LatencyMax < c.Latency {
 		bad("latency max (%v) must be 0 or >= latency (%v)", c.LatencyMax, c.Latency)

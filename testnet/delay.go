@@ -53,6 +53,10 @@ const (
 type linkModel struct {
 	latency   func(a, b peer.ID) time.Duration // one-way, symmetric
 	bandwidth float64                          // bytes per second per node and direction; 0 = unlimited
+	// loss is the probability that a chunk's first transmission is lost
+	// (see retransmit); lossSeed makes the draws reproducible.
+	loss     float64
+	lossSeed uint64
 
 	mu   sync.Mutex
 	up   map[peer.ID]time.Time // when a node's uplink is free again
@@ -70,6 +74,39 @@ func newLinkModel(latency func(a, b peer.ID) time.Duration, bandwidth float64) *
 		down:      make(map[peer.ID]time.Time),
 		closed:    make(chan struct{}),
 	}
+}
+
+// minRTO is the least retransmission timeout of a lost chunk: Linux TCP's
+// minimum RTO.
+const minRTO = 200 * time.Millisecond
+
+// retransmit returns the extra delay of the seq-th chunk of a stream from
+// from to to speaking proto: zero, or, with probability loss, a retransmission timeout
+// (max(minRTO, 3 one-way latencies): TCP waits about an RTT plus margin
+// before resending). Rumor's links are reliable streams (TCP, QUIC), so a
+// lost packet is late, not gone, and every later byte of the stream waits
+// behind it (head-of-line blocking, which the in-order reader gives for
+// free). The draw hashes the seed, the link and the chunk's place in the
+// stream, so a run is reproducible whatever order goroutines run in.
+func (m *linkModel) retransmit(from, to peer.ID, proto protocol.ID, seq uint64) time.Duration {
+	if m.loss <= 0 {
+		return 0
+	}
+	h := splitmix64(m.lossSeed ^ splitmix64(hashString(string(from))^hashString(string(to))<<1^hashString(string(proto))) ^ seq)
+	if float64(h>>11)/float64(1<<53) >= m.loss {
+		return 0
+	}
+	return max(minRTO, 3*m.latency(from, to))
+}
+
+// hashString is FNV-1a over s.
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // fixedLatency is a linkModel latency function with one latency for every link.
@@ -160,6 +197,7 @@ type delayedStream struct {
 	network.Stream
 	model    *linkModel
 	from, to peer.ID // the remote writer and this reader
+	seq      uint64  // chunks read so far (the pump's)
 	chunks   chan delayedChunk
 	done     chan struct{} // closed by Close, Reset or CloseRead: the pump stops
 	start    sync.Once
@@ -194,7 +232,12 @@ func (s *delayedStream) pump() {
 		if n == 0 && err == nil {
 			continue
 		}
-		c := delayedChunk{at: s.model.arrival(s.from, s.to, n, time.Now()), err: err}
+		at := s.model.arrival(s.from, s.to, n, time.Now())
+		if n > 0 {
+			at = at.Add(s.model.retransmit(s.from, s.to, s.Protocol(), s.seq))
+			s.seq++
+		}
+		c := delayedChunk{at: at, err: err}
 		if n > 0 {
 			c.data = append([]byte(nil), buf[:n]...)
 		}

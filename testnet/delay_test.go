@@ -207,3 +207,38 @@ func TestLinkLatencies(t *testing.T) {
 		t.Fatal("fixed latency")
 	}
 }
+
+// TestLinkModelLoss: about the configured share of chunks is retransmitted,
+// each a retransmission timeout late, and the draws repeat for a seed.
+func TestLinkModelLoss(t *testing.T) {
+	m := newLinkModel(fixedLatency(50*time.Millisecond), 0)
+	m.loss, m.lossSeed = 0.1, 42
+	again := newLinkModel(fixedLatency(50*time.Millisecond), 0)
+	again.loss, again.lossSeed = 0.1, 42
+	lost := 0
+	const chunks = 10000
+	for i := range uint64(chunks) {
+		d := m.retransmit("a", "b", "/p", i)
+		if d != again.retransmit("a", "b", "/p", i) {
+			t.Fatal("draws differ for one seed")
+		}
+		switch d {
+		case 0:
+		case 200 * time.Millisecond:
+			lost++
+		default:
+			t.Fatalf("retransmission delay %v, want 200ms (max(minRTO, 150ms))", d)
+		}
+	}
+	if lost < chunks*8/100 || lost > chunks*12/100 {
+		t.Fatalf("%d of %d chunks lost, want about 10%%", lost, chunks)
+	}
+	slow := newLinkModel(fixedLatency(100*time.Millisecond), 0)
+	slow.loss = 0.999999
+	if d := slow.retransmit("a", "b", "/p", 0); d != 300*time.Millisecond {
+		t.Fatalf("slow link: %v, want 3 latencies", d)
+	}
+	if d := newLinkModel(fixedLatency(time.Second), 0).retransmit("a", "b", "/p", 0); d != 0 {
+		t.Fatal("no loss configured, yet a retransmission")
+	}
+}

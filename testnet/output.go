@@ -271,6 +271,9 @@ func printFloors(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "self-check: %d/%d tiny GossipSub messages reached all, time to all p50 %.1f ms = %.2fx (%.2f-%.2fx) the mesh floor: %s\n",
 			p.ReachedAll, p.Messages, p.TimeToAllMs.P50, p.RatioP50, p.RatioMin, p.RatioMax, verdict)
 	}
+	if d := r.Degree; d != nil {
+		fmt.Fprintf(w, "connections per node: median %.0f, max %d\n", d.P50, d.Max)
+	}
 	if r.VirtualTime {
 		fmt.Fprintf(w, "virtual time; wall %.1f s, peak RSS %s\n", r.WallS, humanBytes(float64(r.PeakRSSBytes)))
 	}

@@ -53,6 +53,9 @@ type Report struct {
 	Ratios *Ratios `json:"ratios"`
 	// RatiosConn is time to all over the connection-graph floor.
 	RatiosConn *Ratios `json:"ratios_conn"`
+	// Degree is the distribution of connections per node at the end of a
+	// sim run; null in process mode.
+	Degree *DegreeReport `json:"degree"`
 	// Probe is the plain-GossipSub self-check; null when not run.
 	Probe *ProbeReport `json:"probe"`
 	// VirtualTime is true for a sim run in virtual time: latencies are the
@@ -71,6 +74,13 @@ type Report struct {
 	// Errors lists what went wrong: tx_send refusals (grouped, with
 	// counts), items that missed nodes, differing tips. Never null.
 	Errors []string `json:"errors"`
+}
+
+// DegreeReport is report.json's "degree" object.
+type DegreeReport struct {
+	// P50 and Max are the median and largest connection count of a node.
+	P50 float64 `json:"p50"`
+	Max int     `json:"max"`
 }
 
 // Ratios is time to all divided by a floor: 1.0 is the floor itself.
@@ -466,6 +476,19 @@ func Analyze(o *Observations) *Analysis {
 	r.Ratios = ratios(r, r.FloorMs, r.TxFloorMs)
 	r.RatiosConn = ratios(r, r.FloorConnMs, r.FloorConnMs)
 	r.Probe = o.Probe
+	if o.Mode != ModeProcess && o.Graph != nil {
+		var degs []float64
+		d := &DegreeReport{}
+		for _, adj := range o.Graph {
+			degs = append(degs, float64(len(adj)))
+			d.Max = max(d.Max, len(adj))
+		}
+		d.P50 = Median(degs)
+		r.Degree = d
+		if d.Max >= node.DefaultConnHighWater {
+			r.Errors = append(r.Errors, fmt.Sprintf("a node held %d connections, at or above rumor's high watermark %d, which real hosts enforce", d.Max, node.DefaultConnHighWater))
+		}
+	}
 
 	// Heads.
 	r.Heads.Heights = make([]uint64, len(o.Heads))

@@ -196,6 +196,9 @@ func TestAnalyzeCoverageAndLatencies(t *testing.T) {
 	if r.FloorMs == nil || *r.FloorMs != 100 || r.FloorConnMs == nil || *r.FloorConnMs != 100 {
 		t.Errorf("floors %v %v", r.FloorMs, r.FloorConnMs)
 	}
+	if r.Degree == nil || r.Degree.P50 != 1 || r.Degree.Max != 2 {
+		t.Errorf("degree %+v", r.Degree)
+	}
 	if r.TxFloorMs == nil || *r.TxFloorMs != 50 {
 		t.Errorf("tx floor %v, want 50", r.TxFloorMs)
 	}
@@ -310,7 +313,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	}
 	sort.Strings(top)
 	check("top", top, "nodes", "mode", "block_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
-		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_conn", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
+		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_conn", "degree", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")

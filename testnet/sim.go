@@ -162,6 +162,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 	}
 	sc.latency = linkLatencies(cfg)
 	sc.links = newLinkModel(func(a, b peer.ID) time.Duration { return sc.latency(index[a], index[b]) }, cfg.Bandwidth)
+	sc.links.loss, sc.links.lossSeed = cfg.Loss, seed64(cfg.Seed+"/loss")
 	fail := func(err error) (*simCluster, error) {
 		_ = sc.Close()
 		return nil, err
