@@ -93,8 +93,8 @@ type Config struct {
 	// LatencyMax, when above Latency, makes each sim link's one-way latency
 	// a value drawn uniformly from Latency..LatencyMax (from the seed).
 	LatencyMax time.Duration
-	// Bandwidth is each sim node's access bandwidth in bytes/s, up and down
-	// (shared by all its links); 0 means unlimited. Default 12.5e6, 100
+	// Bandwidth is each sim node's upload bandwidth in bytes/s (shared by
+	// all its links; see linkModel); 0 means unlimited. Default 12.5e6, 100
 	// Mbit/s.
 	Bandwidth float64
 	// Loss is the probability, per chunk a sim link carries, that its first

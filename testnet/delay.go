@@ -42,14 +42,21 @@ const (
 )
 
 // linkModel is the sim network's physics: a one-way latency per link and
-// a bandwidth per node, the same up and down (a home or data-centre
-// access link; the core is not the bottleneck). A chunk of n bytes from a
-// to b waits for a's uplink (FIFO over all of a's streams), travels for
-// the link's latency, then waits for b's downlink: on idle links it
-// arrives latency + n/bandwidth after it was written, and a node sending
-// one block to eight peers sends the copies one after another, as a real
-// uplink does. One mutex guards the busy-until times; it is held for a few
-// arithmetic operations and never across a wait.
+// an upload bandwidth per node (the access link of a home or data-centre
+// node; the core is not the bottleneck). A chunk of n bytes from a to b
+// waits for a's uplink (FIFO over all of a's streams), takes n/bandwidth to
+// send, then travels for the link's latency: on an idle uplink it arrives
+// n/bandwidth + latency after it was written, and a node sending one block
+// to eight peers sends the copies one after another, as a real uplink does.
+//
+// Downloads are not serialized: a receiver's chunks would have to queue in
+// order of arrival, and chunks are booked when sent, when a chunk sent
+// later on a shorter link may still arrive first (queueing it behind the
+// earlier one put plain GossipSub 10-30% above its floor). Gossip's load is
+// symmetric, so a node's download carries what its peers upload.
+//
+// One mutex guards the busy-until times; it is held for a few arithmetic
+// operations and never across a wait.
 type linkModel struct {
 	latency   func(a, b peer.ID) time.Duration // one-way, symmetric
 	bandwidth float64                          // bytes per second per node and direction; 0 = unlimited
@@ -58,9 +65,8 @@ type linkModel struct {
 	loss     float64
 	lossSeed uint64
 
-	mu   sync.Mutex
-	up   map[peer.ID]time.Time // when a node's uplink is free again
-	down map[peer.ID]time.Time // when a node's downlink is free again
+	mu sync.Mutex
+	up map[peer.ID]time.Time // when a node's uplink is free again
 
 	closed    chan struct{} // closed by close: every pump and waiting reader returns
 	closeOnce sync.Once
@@ -71,7 +77,6 @@ func newLinkModel(latency func(a, b peer.ID) time.Duration, bandwidth float64) *
 		latency:   latency,
 		bandwidth: bandwidth,
 		up:        make(map[peer.ID]time.Time),
-		down:      make(map[peer.ID]time.Time),
 		closed:    make(chan struct{}),
 	}
 }
@@ -115,7 +120,7 @@ func fixedLatency(d time.Duration) func(a, b peer.ID) time.Duration {
 }
 
 // arrival returns when n bytes that from wrote at now are readable at to,
-// and books the two access links for them.
+// and books from's uplink for them.
 func (m *linkModel) arrival(from, to peer.ID, n int, now time.Time) time.Time {
 	lat := m.latency(from, to)
 	if m.bandwidth <= 0 || n <= 0 {
@@ -128,14 +133,9 @@ func (m *linkModel) arrival(from, to peer.ID, n int, now time.Time) time.Time {
 	if busy := m.up[from]; busy.After(sendStart) {
 		sendStart = busy
 	}
-	m.up[from] = sendStart.Add(tx)
-	recvStart := sendStart.Add(lat)
-	if busy := m.down[to]; busy.After(recvStart) {
-		recvStart = busy
-	}
-	done := recvStart.Add(tx)
-	m.down[to] = done
-	return done
+	sent := sendStart.Add(tx)
+	m.up[from] = sent
+	return sent.Add(lat)
 }
 
 // close releases every stream waiting on the model: called when the

@@ -9,12 +9,13 @@ import (
 // Floors: how fast an item could possibly reach every node.
 //
 // GossipSub forwards a message only over each node's mesh for the topic
-// (D = 6..12 peers), except at its origin, which with flood publishing
-// (GossipSub's default, which rumor keeps) sends it to every connected
-// subscriber. The mesh floor of an item is therefore the latest arrival,
-// over all nodes, on the fastest path that starts with any connection of
-// the origin and continues over mesh edges only, each edge costing its
-// link's one-way latency. The connection-graph floor lets every hop use
+// (D = 6..12 peers), the origin included: go-libp2p-pubsub v0.19 leaves
+// flood publishing off unless WithFloodPublish turns it on, and rumor does
+// not (a node with flood publishing would send its own messages to every
+// connected subscriber; Floor's first argument models that). The mesh
+// floor of an item is therefore the latest arrival, over all nodes, on the
+// fastest path over mesh edges, each edge costing its link's one-way
+// latency. The connection-graph floor lets every hop use
 // any connection: no protocol on this overlay can beat it. Both are
 // computed on the graphs as they stood when the run ended (meshes change
 // a little at every heartbeat).
@@ -134,7 +135,7 @@ func (c *floorCache) meshFloor(topic, origin int) (time.Duration, bool) {
 	}
 	var r floorResult
 	if origin >= 0 && origin < len(c.ov.Conn) && len(out) == len(c.ov.Conn) {
-		r.d, r.ok = Floor(origin, c.ov.Conn[origin], out, c.ov.Latency)
+		r.d, r.ok = Floor(origin, nil, out, c.ov.Latency)
 	}
 	c.mesh[k] = r
 	return r.d, r.ok

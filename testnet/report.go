@@ -37,10 +37,9 @@ type Report struct {
 	// (tx or block): 1.0 means every node received every body exactly once.
 	DuplicatesPerBody float64 `json:"duplicates_per_body"`
 	// FloorMs is the mesh floor for blocks (median over blocks): the
-	// fastest a block could reach its farthest node when the proposer
-	// sends it to all its connections and every other node forwards it
-	// over its GossipSub block-topic mesh, each hop costing its link's
-	// latency (see floor.go). Null in process mode, where there is no
+	// fastest a block could reach its farthest node when every node, the
+	// proposer included, sends it over its GossipSub block-topic mesh, each
+	// hop costing its link's latency (see floor.go). Null in process mode, where there is no
 	// injected latency, and when the meshes are unknown.
 	FloorMs *float64 `json:"floor_ms"`
 	// FloorConnMs is the connection-graph floor for blocks (median): every

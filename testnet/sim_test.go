@@ -72,7 +72,8 @@ func testSimModeSmall(t *testing.T) {
 // TestSimSelfCheck is the simulator's proof against theory: on a 100-node
 // network with per-link latencies drawn from 20-80 ms and 100 Mbit/s
 // nodes, a tiny message gossiped by plain GossipSub push reaches every
-// node within 1.0-1.3x its mesh floor (median over probes; none below it). If it does not, the sim adds delay
+// node within 1.0-1.3x its mesh floor (median over probes; none below it),
+// in fact within 1%. If it does not, the sim adds delay
 // of its own and none of its figures can be trusted.
 func TestSimSelfCheck(t *testing.T) {
 	nodes := 100
@@ -103,15 +104,14 @@ func TestSimSelfCheck(t *testing.T) {
 			t.Fatal("no probe report")
 		}
 		t.Logf("probe: %+v", *p)
-		if raceEnabled && p.ReachedAll == p.Messages && p.RatioMin >= 0.999 && p.RatioP50 <= 1.5 {
-			// 30 nodes have floors of two or three hops, where one copy
-			// GossipSub sends late weighs more (1.2-1.3x seen); the 1.0-1.3x
-			// bar is checked at 100 nodes without -race (scripts/test.sh).
-			return
-		}
 		if !p.OK() {
 			t.Fatalf("plain GossipSub push at %.3fx (%.3f-%.3fx) of the mesh floor %.1f ms, want 1.0-1.3x; %d/%d reached all",
 				p.RatioP50, p.RatioMin, p.RatioMax, p.FloorMs, p.ReachedAll, p.Messages)
+		}
+		// The bar above is the issue's; the simulator does better: each
+		// probe lands within the serialization of its few hundred bytes.
+		if p.RatioMax > 1.01 {
+			t.Errorf("a probe took %.3fx its mesh floor: something in the sim or the node delays plain GossipSub", p.RatioMax)
 		}
 		// The floors are real paths: at least one 20 ms hop, and the mesh
 		// floor is never below the connection-graph floor.

@@ -133,9 +133,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for i, n := range sc.nodes {
 			trs[i] = n.Transport()
 		}
-		conn := func(ctx context.Context) ([][]int, error) { return readGraph(ctx, clients, peerIDs) }
 		prng := rand.New(rand.NewPCG(seed64(cfg.Seed), 2))
-		if probe, err = runProbe(ctx, trs, peerIDs, cfg.Probe, prng, sc.latency, conn); err != nil {
+		if probe, err = runProbe(ctx, trs, peerIDs, cfg.Probe, prng, sc.latency); err != nil {
 			return nil, err
 		}
 		log.Infof("probe: %d/%d tiny messages reached all; time to all p50 %.1f ms, mesh floor %.1f ms, ratio p50 %.3f max %.3f",

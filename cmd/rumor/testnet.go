@@ -113,7 +113,7 @@ block relay and prints ratios against compact.`,
 	fl.StringVar(&cfg.BlockRelay, "block-relay", cfg.BlockRelay, "block relay mode: compact, pull or push")
 	fl.DurationVar(&cfg.Latency, "latency", cfg.Latency, "sim mode: one-way link latency, e.g. 50ms (0 = none); the lowest with --latency-max")
 	fl.DurationVar(&cfg.LatencyMax, "latency-max", cfg.LatencyMax, "sim mode: draw each link's latency uniformly from --latency..--latency-max")
-	fl.Float64Var(&cfg.Bandwidth, "bandwidth", cfg.Bandwidth, "sim mode: each node's bandwidth in bytes/s, up and down, shared by its links (0 = unlimited; default 100 Mbit/s)")
+	fl.Float64Var(&cfg.Bandwidth, "bandwidth", cfg.Bandwidth, "sim mode: each node's upload bandwidth in bytes/s, shared by its links (0 = unlimited; default 100 Mbit/s)")
 	fl.Float64Var(&cfg.Loss, "loss", cfg.Loss, "sim mode: probability that a chunk on a link is lost once and retransmitted after max(200ms, 3 latencies), holding its stream up")
 	fl.IntVar(&cfg.Probe, "probe", cfg.Probe, "sim mode: tiny messages gossiped by plain GossipSub push before the workload, to check the simulator against the mesh floor (0 = none)")
 	fl.StringVar(&cfg.Out, "out", cfg.Out, "output directory (default: a new temporary directory)")
