@@ -29,7 +29,7 @@ if [ "${RUMOR_TEST_SHORT:-0}" = 1 ]; then short=(-short); fi
 go test -race -timeout 15m "${short[@]}" ./...
 
 step "sim self-check at 100 nodes (plain GossipSub push at its mesh floor)"
-go test -count=1 -run 'TestSimSelfCheck' "${short[@]}" ./testnet
+go test -count=1 -run 'TestSimSelfCheck|TestPlainGossipSubAtFloor' "${short[@]}" ./testnet
 
 step "testnet smoke run (process mode)"
 tmp=$(mktemp -d)

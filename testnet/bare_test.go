@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/rumor-relay/rumor/relay/p2p"
 	"github.com/rumor-relay/rumor/relay/transport"
@@ -22,8 +21,11 @@ import (
 // their mesh floor, to within the serialization of a few hundred bytes.
 func TestPlainGossipSubAtFloor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const n = 100
-		mn := mocknet.New()
+		n := 100
+		if raceEnabled {
+			n = 30 // the race detector dies beyond 8128 goroutines
+		}
+		mn := newSimMocknet()
 		for range n {
 			if err := addSimPeer(mn, rand.Reader); err != nil {
 				t.Fatal(err)

@@ -29,16 +29,18 @@ import (
 // loss, jitter and TCP's congestion window. Those only make real networks
 // slower, so sim-mode numbers stay a lower bound on the network part.
 
-// Delay buffer bounds.
+// Delay buffer bounds. A 1000-node sim holds tens of thousands of
+// streams, most idle, so a stream's buffers cost only what is in flight.
 const (
-	// delayReadSize is how much one pump read takes from a stream: 16 KiB
-	// covers any announcement and a compact block in one chunk.
-	delayReadSize = 16 << 10
-	// delayChunks is how many chunks a stream holds in flight for its
-	// latency. At most delayChunks*delayReadSize (4 MiB) per stream whose
-	// reader stalls; then the pump stops reading and the writer blocks, as
-	// a full TCP window would make it.
-	delayChunks = 256
+	// delayReadSize is how much one pump read takes from a stream: 4 KiB
+	// covers any announcement in one chunk; a block arrives in several,
+	// each timed on its own (as packets are).
+	delayReadSize = 4 << 10
+	// delayInFlight is how many bytes a stream holds in flight for its
+	// latency before its pump stops reading and the writer blocks, as a
+	// full TCP window would make it: 4 MiB, above the bandwidth-delay
+	// product of a 100 Mbit/s link at 300 ms.
+	delayInFlight = 4 << 20
 )
 
 // linkModel is the sim network's physics: a one-way latency per link and
@@ -189,19 +191,28 @@ type delayedChunk struct {
 }
 
 // delayedStream delivers what its underlying stream receives when the
-// link model says it arrives. A pump goroutine reads the underlying stream as data arrives and
-// timestamps it; Read hands chunks out once they are due. Reads honour
-// the stream's read deadline, which is kept here and never set on the
-// underlying stream (the pump must not time out). Writes pass through.
+// link model says it arrives. A pump goroutine reads the underlying stream
+// as data arrives, timestamps it and queues it; Read hands chunks out once
+// they are due. Reads honour the stream's read deadline, which is kept
+// here and never set on the underlying stream (the pump must not time
+// out). Writes pass through.
 type delayedStream struct {
 	network.Stream
 	model    *linkModel
-	from, to peer.ID // the remote writer and this reader
-	seq      uint64  // chunks read so far (the pump's)
-	chunks   chan delayedChunk
+	from, to peer.ID       // the remote writer and this reader
+	seq      uint64        // chunks read so far (the pump's)
 	done     chan struct{} // closed by Close, Reset or CloseRead: the pump stops
 	start    sync.Once
 	stop     sync.Once
+
+	// The in-flight queue, filled by the pump and drained by Read: a
+	// slice that grows with what is in flight (a channel would allocate
+	// its whole bound for every stream), at most delayInFlight bytes.
+	qmu    sync.Mutex
+	q      []delayedChunk
+	qBytes int
+	ready  chan struct{} // cap 1: a chunk was queued
+	space  chan struct{} // cap 1: a chunk was taken
 
 	// Read state, owned by the (single) reader.
 	cur     []byte
@@ -219,8 +230,9 @@ func newDelayedStream(s network.Stream, model *linkModel, from, to peer.ID) *del
 		model:   model,
 		from:    from,
 		to:      to,
-		chunks:  make(chan delayedChunk, delayChunks),
 		done:    make(chan struct{}),
+		ready:   make(chan struct{}, 1),
+		space:   make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
 }
@@ -241,16 +253,58 @@ func (s *delayedStream) pump() {
 		if n > 0 {
 			c.data = append([]byte(nil), buf[:n]...)
 		}
+		if !s.enqueue(c) || err != nil {
+			return
+		}
+	}
+}
+
+// enqueue queues c for the reader, waiting while delayInFlight bytes are
+// queued; false when the stream or the network closed.
+func (s *delayedStream) enqueue(c delayedChunk) bool {
+	for {
+		s.qmu.Lock()
+		if s.qBytes < delayInFlight {
+			s.q = append(s.q, c)
+			s.qBytes += len(c.data)
+			s.qmu.Unlock()
+			notify(s.ready)
+			return true
+		}
+		s.qmu.Unlock()
 		select {
-		case s.chunks <- c:
+		case <-s.space:
 		case <-s.done:
-			return
+			return false
 		case <-s.model.closed:
-			return
+			return false
 		}
-		if err != nil {
-			return
-		}
+	}
+}
+
+// dequeue takes the oldest queued chunk, if any.
+func (s *delayedStream) dequeue() (delayedChunk, bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.q) == 0 {
+		return delayedChunk{}, false
+	}
+	c := s.q[0]
+	s.q[0] = delayedChunk{}
+	s.q = s.q[1:]
+	if len(s.q) == 0 {
+		s.q = nil // let an emptied backing array go
+	}
+	s.qBytes -= len(c.data)
+	notify(s.space)
+	return c, true
+}
+
+// notify wakes the waiter on a capacity-1 channel without blocking.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -297,10 +351,13 @@ func (s *delayedStream) Read(p []byte) (int, error) {
 // current. It returns early, with no error, when the read deadline
 // changes, so the caller re-reads it.
 func (s *delayedStream) advance(expired <-chan time.Time, changed <-chan struct{}) error {
-	if s.pending == nil {
-		select {
-		case c := <-s.chunks:
+	for s.pending == nil {
+		if c, ok := s.dequeue(); ok {
 			s.pending = &c
+			break
+		}
+		select {
+		case <-s.ready:
 		case <-s.done:
 			return network.ErrReset
 		case <-s.model.closed:

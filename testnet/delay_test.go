@@ -11,7 +11,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 const delayTestProto = "/rumor-test/delay/1"
@@ -19,7 +18,7 @@ const delayTestProto = "/rumor-test/delay/1"
 // delayPair returns two linked, connected mock hosts wrapped with latency.
 func delayPair(t *testing.T, latency time.Duration) (a, b host.Host) {
 	t.Helper()
-	mn := mocknet.New()
+	mn := newSimMocknet()
 	t.Cleanup(func() { _ = mn.Close() })
 	for range 2 {
 		if err := addSimPeer(mn, rand.Reader); err != nil {

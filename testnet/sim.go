@@ -125,7 +125,7 @@ func (sc *simCluster) Close() error {
 // the overlay is a random graph, not a star around node 0. Keys, links
 // and bootstrap choices all come from cfg.Seed.
 func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, error) {
-	mn := mocknet.New()
+	mn := newSimMocknet()
 	sc := &simCluster{mn: mn, endpoints: make([]string, cfg.Nodes)}
 	sc.client = &http.Client{Transport: inProcTransport{sc}}
 	rng := mrand.New(mrand.NewPCG(seed64(cfg.Seed), 1))
@@ -262,4 +262,19 @@ func splitmix64(x uint64) uint64 {
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
+}
+
+// mocknetLatency is the latency mocknet itself adds to every write; the
+// link model adds the real one (delayHost). It is 1 ns, not 0: with no
+// latency, mocknet's stream goroutines arm zero-length timers, and under
+// the race detector a synctest bubble then crashes inside the runtime's
+// timer code (Go 1.26, runtime.(*timer).maybeRunChan, in about one run
+// of two); a timer that is due 1 ns later takes the ordinary path.
+const mocknetLatency = time.Nanosecond
+
+// newSimMocknet returns a mock network for the sim's hosts.
+func newSimMocknet() mocknet.Mocknet {
+	mn := mocknet.New()
+	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: mocknetLatency})
+	return mn
 }
