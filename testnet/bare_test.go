@@ -22,7 +22,7 @@ import (
 func TestPlainGossipSubAtFloor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := 100
-		if raceEnabled {
+		if raceDetector {
 			n = 30 // the race detector dies beyond 8128 goroutines
 		}
 		mn := newSimMocknet()

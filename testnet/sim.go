@@ -264,17 +264,22 @@ func splitmix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-// mocknetLatency is the latency mocknet itself adds to every write; the
-// link model adds the real one (delayHost). It is 1 ns, not 0: with no
-// latency, mocknet's stream goroutines arm zero-length timers, and under
-// the race detector a synctest bubble then crashes inside the runtime's
-// timer code (Go 1.26, runtime.(*timer).maybeRunChan, in about one run
-// of two); a timer that is due 1 ns later takes the ordinary path.
-const mocknetLatency = time.Nanosecond
+// raceMocknetLatency is the latency mocknet itself adds to every write in
+// a binary built with the race detector; otherwise it adds none (the link
+// model adds the real latency, see delayHost). With no latency, mocknet's
+// stream goroutines arm zero-length timers, and under the race detector a
+// synctest bubble then crashes inside the runtime's timer code (Go 1.26,
+// runtime.(*timer).maybeRunChan, about one run in two); a timer due 1 ns
+// later takes the ordinary path. Not always 1 ns: such a timer fires only
+// once the whole bubble is idle, which cost a 1000-node sim a third of its
+// speed.
+const raceMocknetLatency = time.Nanosecond
 
 // newSimMocknet returns a mock network for the sim's hosts.
 func newSimMocknet() mocknet.Mocknet {
 	mn := mocknet.New()
-	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: mocknetLatency})
+	if raceDetector {
+		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: raceMocknetLatency})
+	}
 	return mn
 }

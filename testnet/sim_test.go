@@ -77,7 +77,7 @@ func testSimModeSmall(t *testing.T) {
 // of its own and none of its figures can be trusted.
 func TestSimSelfCheck(t *testing.T) {
 	nodes := 100
-	if testing.Short() || raceEnabled {
+	if testing.Short() || raceDetector {
 		// The race detector dies beyond 8128 goroutines; scripts/test.sh
 		// also runs this test without it, at 100 nodes.
 		nodes = 30
