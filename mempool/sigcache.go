@@ -18,46 +18,34 @@ import (
 // the oldest ids first (a forgotten id is verified again: a cost, never an
 // error).
 type SigCache struct {
-	mu   sync.Mutex
-	ids  map[chain.Hash]struct{}
-	ring []chain.Hash // insertion order, for eviction
-	next int          // ring slot of the next insertion once full
-	max  int
+	mu  sync.Mutex
+	ids recentSet // the same bounded, oldest-out set Known uses
 }
 
 // NewSigCache returns a cache of at most capacity ids (at least 1).
 func NewSigCache(capacity int) *SigCache {
-	return &SigCache{ids: make(map[chain.Hash]struct{}), max: max(capacity, 1)}
+	return &SigCache{ids: newRecentSet(max(capacity, 1))}
 }
 
 // Has reports whether id's signature verified.
 func (c *SigCache) Has(id chain.Hash) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.ids[id]
-	return ok
+	return c.ids.has(id)
 }
 
-// Add records that id's signature verified.
+// Add records that id's signature verified. A repeat takes no slot.
 func (c *SigCache) Add(id chain.Hash) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.ids[id]; ok {
-		return
+	if !c.ids.has(id) {
+		c.ids.add(id)
 	}
-	if len(c.ring) < c.max {
-		c.ring = append(c.ring, id)
-	} else {
-		delete(c.ids, c.ring[c.next])
-		c.ring[c.next] = id
-		c.next = (c.next + 1) % c.max
-	}
-	c.ids[id] = struct{}{}
 }
 
 // Len returns how many ids the cache holds.
 func (c *SigCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.ids)
+	return len(c.ids.m)
 }

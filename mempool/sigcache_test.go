@@ -60,7 +60,7 @@ func TestSigCacheBounded(t *testing.T) {
 	if c.Len() != 2 || c.Has(ids[0]) || !c.Has(ids[1]) || !c.Has(ids[2]) {
 		t.Fatalf("len %d, has %v %v %v", c.Len(), c.Has(ids[0]), c.Has(ids[1]), c.Has(ids[2]))
 	}
-	if NewSigCache(0).max != 1 {
+	if NewSigCache(0).ids.n != 1 {
 		t.Fatal("capacity below 1")
 	}
 }

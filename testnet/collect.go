@@ -275,10 +275,7 @@ func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []stri
 	if err != nil {
 		return nil, nil, err
 	}
-	index := make(map[string]int, len(peerIDs))
-	for i, id := range peerIDs {
-		index[id] = i
-	}
+	index := nodeIndex(peerIDs)
 	build := func(suffix string) [][]int {
 		adj := make([][]int, len(peerIDs))
 		for i, m := range meshes {
@@ -299,14 +296,20 @@ func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []stri
 	return build("/tx/1"), build("/block/1"), nil
 }
 
-// BuildGraph turns per-node peer id lists into undirected adjacency lists
-// by node index. peerIDs[i] is node i's own id; unknown ids and self
-// loops are dropped; each edge appears once per endpoint.
-func BuildGraph(peerIDs []string, peers [][]string) [][]int {
+// nodeIndex maps each node's peer id to its index.
+func nodeIndex(peerIDs []string) map[string]int {
 	index := make(map[string]int, len(peerIDs))
 	for i, id := range peerIDs {
 		index[id] = i
 	}
+	return index
+}
+
+// BuildGraph turns per-node peer id lists into undirected adjacency lists
+// by node index. peerIDs[i] is node i's own id; unknown ids and self
+// loops are dropped; each edge appears once per endpoint.
+func BuildGraph(peerIDs []string, peers [][]string) [][]int {
+	index := nodeIndex(peerIDs)
 	set := make([]map[int]bool, len(peerIDs))
 	for i := range set {
 		set[i] = make(map[int]bool)

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"hash/fnv"
 	"os"
 	"sync"
 	"time"
@@ -26,7 +27,8 @@ import (
 //
 // What it does not model: the handshake round trips of dialling a
 // connection and negotiating a protocol (they happen before the wrapper),
-// loss, jitter and TCP's congestion window. Those only make real networks
+// jitter and TCP's congestion window; loss only as an optional late
+// retransmission (linkModel.retransmit). Those only make real networks
 // slower, so sim-mode numbers stay a lower bound on the network part.
 
 // Delay buffer bounds. A 1000-node sim holds tens of thousands of
@@ -61,7 +63,7 @@ const (
 // operations and never across a wait.
 type linkModel struct {
 	latency   func(a, b peer.ID) time.Duration // one-way, symmetric
-	bandwidth float64                          // bytes per second per node and direction; 0 = unlimited
+	bandwidth float64                          // upload bytes per second per node; 0 = unlimited
 	// loss is the probability that a chunk's first transmission is lost
 	// (see retransmit); lossSeed makes the draws reproducible.
 	loss     float64
@@ -99,21 +101,16 @@ func (m *linkModel) retransmit(from, to peer.ID, proto protocol.ID, seq uint64) 
 	if m.loss <= 0 {
 		return 0
 	}
-	h := splitmix64(m.lossSeed ^ splitmix64(hashString(string(from))^hashString(string(to))<<1^hashString(string(proto))) ^ seq)
+	link := fnv.New64a()
+	for _, part := range []string{string(from), string(to), string(proto)} {
+		_, _ = link.Write([]byte(part))
+		_, _ = link.Write([]byte{0}) // separator: ("ab","c") != ("a","bc")
+	}
+	h := splitmix64(m.lossSeed ^ splitmix64(link.Sum64()) ^ seq)
 	if float64(h>>11)/float64(1<<53) >= m.loss {
 		return 0
 	}
 	return max(minRTO, 3*m.latency(from, to))
-}
-
-// hashString is FNV-1a over s.
-func hashString(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }
 
 // fixedLatency is a linkModel latency function with one latency for every link.

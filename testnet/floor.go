@@ -37,25 +37,9 @@ type Overlay struct {
 // over out, each edge costing lat; ok is false when some node is out of
 // reach. It is Dijkstra's algorithm with a binary heap: O(E log N).
 func Floor(origin int, first []int, out [][]int, lat func(u, v int) time.Duration) (floor time.Duration, ok bool) {
-	dist := arrivals(origin, first, out, lat)
-	if dist == nil {
-		return 0, false
-	}
-	for _, d := range dist {
-		if d < 0 {
-			return 0, false
-		}
-		floor = max(floor, d)
-	}
-	return floor, true
-}
-
-// arrivals returns each node's earliest arrival time on Floor's paths,
-// -1 for nodes out of reach; nil for a bad origin.
-func arrivals(origin int, first []int, out [][]int, lat func(u, v int) time.Duration) []time.Duration {
 	n := len(out)
 	if origin < 0 || origin >= n {
-		return nil
+		return 0, false
 	}
 	const unreached = time.Duration(-1)
 	dist := make([]time.Duration, n)
@@ -85,7 +69,13 @@ func arrivals(origin int, first []int, out [][]int, lat func(u, v int) time.Dura
 		}
 		relax(it.node, out[it.node])
 	}
-	return dist
+	for _, d := range dist {
+		if d == unreached {
+			return 0, false
+		}
+		floor = max(floor, d)
+	}
+	return floor, true
 }
 
 type distItem struct {

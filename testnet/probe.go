@@ -121,10 +121,7 @@ func runProbe(ctx context.Context, trs []transport.Transport, peerIDs []string, 
 	if err := sleepCtx(ctx, probeMeshWait); err != nil {
 		return nil, err
 	}
-	index := make(map[string]int, n)
-	for i, id := range peerIDs {
-		index[id] = i
-	}
+	index := nodeIndex(peerIDs)
 	rep := &ProbeReport{Messages: count}
 	var t2a, floors, ratios []float64
 	for k := range count {
