@@ -143,11 +143,13 @@ func (c *floorCache) connFloor(origin int) (time.Duration, bool) {
 }
 
 // medianMs returns the lower median of ds in milliseconds (a floor that
-// some item really has), rounded to microseconds; ok is false for none.
-func medianMs(ds []time.Duration) (float64, bool) {
+// some item really has), rounded to microseconds, or nil (JSON null) for
+// none.
+func medianMs(ds []time.Duration) *float64 {
 	if len(ds) == 0 {
-		return 0, false
+		return nil
 	}
 	slices.Sort(ds)
-	return roundUs(float64(ds[(len(ds)-1)/2]) / float64(time.Millisecond)), true
+	m := roundUs(float64(ds[(len(ds)-1)/2]) / float64(time.Millisecond))
+	return &m
 }

@@ -75,6 +75,13 @@ func startProgress(ctx context.Context, cfg *Config, w *workload, cl cluster, cl
 	start, end time.Time, cancel context.CancelCauseFunc) (stop func()) {
 	total := end.Sub(start)
 	wallStart := wallClock()
+	read := func() sample {
+		s := takeSample(ctx, w, clients, start)
+		if cfg.VirtualTime {
+			s.wall = wallClock() - wallStart
+		}
+		return s
+	}
 	tty := cfg.Progress != nil && isTerminal(cfg.Progress)
 	if cfg.ProgressTTY != nil {
 		tty = cfg.Progress != nil && *cfg.ProgressTTY
@@ -110,18 +117,12 @@ func startProgress(ctx context.Context, cfg *Config, w *workload, cl cluster, cl
 			// is shown.
 			switch {
 			case bar != nil:
-				s := takeSample(ctx, w, clients, start)
-				if cfg.VirtualTime {
-					s.wall = wallClock() - wallStart
-				}
+				s := read()
 				_ = bar.Set64(min(s.elapsed.Milliseconds(), total.Milliseconds()))
 				bar.Describe(s.line(total))
 			case cfg.Progress != nil && time.Since(lastLog) >= progressLogEvery:
 				lastLog = time.Now()
-				s := takeSample(ctx, w, clients, start)
-				if cfg.VirtualTime {
-					s.wall = wallClock() - wallStart
-				}
+				s := read()
 				fmt.Fprintf(cfg.Progress, "%s testnet: %s\n", time.Now().Format("15:04:05"), s.line(total))
 			}
 		}

@@ -469,9 +469,9 @@ func Analyze(o *Observations) *Analysis {
 	if unreachable > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d items have no propagation floor: some node is out of reach on the connection graph or the topic mesh", unreachable))
 	}
-	r.FloorMs = optMedian(blockFloors)
-	r.FloorConnMs = optMedian(connFloors)
-	r.TxFloorMs = optMedian(txFloors)
+	r.FloorMs = medianMs(blockFloors)
+	r.FloorConnMs = medianMs(connFloors)
+	r.TxFloorMs = medianMs(txFloors)
 	r.Ratios = ratios(r, r.FloorMs, r.TxFloorMs)
 	r.RatiosConn = ratios(r, r.FloorConnMs, r.FloorConnMs)
 	r.Probe = o.Probe
@@ -518,15 +518,6 @@ func Analyze(o *Observations) *Analysis {
 		r.DuplicatesPerBody = math.Round(float64(bodies)/float64(o.BodyItems*(o.Nodes-1))*1000) / 1000
 	}
 	return a
-}
-
-// optMedian is medianMs as a JSON-nullable value.
-func optMedian(ds []time.Duration) *float64 {
-	m, ok := medianMs(ds)
-	if !ok {
-		return nil
-	}
-	return &m
 }
 
 // ratios divides the report's times to all by the block and tx floors;
