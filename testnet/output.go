@@ -268,8 +268,8 @@ func printFloors(w io.Writer, r *Report) {
 		if !p.OK() {
 			verdict = "SIMULATOR SUSPECT: plain push should land at 1.0-1.3x its mesh floor"
 		}
-		fmt.Fprintf(w, "self-check: %d/%d tiny GossipSub messages reached all, time to all p50 %.1f ms = %.2fx (%.2f-%.2fx) the mesh floor: %s\n",
-			p.ReachedAll, p.Messages, p.TimeToAllMs.P50, p.RatioP50, p.RatioMin, p.RatioMax, verdict)
+		fmt.Fprintf(w, "self-check: %d/%d tiny GossipSub messages reached all (%d disturbed by mesh changes), time to all p50 %.1f ms; undisturbed ones at %.2fx (%.2f-%.2fx) their mesh floor: %s\n",
+			p.ReachedAll, p.Messages, p.Disturbed, p.TimeToAllMs.P50, p.RatioP50, p.RatioMin, p.RatioMax, verdict)
 	}
 	if d := r.Degree; d != nil {
 		fmt.Fprintf(w, "connections per node: median %.0f, max %d\n", d.P50, d.Max)

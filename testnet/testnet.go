@@ -137,8 +137,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if probe, err = runProbe(ctx, trs, peerIDs, cfg.Probe, prng, sc.latency); err != nil {
 			return nil, err
 		}
-		log.Infof("probe: %d/%d tiny messages reached all; time to all p50 %.1f ms, mesh floor %.1f ms, ratio p50 %.3f max %.3f",
-			probe.ReachedAll, probe.Messages, probe.TimeToAllMs.P50, probe.FloorMs, probe.RatioP50, probe.RatioMax)
+		log.Infof("probe: %d/%d tiny messages reached all (%d disturbed); time to all p50 %.1f ms, mesh floor %.1f ms, ratio p50 %.3f max %.3f",
+			probe.ReachedAll, probe.Messages, probe.Disturbed, probe.TimeToAllMs.P50, probe.FloorMs, probe.RatioP50, probe.RatioMax)
 	}
 
 	// Measurement window: stats snapshot, workload, settle, stats snapshot.
