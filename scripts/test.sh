@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # rumor's test command, the one README names and .ci/run calls:
 #   1. gofmt check  2. go vet ./...  3. go test -race ./...
-#   4. the simulator's self-check at 100 nodes, without -race (the race
-#      detector dies beyond 8128 goroutines; under it the test runs 30)
+#   4. the simulator's self-check at 100 nodes, without -race (Go 1.26's
+#      race runtime crashes on synctest bubbles that large, golang/go#78156,
+#      so under -race these two tests skip)
 #   5. a short process-mode testnet smoke run whose report.json must show
 #      every tx and block at every node and one tip.
 # Budget: a fresh clone on 2 cores in well under 20 minutes (most of it the

@@ -20,11 +20,12 @@ import (
 // random earlier ones, gossip tiny messages that must reach every node at
 // their mesh floor, to within the serialization of a few hundred bytes.
 func TestPlainGossipSubAtFloor(t *testing.T) {
+	if raceDetector {
+		// See TestSimSelfCheck: golang/go#78156.
+		t.Skip("synctest bubbles this large crash the race runtime (golang/go#78156)")
+	}
 	synctest.Test(t, func(t *testing.T) {
 		n := 100
-		if raceDetector {
-			n = 30 // the race detector dies beyond 8128 goroutines
-		}
 		mn := newSimMocknet()
 		for range n {
 			if err := addSimPeer(mn, rand.Reader); err != nil {

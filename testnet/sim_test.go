@@ -76,10 +76,16 @@ func testSimModeSmall(t *testing.T) {
 // in fact within 1%. If it does not, the sim adds delay
 // of its own and none of its figures can be trusted.
 func TestSimSelfCheck(t *testing.T) {
+	if raceDetector {
+		// Go 1.26's race runtime crashes now and then (SIGSEGV in
+		// __tsan::SlotLock, golang/go#78156) when a bubble's timers fire
+		// from the root goroutine; a network of this size runs into it
+		// about once in 30 runs. scripts/test.sh runs this test without
+		// -race; TestSimModeSmall keeps the sim's code under the detector.
+		t.Skip("synctest bubbles this large crash the race runtime (golang/go#78156)")
+	}
 	nodes := 100
-	if testing.Short() || raceDetector {
-		// The race detector dies beyond 8128 goroutines; scripts/test.sh
-		// also runs this test without it, at 100 nodes.
+	if testing.Short() {
 		nodes = 30
 	}
 	synctest.Test(t, func(t *testing.T) {
