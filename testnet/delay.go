@@ -68,6 +68,9 @@ type linkModel struct {
 	// (see retransmit); lossSeed makes the draws reproducible.
 	loss     float64
 	lossSeed uint64
+	// tick, when set, rounds every arrival up to a multiple of it (see
+	// simTick); zero keeps arrivals exact.
+	tick time.Duration
 
 	mu sync.Mutex
 	up map[peer.ID]time.Time // when a node's uplink is free again
@@ -135,6 +138,19 @@ func (m *linkModel) arrival(from, to peer.ID, n int, now time.Time) time.Time {
 	sent := sendStart.Add(tx)
 	m.up[from] = sent
 	return sent.Add(lat)
+}
+
+// onTick rounds t up to the model's tick: the first tick boundary at or
+// after t.
+func (m *linkModel) onTick(t time.Time) time.Time {
+	if m.tick <= 0 {
+		return t
+	}
+	ns := t.UnixNano()
+	if r := ns % int64(m.tick); r != 0 {
+		return t.Add(m.tick - time.Duration(r))
+	}
+	return t
 }
 
 // close releases every stream waiting on the model: called when the
@@ -246,6 +262,7 @@ func (s *delayedStream) pump() {
 			at = at.Add(s.model.retransmit(s.from, s.to, s.Protocol(), s.seq))
 			s.seq++
 		}
+		at = s.model.onTick(at)
 		c := delayedChunk{at: at, err: err}
 		if n > 0 {
 			c.data = append([]byte(nil), buf[:n]...)

@@ -241,3 +241,27 @@ func TestLinkModelLoss(t *testing.T) {
 		t.Fatal("no loss configured, yet a retransmission")
 	}
 }
+
+// TestLinkModelTick checks that arrivals round up to the tick and never
+// earlier: a chunk due on a boundary keeps it, one just after waits for
+// the next, and no tick keeps arrivals exact.
+func TestLinkModelTick(t *testing.T) {
+	m := newLinkModel(fixedLatency(0), 0)
+	base := time.Unix(946684800, 0) // synctest's epoch, on every boundary
+	exact := base.Add(1234567 * time.Nanosecond)
+	if got := m.onTick(exact); !got.Equal(exact) {
+		t.Fatalf("no tick moved %v to %v", exact, got)
+	}
+	m.tick = 100 * time.Microsecond
+	for _, c := range []struct{ in, want time.Duration }{
+		{0, 0},
+		{1, 100 * time.Microsecond},
+		{100 * time.Microsecond, 100 * time.Microsecond},
+		{100*time.Microsecond + 1, 200 * time.Microsecond},
+		{1234567, 1300 * time.Microsecond},
+	} {
+		if got := m.onTick(base.Add(c.in)).Sub(base); got != c.want {
+			t.Errorf("onTick(+%v) = +%v, want +%v", c.in, got, c.want)
+		}
+	}
+}
