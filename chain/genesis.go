@@ -37,7 +37,7 @@ const (
 // Genesis sanity bounds, checked by Validate.
 const (
 	// MaxChainIDLen bounds the chain id, which appears in topic names
-	// ("/rumor/<chainid>/tx/1") and in every signature's signed bytes.
+	// ("/rumor/<chainid>/tx/2") and in every signature's signed bytes.
 	MaxChainIDLen = 64
 	// MaxBlockInterval bounds the slot length; a longer one is surely a
 	// unit mistake (seconds written as milliseconds the other way round).

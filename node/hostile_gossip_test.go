@@ -29,15 +29,19 @@ const hostileAnnouncements = 1000
 func malformedPayload(a *attacker, i int) (topic string, data []byte) {
 	junk := make([]byte, 1+i%200)
 	rand.Read(junk)
+	// Tag and a nonce that differs per message: gossip ids are content
+	// hashes, and an attacker repeating the same bytes would be dropped as
+	// a duplicate before reaching the relay's validator.
+	txHead := binary.BigEndian.AppendUint64([]byte{wire.TagTxAnnounce}, uint64(i))
 	switch i % 7 {
 	case 0: // random bytes
 		return a.txTopic, junk
 	case 1: // right tag, no ids
-		return a.txTopic, []byte{wire.TagTxAnnounce, 0}
+		return a.txTopic, append(txHead, 0)
 	case 2: // claims 5 ids, carries 3
-		return a.txTopic, append([]byte{wire.TagTxAnnounce, 5}, make([]byte, 3*chain.HashSize)...)
+		return a.txTopic, append(append(txHead, 5), make([]byte, 3*chain.HashSize)...)
 	case 3: // claims more ids than the cap allows
-		b := binary.AppendUvarint([]byte{wire.TagTxAnnounce}, wire.MaxAnnounceIDs+1)
+		b := binary.AppendUvarint(txHead, wire.MaxAnnounceIDs+1)
 		return a.txTopic, append(b, make([]byte, chain.HashSize)...)
 	case 4: // unknown tag
 		return a.txTopic, append([]byte{0x7f}, junk...)

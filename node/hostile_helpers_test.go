@@ -41,7 +41,6 @@ type attacker struct {
 	txTopic, blockTopic string
 	gossipMu            sync.Mutex
 	gossip              network.Stream // raw GossipSub stream to the node
-	seq                 uint64         // last message seqno
 }
 
 // newAttacker starts an attacker for chainID; key may be nil (fresh
@@ -155,29 +154,13 @@ func contains(ps []peer.ID, p peer.ID) bool {
 	return false
 }
 
-// publish sends data as one signed GossipSub message on topic. It returns
-// the stream's error: once the node has cut the attacker off, its
+// publish sends data as one GossipSub message on topic, unsigned and
+// without author as the relay's topics require (a message's id is a hash
+// of its content, so sending the same bytes twice is one message). It
+// returns the stream's error: once the node has cut the attacker off, its
 // messages go nowhere, as a real attacker's would.
 func (a *attacker) publish(topic string, data []byte) error {
-	a.gossipMu.Lock()
-	a.seq++
-	seq := a.seq
-	a.gossipMu.Unlock()
-	m := &pb.Message{
-		From:  []byte(a.id()),
-		Data:  data,
-		Seqno: binary.BigEndian.AppendUint64(nil, seq),
-		Topic: proto.String(topic),
-	}
-	unsigned, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	sig, err := a.h.Peerstore().PrivKey(a.id()).Sign(append([]byte(pubsub.SignPrefix), unsigned...))
-	if err != nil {
-		return err
-	}
-	m.Signature = sig
+	m := &pb.Message{Data: data, Topic: proto.String(topic)}
 	return a.writeRPC(&pb.RPC{Publish: []*pb.Message{m}})
 }
 

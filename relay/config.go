@@ -241,10 +241,10 @@ func (c Config) maxTxsResponseFrame() int {
 func (c Config) maxResponseFrame() int { return c.MaxBlockBytes + 64<<10 }
 
 // TxTopic is the GossipSub topic of transaction announcements.
-func (c Config) TxTopic() string { return "/rumor/" + c.ChainID + "/tx/1" }
+func (c Config) TxTopic() string { return "/rumor/" + c.ChainID + "/tx/2" }
 
 // BlockTopic is the GossipSub topic of block announcements.
-func (c Config) BlockTopic() string { return "/rumor/" + c.ChainID + "/block/1" }
+func (c Config) BlockTopic() string { return "/rumor/" + c.ChainID + "/block/2" }
 
 // RequestProtocol names the request/response protocol (a libp2p protocol
 // id on the p2p transport).

@@ -24,9 +24,12 @@
 //
 // Per chain id there are two gossip topics and one request protocol:
 //
-//	/rumor/<chain>/tx/1         tx announcements: batches of tx ids
-//	/rumor/<chain>/block/1      block announcements: compact, pull or push
+//	/rumor/<chain>/tx/2         tx announcements: batches of tx ids
+//	/rumor/<chain>/block/2      block announcements: compact, pull or push
 //	/rumor/<chain>/req/1.0.0    one request and one response per exchange
+//
+// Topic version 2: GossipSub messages are unsigned and named by a hash of
+// their content (package relay/p2p); version 1 signed them.
 //
 // Message formats and caps are in package relay/wire.
 //

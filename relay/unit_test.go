@@ -146,7 +146,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	c := DefaultConfig("main")
-	if c.TxTopic() != "/rumor/main/tx/1" || c.BlockTopic() != "/rumor/main/block/1" || c.RequestProtocol() != "/rumor/main/req/1.0.0" {
+	if c.TxTopic() != "/rumor/main/tx/2" || c.BlockTopic() != "/rumor/main/block/2" || c.RequestProtocol() != "/rumor/main/req/1.0.0" {
 		t.Fatal("protocol names")
 	}
 	if m, err := ParseBlockMode(" Push "); err != nil || m != BlockPush {

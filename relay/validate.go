@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	mrand "math/rand/v2"
 
 	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/relay/wire"
@@ -161,7 +162,7 @@ func (r *Relay) publishTxBatch(ids []ID) {
 	for len(ids) > 0 {
 		n := min(len(ids), wire.MaxAnnounceIDs)
 		batch := ids[:n]
-		data, err := (&wire.TxAnnounce{IDs: batch}).Encode()
+		data, err := (&wire.TxAnnounce{Nonce: mrand.Uint64(), IDs: batch}).Encode()
 		ids = ids[n:]
 		if err != nil {
 			r.log.Errorw("encode tx announcement", "err", err)

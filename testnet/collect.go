@@ -293,7 +293,7 @@ func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []stri
 		}
 		return adj
 	}
-	return build("/tx/1"), build("/block/1"), nil
+	return build("/tx/2"), build("/block/2"), nil
 }
 
 // nodeIndex maps each node's peer id to its index.

@@ -39,9 +39,10 @@ const (
 	// 500 messages/s.
 	SeenCap = 1 << 16
 	// EnvelopeBytes is what each gossip message is counted as costing on
-	// the wire beyond its data, the size of a signed GossipSub message
-	// envelope (topic, sender, sequence number, key, signature).
-	EnvelopeBytes = 164
+	// the wire beyond its data: an unsigned GossipSub message (relay/p2p)
+	// carries its topic (~20 bytes), field tags and lengths and the RPC's
+	// length prefix.
+	EnvelopeBytes = 32
 	// DefaultValidateConcurrency and DefaultValidateTimeout apply to topics
 	// that set none.
 	DefaultValidateConcurrency = 1024

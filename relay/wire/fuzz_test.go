@@ -22,8 +22,8 @@ func mustEncode(f *testing.F, m interface{ Encode() ([]byte, error) }) []byte {
 func FuzzDecodeTxAnnounce(f *testing.F) {
 	f.Add(mustEncode(f, &TxAnnounce{IDs: idsN(1)}))
 	f.Add(mustEncode(f, &TxAnnounce{IDs: idsN(5)}))
-	f.Add([]byte{TagTxAnnounce, 0})
-	f.Add([]byte{TagTxAnnounce, 0xff, 0xff, 0x03})
+	f.Add([]byte{TagTxAnnounce, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{TagTxAnnounce, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x03})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeTxAnnounce(b)
 		if err != nil {

@@ -22,9 +22,16 @@ const (
 
 // TxAnnounce is a batch of transaction ids whose bodies the sender holds.
 //
-//	TxAnnounce = 0x01 uvarint(n) n×id[32]      1 <= n <= MaxAnnounceIDs
+//	TxAnnounce = 0x01 nonce[u64] uvarint(n) n×id[32]      1 <= n <= MaxAnnounceIDs
+//
+// Gossip messages are named by a hash of their bytes (relay/p2p), so two
+// publications of the same ids would be one message: a node that ignored
+// an announcement (the tx was not executable there yet) could never
+// announce those ids itself. The publisher's random nonce keeps each
+// publication a message of its own; forwarded copies keep it and stay one.
 type TxAnnounce struct {
-	IDs []ID
+	Nonce uint64
+	IDs   []ID
 }
 
 // Encode returns the message payload. It fails when the batch is empty or
@@ -33,8 +40,9 @@ func (m *TxAnnounce) Encode() ([]byte, error) {
 	if len(m.IDs) == 0 || len(m.IDs) > MaxAnnounceIDs {
 		return nil, fmt.Errorf("wire: tx announcement of %d ids (want 1..%d)", len(m.IDs), MaxAnnounceIDs)
 	}
-	b := make([]byte, 0, 1+3+len(m.IDs)*IDSize)
+	b := make([]byte, 0, 1+8+3+len(m.IDs)*IDSize)
 	b = append(b, TagTxAnnounce)
+	b = binary.BigEndian.AppendUint64(b, m.Nonce)
 	b = binary.AppendUvarint(b, uint64(len(m.IDs)))
 	for _, id := range m.IDs {
 		b = append(b, id[:]...)
@@ -48,6 +56,7 @@ func DecodeTxAnnounce(b []byte) (*TxAnnounce, error) {
 	if tag := r.Byte("tx announce tag"); r.Err() == nil && tag != TagTxAnnounce {
 		return nil, malformed("tx announce: tag %#x", tag)
 	}
+	nonce := r.U64("tx announce nonce")
 	n := r.Count(MaxAnnounceIDs, IDSize, "tx announce count")
 	if r.Err() == nil && n == 0 {
 		r.Fail(malformed("tx announce: no ids"))
@@ -55,7 +64,7 @@ func DecodeTxAnnounce(b []byte) (*TxAnnounce, error) {
 	if r.Err() != nil {
 		return nil, r.Err()
 	}
-	m := &TxAnnounce{IDs: make([]ID, n)}
+	m := &TxAnnounce{Nonce: nonce, IDs: make([]ID, n)}
 	for i := range m.IDs {
 		m.IDs[i] = r.hash("tx announce id")
 	}

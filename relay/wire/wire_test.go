@@ -27,7 +27,7 @@ func idsN(n int) []ID {
 
 func TestTxAnnounceRoundTripAndCaps(t *testing.T) {
 	for _, n := range []int{1, 2, MaxAnnounceIDs} {
-		m := &TxAnnounce{IDs: idsN(n)}
+		m := &TxAnnounce{Nonce: uint64(n) * 0x0102030405060708, IDs: idsN(n)}
 		b, err := m.Encode()
 		if err != nil {
 			t.Fatalf("encode %d: %v", n, err)
@@ -47,7 +47,8 @@ func TestTxAnnounceRoundTripAndCaps(t *testing.T) {
 		t.Fatal("encode of empty batch succeeded")
 	}
 	// A hand-built message one id over the cap must be refused.
-	b := []byte{TagTxAnnounce}
+	nonce := make([]byte, 8)
+	b := append([]byte{TagTxAnnounce}, nonce...)
 	b = binary.AppendUvarint(b, MaxAnnounceIDs+1)
 	for range MaxAnnounceIDs + 1 {
 		b = append(b, make([]byte, 32)...)
@@ -56,7 +57,7 @@ func TestTxAnnounceRoundTripAndCaps(t *testing.T) {
 		t.Fatalf("decode over cap: %v", err)
 	}
 	// A count that claims more ids than bytes follow.
-	b = []byte{TagTxAnnounce}
+	b = append([]byte{TagTxAnnounce}, nonce...)
 	b = binary.AppendUvarint(b, 900)
 	if _, err := DecodeTxAnnounce(append(b, make([]byte, 64)...)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("decode short: %v", err)
@@ -66,7 +67,7 @@ func TestTxAnnounceRoundTripAndCaps(t *testing.T) {
 	if _, err := DecodeTxAnnounce(append(ok, 0)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("trailing: %v", err)
 	}
-	nonMin := append([]byte{TagTxAnnounce, 0x81, 0x00}, make([]byte, 32)...)
+	nonMin := append(append(append([]byte{TagTxAnnounce}, nonce...), 0x81, 0x00), make([]byte, 32)...)
 	if _, err := DecodeTxAnnounce(nonMin); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("non-minimal: %v", err)
 	}
