@@ -25,6 +25,9 @@ import (
 const (
 	simMemoryPerNode = 11 << 20
 	simMemoryFloor   = 1 << 30
+	// simGCPercent is the sim's GOGC: the heap may grow to 5x what is
+	// live before a collection, up to the memory limit above.
+	simGCPercent = 400
 )
 
 func newTestnetCmd() *cobra.Command {
@@ -84,6 +87,11 @@ block relay and prints ratios against compact.`,
 					// collector work harder rather than let the heap double
 					// past the 12 MB per node a sim is sized for.
 					debug.SetMemoryLimit(max(simMemoryFloor, int64(cfg.Nodes)*simMemoryPerNode))
+					if os.Getenv("GOGC") == "" {
+						// With the limit as the ceiling, collect less
+						// often while the heap is far below it.
+						debug.SetGCPercent(simGCPercent)
+					}
 				}
 				if !cmd.Flags().Changed("log-level") {
 					// Every node of the sim logs here: identify's per-peer
