@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay"
 	"github.com/rumor-relay/rumor/testnet/rpcclient"
 )
 
@@ -259,10 +259,10 @@ func readGraph(ctx context.Context, clients []*rpcclient.Client, peerIDs []strin
 	return BuildGraph(peerIDs, peers), nil
 }
 
-// readMeshes returns the tx and block topic meshes from every node's
-// net_mesh, as directed adjacency lists by node index (u -> v when u
-// forwards the topic to v).
-func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []string) (tx, block [][]int, err error) {
+// readMeshes returns the tx and block topic meshes (topics named by rc)
+// from every node's net_mesh, as directed adjacency lists by node index
+// (u -> v when u forwards the topic to v).
+func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []string, rc relay.Config) (tx, block [][]int, err error) {
 	meshes := make([]map[string][]string, len(clients))
 	err = forEachNode(len(clients), func(i int) error {
 		m, err := clients[i].Mesh(ctx)
@@ -276,24 +276,19 @@ func readMeshes(ctx context.Context, clients []*rpcclient.Client, peerIDs []stri
 		return nil, nil, err
 	}
 	index := nodeIndex(peerIDs)
-	build := func(suffix string) [][]int {
+	build := func(topic string) [][]int {
 		adj := make([][]int, len(peerIDs))
 		for i, m := range meshes {
 			adj[i] = []int{}
-			for topic, ps := range m {
-				if !strings.HasSuffix(topic, suffix) {
-					continue
-				}
-				for _, p := range ps {
-					if j, ok := index[p]; ok && j != i {
-						adj[i] = append(adj[i], j)
-					}
+			for _, p := range m[topic] {
+				if j, ok := index[p]; ok && j != i {
+					adj[i] = append(adj[i], j)
 				}
 			}
 		}
 		return adj
 	}
-	return build("/tx/2"), build("/block/2"), nil
+	return build(rc.TxTopic()), build(rc.BlockTopic()), nil
 }
 
 // nodeIndex maps each node's peer id to its index.

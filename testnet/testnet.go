@@ -16,6 +16,7 @@ import (
 	golog "github.com/ipfs/go-log/v2"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/relay"
 	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/testnet/rpcclient"
 )
@@ -193,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if graph, err = readGraph(cctx, clients, peerIDs); err != nil {
 			errs = append(errs, err.Error())
 		}
-		if txMesh, blockMesh, err = readMeshes(cctx, clients, peerIDs); err != nil {
+		if txMesh, blockMesh, err = readMeshes(cctx, clients, peerIDs, relay.DefaultConfig(g.ChainID)); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
