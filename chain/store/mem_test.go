@@ -61,3 +61,28 @@ func rss() int64 {
 	pages, _ := strconv.ParseInt(fields[1], 10, 64)
 	return pages * int64(os.Getpagesize())
 }
+
+// TestMemTablesSpreadFlushes checks that in-memory stores of one genesis
+// get memtables of different sizes within [size, size + memMemTableSize x
+// memFlushSpread],
+// so that a simulation's nodes, which write the same blocks, do not all
+// flush at the same height.
+func TestMemTablesSpreadFlushes(t *testing.T) {
+	f := newFixture(t, 100, 4)
+	base := memTableSizeFor(f.g)
+	sizes := make(map[int64]bool)
+	for range 50 {
+		got := badgerOptions(f.g, Options{}).MemTableSize
+		if top := base + int64(memMemTableSize*memFlushSpread); got < base || got > top {
+			t.Fatalf("memtable %d outside [%d, %d]", got, base, top)
+		}
+		sizes[got] = true
+	}
+	// 50 draws over 9 steps of 64 KiB: all equal would mean no spread.
+	if len(sizes) < 4 {
+		t.Fatalf("50 stores got only %d memtable sizes", len(sizes))
+	}
+	if disk := badgerOptions(f.g, Options{Dir: t.TempDir()}).MemTableSize; disk != diskMemTableSize(f.g) {
+		t.Fatalf("on-disk memtable %d, want %d (no spread on disk)", disk, diskMemTableSize(f.g))
+	}
+}

@@ -125,6 +125,7 @@ type Transport struct {
 
 	observer atomic.Pointer[observerBox]
 	notifs   *network.NotifyBundle
+	names    *names
 
 	mu     sync.Mutex
 	topics map[string]*topic
@@ -150,7 +151,7 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 		cfg.Logger = log
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Transport{host: h, log: cfg.Logger, ctx: ctx, cancel: cancel, topics: make(map[string]*topic)}
+	t := &Transport{host: h, log: cfg.Logger, ctx: ctx, cancel: cancel, topics: make(map[string]*topic), names: newNames()}
 	t.tracer = newTracer(t)
 	opts := append([]pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -169,8 +170,9 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 	t.ps = ps
 	t.notifs = &network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
+			t.names.add(c.RemotePeer())
 			if o := t.obs(); o != nil {
-				o.PeerConnected(ID(c.RemotePeer()))
+				o.PeerConnected(t.names.name(c.RemotePeer()))
 			}
 		},
 		DisconnectedF: func(n network.Network, c network.Conn) {
@@ -178,6 +180,7 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 			if n.Connectedness(p) == network.Connected {
 				return
 			}
+			t.names.drop(p)
 			o := t.obs()
 			if o == nil {
 				return
@@ -185,6 +188,7 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 			o.PeerDisconnected(ID(p))
 			// A new connection may have raced the report: say so again.
 			if n.Connectedness(p) == network.Connected {
+				t.names.add(p)
 				o.PeerConnected(ID(p))
 			}
 		},
@@ -249,14 +253,7 @@ func (t *Transport) Observe(o transport.Observer) {
 }
 
 // Peers implements transport.Transport.
-func (t *Transport) Peers() []transport.PeerID {
-	ps := t.host.Network().Peers()
-	out := make([]transport.PeerID, len(ps))
-	for i, p := range ps {
-		out[i] = ID(p)
-	}
-	return out
-}
+func (t *Transport) Peers() []transport.PeerID { return t.ids(t.host.Network().Peers()) }
 
 // topic is a joined GossipSub topic.
 type topic struct {
@@ -289,7 +286,7 @@ func (t *Transport) Join(name string, cfg transport.TopicConfig) (transport.Topi
 			if from == self {
 				return pubsub.ValidationAccept // our own publish
 			}
-			switch v(ctx, ID(from), msg.Data) {
+			switch v(ctx, t.names.name(from), msg.Data) {
 			case transport.Accept:
 				return pubsub.ValidationAccept
 			case transport.Reject:
@@ -337,10 +334,10 @@ func (tp *topic) Publish(ctx context.Context, data []byte) error {
 }
 
 // Peers implements transport.Topic.
-func (tp *topic) Peers() []transport.PeerID { return ids(tp.handle.ListPeers()) }
+func (tp *topic) Peers() []transport.PeerID { return tp.t.ids(tp.handle.ListPeers()) }
 
 // Mesh implements transport.Topic.
-func (tp *topic) Mesh() []transport.PeerID { return ids(tp.t.tracer.meshPeers(tp.name)) }
+func (tp *topic) Mesh() []transport.PeerID { return tp.t.ids(tp.t.tracer.meshPeers(tp.name)) }
 
 // Close implements transport.Topic.
 func (tp *topic) Close() error {
@@ -357,10 +354,10 @@ func (tp *topic) Close() error {
 	return tp.handle.Close()
 }
 
-func ids(ps []peer.ID) []transport.PeerID {
+func (t *Transport) ids(ps []peer.ID) []transport.PeerID {
 	out := make([]transport.PeerID, len(ps))
 	for i, p := range ps {
-		out[i] = ID(p)
+		out[i] = t.names.name(p)
 	}
 	return out
 }
@@ -369,7 +366,7 @@ func ids(ps []peer.ID) []transport.PeerID {
 // one frame back. The stream is reset when ctx ends, which also unblocks
 // transports without deadlines (mocknet).
 func (t *Transport) Request(ctx context.Context, to transport.PeerID, proto string, req []byte, maxResponse int) ([]byte, error) {
-	p, ok := PeerOf(to)
+	p, ok := t.names.peer(to)
 	if !ok {
 		return nil, fmt.Errorf("p2p: bad peer id %q", to)
 	}
@@ -434,7 +431,7 @@ func (t *Transport) serveStream(s network.Stream, h transport.RequestHandler) {
 		data, _, err := wire.ReadFrame(s, max)
 		return data, err
 	}
-	resp := h(ID(s.Conn().RemotePeer()), read)
+	resp := h(t.names.name(s.Conn().RemotePeer()), read)
 	if resp == nil {
 		_ = s.Reset()
 		return

@@ -62,7 +62,7 @@ func (tr *tracer) DuplicateMessage(msg *pubsub.Message) {
 	if o == nil || !tr.joined(topic) || msg.ReceivedFrom == "" || msg.ReceivedFrom == tr.t.host.ID() {
 		return
 	}
-	o.Duplicate(topic, ID(msg.ReceivedFrom), msg.Data)
+	o.Duplicate(topic, tr.t.names.name(msg.ReceivedFrom), msg.Data)
 }
 
 // RecvRPC reports received gossip traffic.
