@@ -64,6 +64,14 @@ type options struct {
 	inprocRPC     bool
 	cpu           *CPUModel
 	sigs          *mempool.SigCache
+	gossipTopics  []string
+}
+
+// WithGossipTopics lets other subsystems join these GossipSub topics on
+// the node's router (Node.PubSub). GossipSub keeps peers' subscriptions
+// only to the relay's topics and these: junk topics cost no memory.
+func WithGossipTopics(topics ...string) Option {
+	return func(o *options) { o.gossipTopics = append(o.gossipTopics, topics...) }
 }
 
 // WithSharedSigCache lets the node's mempool skip signatures another node
@@ -364,7 +372,13 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	ropts, psOpts := n.peers.relayOptions(rcfg.TxTopic(), rcfg.BlockTopic())
 	psOpts = append([]pubsub.Option{pubsub.WithPeerExchange(cfg.GossipPeerExchange)}, psOpts...)
-	tr, err := p2p.New(n.host, p2p.Config{MaxMessageSize: rcfg.MaxGossipMessageSize, PubSubOptions: psOpts})
+	tr, err := p2p.New(n.host, p2p.Config{
+		MaxMessageSize: rcfg.MaxGossipMessageSize,
+		PubSubOptions:  psOpts,
+		Topics:         append([]string{rcfg.TxTopic(), rcfg.BlockTopic()}, n.opts.gossipTopics...),
+		// An RPC over the cap is over a protocol limit: an oversize frame.
+		OnSubscriptionFlood: func(p peer.ID) { n.peers.penalize(p, relay.OffenseOversize) },
+	})
 	if err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
@@ -705,7 +719,8 @@ func (n *Node) Transport() transport.Transport {
 }
 
 // PubSub returns the GossipSub router the relay runs on (nil before
-// Start): peer scores, topic peers, other subsystems' topics.
+// Start): peer scores, topic peers, other subsystems' topics (given to
+// WithGossipTopics).
 func (n *Node) PubSub() *pubsub.PubSub {
 	if n.transport == nil {
 		return nil

@@ -111,6 +111,14 @@ type Config struct {
 	// Logger replaces the "rumor/p2p" logger, e.g. to tell apart the nodes
 	// of an in-process network.
 	Logger *golog.ZapEventLogger
+	// Topics, when set, are the only topics GossipSub records peers'
+	// subscriptions to and lets this node join (see subscriptionFilter);
+	// unset, every topic is kept, as GossipSub does by default.
+	Topics []string
+	// OnSubscriptionFlood, when set, is told of a peer that sent an RPC
+	// with more than MaxSubscriptionsPerRPC subscriptions (dropped). It
+	// runs on GossipSub's event loop and must not block. Needs Topics.
+	OnSubscriptionFlood func(peer.ID)
 }
 
 // Transport is a relay transport over a libp2p host. Create it with New;
@@ -162,6 +170,9 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 		pubsub.WithValidateQueueSize(ValidateQueueSize),
 		pubsub.WithValidateThrottle(ValidateThrottle),
 	}, cfg.PubSubOptions...)
+	if len(cfg.Topics) > 0 {
+		opts = append(opts, pubsub.WithSubscriptionFilter(newSubscriptionFilter(cfg.Topics, cfg.OnSubscriptionFlood)))
+	}
 	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()
