@@ -50,6 +50,9 @@ const (
 	gossipScoreInspectPeriod = time.Second
 )
 
+// outboundTag is the connection-manager protection of outbound peers.
+const outboundTag = "rumor:outbound"
+
 // graylistReason is the ban reason recorded for a peer banned because
 // GossipSub's score fell below the graylist threshold.
 const graylistReason = "graylisted"
@@ -102,6 +105,10 @@ type peerPolicy struct {
 
 	mu     sync.Mutex
 	gossip map[peer.ID]float64 // last GossipSub score snapshot
+	// outbound are the peers this node dialled whose connections the
+	// connection manager may not trim, at most TargetPeers of them (see
+	// protectOutbound).
+	outbound map[peer.ID]struct{}
 }
 
 // newPeerPolicy opens the ban list (<DataDir>/bans.json, or memory only
@@ -199,11 +206,16 @@ func (p *peerPolicy) start(ctx context.Context, h host.Host, wg *sync.WaitGroup)
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			if p.bans.IsBanned(c.RemotePeer(), time.Now()) {
 				p.disconnect(c.RemotePeer())
+				return
+			}
+			if c.Stat().Direction == network.DirOutbound {
+				p.protectOutbound(c.RemotePeer())
 			}
 		},
 		DisconnectedF: func(n network.Network, c network.Conn) {
 			if len(n.ConnsToPeer(c.RemotePeer())) == 0 {
 				p.limiter.Forget(c.RemotePeer())
+				p.unprotectOutbound(c.RemotePeer())
 			}
 		},
 	}
@@ -233,6 +245,39 @@ func (p *peerPolicy) start(ctx context.Context, h host.Host, wg *sync.WaitGroup)
 			p.live.Run(ctx)
 		}()
 	}
+}
+
+// protectOutbound keeps the connection manager from trimming id, a peer
+// this node dialled, while fewer than TargetPeers are protected. The node
+// picks its outbound peers (seeds, pex candidates drawn at random), while
+// anyone can open inbound connections: an attacker that opens enough of
+// them to cross the high watermark would otherwise have the trim close the
+// node's own choices, a step towards eclipsing it. Bitcoin Core likewise
+// never evicts its 8 outbound full-relay peers for inbound ones. GossipSub
+// protects mesh peers on its own; this covers the rest, and the
+// protections end with the peer's last connection.
+func (p *peerPolicy) protectOutbound(id peer.ID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.outbound[id]; ok || len(p.outbound) >= p.cfg.TargetPeers {
+		return
+	}
+	if p.outbound == nil {
+		p.outbound = make(map[peer.ID]struct{})
+	}
+	p.outbound[id] = struct{}{}
+	p.host.ConnManager().Protect(id, outboundTag)
+}
+
+// unprotectOutbound ends id's protection (its last connection closed).
+func (p *peerPolicy) unprotectOutbound(id peer.ID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.outbound[id]; !ok {
+		return
+	}
+	delete(p.outbound, id)
+	p.host.ConnManager().Unprotect(id, outboundTag)
 }
 
 // stop detaches the notifee (the host may be the caller's and outlive us).

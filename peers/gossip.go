@@ -16,13 +16,16 @@ const (
 	PublishThreshold  = -1000.0
 	GraylistThreshold = -2500.0
 
-	// AcceptPXThreshold is the score a peer needs for its peer-exchange
-	// records to be used on PRUNE. Lotus sets it high so that only
-	// bootstrappers' PX counts; rumor's testnets bootstrap every node from one
-	// seed that is an ordinary node, so PX is accepted from any peer not in
-	// the red (a peer never reaches it before misbehaving only because
-	// gossipsub compares with <).
-	AcceptPXThreshold = 0.0
+	// AcceptPXThreshold is the score a peer needs for the peer-exchange
+	// records in its PRUNEs to be dialled. At 0 any stranger's PRUNE made
+	// the node dial hosts of the stranger's choosing, a step towards
+	// eclipsing it. 5 is five first deliveries of valid blocks (block
+	// topic: weight 1 each, capped with the tx topic at TopicScoreCap 10)
+	// or about 500 of txs: minutes of service for an honest mesh peer,
+	// never a newcomer's. Lotus sets it so high that only bootstrappers
+	// qualify; rumor finds peers with its own pex and has GossipSub PX off
+	// by default, so strictness costs discovery nothing.
+	AcceptPXThreshold = 5.0
 
 	// OpportunisticGraftThreshold: when the median mesh score falls below
 	// it, gossipsub grafts better-scoring peers (Lotus uses 3.5 with larger
