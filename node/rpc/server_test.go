@@ -594,3 +594,90 @@ func TestFeedDropsSlowSubscriber(t *testing.T) {
 		t.Fatalf("other topic got %v", v)
 	}
 }
+
+// blockingRelay holds every tx_send until release is closed.
+type blockingRelay struct {
+	*fakeRelay
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingRelay) SubmitTx(body []byte) (relay.ID, relay.Verdict, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return b.fakeRelay.SubmitTx(body)
+}
+
+// TestWebSocketPendingCap: a client that writes calls faster than they
+// complete is read only up to wsMaxPending unanswered messages; the rest
+// wait in its own socket, and every call is answered once the node
+// catches up. Notifications hold no place.
+func TestWebSocketPendingCap(t *testing.T) {
+	br := &blockingRelay{started: make(chan struct{}, 1000), release: make(chan struct{})}
+	f := newFixture(t, func(_ *Config, b *Backend) {
+		br.fakeRelay = b.Relay.(*fakeRelay)
+		b.Relay = br
+	})
+	// Runs before the fixture's cleanup, which waits for running calls.
+	unblock := sync.OnceFunc(func() { close(br.release) })
+	t.Cleanup(unblock)
+	c := dialWS(t, f)
+	// Notifications first: no answer, so no place held.
+	for range 2 * wsMaxPending {
+		c.send(`{"jsonrpc":"2.0","method":"chain_head"}`)
+	}
+	const calls = 3 * wsMaxPending
+	for i := range calls {
+		c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tx_send","params":["0x00"]}`, i+1))
+	}
+	var ch *wsChannel
+	waitFor(t, "the session's channel", func() bool {
+		f.srv.mu.Lock()
+		defer f.srv.mu.Unlock()
+		for ws := range f.srv.sessions {
+			ws.mu.Lock()
+			ch = ws.ch
+			ws.mu.Unlock()
+		}
+		return ch != nil
+	})
+	waitFor(t, "the pending cap to fill", func() bool { return len(ch.pending) == wsMaxPending })
+	// Nothing more is read while every place is held.
+	if holdsWithin(200*time.Millisecond, func() bool { return len(ch.pending) > wsMaxPending }) {
+		t.Fatal("read past the cap")
+	}
+	if n := len(br.started); n > wsConcurrency {
+		t.Fatalf("%d calls running, want at most %d", n, wsConcurrency)
+	}
+	unblock()
+	seen := map[string]bool{}
+	for range calls {
+		m := c.read()
+		seen[string(m["id"])] = true
+	}
+	if len(seen) != calls {
+		t.Fatalf("%d distinct answers, want %d", len(seen), calls)
+	}
+	// The reader holds one place for the message it waits for next.
+	waitFor(t, "every place to be given back", func() bool { return len(ch.pending) <= 1 })
+}
+
+// waitFor polls cond every millisecond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !holdsWithin(10*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// holdsWithin reports whether cond held at some poll within d.
+func holdsWithin(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; time.Sleep(time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}

@@ -1,13 +1,16 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,13 +19,98 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// wsMaxPending caps the messages one WebSocket client may have sent that
+// await an answer (a request, or a batch holding one). jrpc2 queues what
+// it reads without limit and runs wsConcurrency at a time, so a client
+// that writes faster than its calls complete grew the node's memory
+// without bound. At the cap the channel stops reading: the client's
+// writes back up in TCP, which is the backpressure a client should feel.
+// 32 is 8x wsConcurrency: queued work for a busy moment, and with
+// messages of at most RPCMaxBodyBytes (5 MiB) at most 160 MiB per client.
+const wsMaxPending = 32
+
 // wsChannel adapts a WebSocket connection to jrpc2's channel.Channel: one
 // text message per JSON-RPC message. jrpc2 serializes its own Sends; wmu
 // also serializes the batch-limit errors Recv writes itself.
+//
+// pending holds a token per message read that awaits an answer: Recv
+// takes one before each read (and gives it back when the message is a
+// notification, which gets no answer), Send gives one back per answer.
+// Server pushes (notifications, carrying a method) give none back.
 type wsChannel struct {
 	conn     *websocket.Conn
 	maxBatch int
 	wmu      sync.Mutex
+	pending  chan struct{} // capacity wsMaxPending
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func newWSChannel(conn *websocket.Conn, maxBatch int) *wsChannel {
+	return &wsChannel{conn: conn, maxBatch: maxBatch, pending: make(chan struct{}, wsMaxPending), closed: make(chan struct{})}
+}
+
+// errTooManyPending ends a connection whose client kept wsMaxPending
+// messages unanswered for wsPongWait.
+var errTooManyPending = errors.New("rpc: client kept too many requests unanswered")
+
+// acquire takes a pending token, waiting while wsMaxPending are out.
+func (c *wsChannel) acquire() error {
+	select {
+	case c.pending <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(wsPongWait)
+	defer t.Stop()
+	select {
+	case c.pending <- struct{}{}:
+		return nil
+	case <-c.closed:
+		return io.EOF
+	case <-t.C:
+		return errTooManyPending
+	}
+}
+
+// release gives a pending token back, if one is out.
+func (c *wsChannel) release() {
+	select {
+	case <-c.pending:
+	default:
+	}
+}
+
+// expectsAnswer reports whether jrpc2 will answer msg: anything but a
+// notification or a batch of notifications (undecodable bytes and empty
+// batches get an error answer).
+func expectsAnswer(msg []byte) bool {
+	msg = bytes.TrimSpace(msg)
+	type probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if len(msg) > 0 && msg[0] == '[' {
+		var batch []probe
+		if json.Unmarshal(msg, &batch) != nil || len(batch) == 0 {
+			return true
+		}
+		return slices.ContainsFunc(batch, func(p probe) bool { return p.ID != nil })
+	}
+	var one probe
+	return json.Unmarshal(msg, &one) != nil || one.ID != nil
+}
+
+// isAnswer reports whether msg, written by the server, answers a client
+// message rather than pushing a notification (which names a method).
+func isAnswer(msg []byte) bool {
+	msg = bytes.TrimSpace(msg)
+	if len(msg) > 0 && msg[0] == '[' {
+		return true
+	}
+	var m struct {
+		Method *string `json:"method"`
+	}
+	return json.Unmarshal(msg, &m) != nil || m.Method == nil
 }
 
 var _ channel.Channel = (*wsChannel)(nil)
@@ -31,6 +119,9 @@ var _ channel.Channel = (*wsChannel)(nil)
 func (c *wsChannel) Send(msg []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if isAnswer(msg) {
+		c.release()
+	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 	return c.conn.WriteMessage(websocket.TextMessage, msg)
 }
@@ -39,6 +130,9 @@ func (c *wsChannel) Send(msg []byte) error {
 // with an invalid-request error and never reaches the server.
 func (c *wsChannel) Recv() ([]byte, error) {
 	for {
+		if err := c.acquire(); err != nil {
+			return nil, err
+		}
 		typ, msg, err := c.conn.ReadMessage()
 		if err != nil {
 			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
@@ -47,25 +141,34 @@ func (c *wsChannel) Recv() ([]byte, error) {
 			return nil, err
 		}
 		if typ != websocket.TextMessage && typ != websocket.BinaryMessage {
+			c.release()
 			continue
 		}
 		if n := batchLen(msg); n > c.maxBatch {
+			// The error written here is an answer: Send gives the token back.
 			if err := c.Send(errorBytes(jrpc2.InvalidRequest, fmt.Sprintf("batch of %d requests exceeds limit %d", n, c.maxBatch))); err != nil {
 				return nil, err
 			}
 			continue
+		}
+		if !expectsAnswer(msg) {
+			c.release()
 		}
 		return msg, nil
 	}
 }
 
 // Close implements channel.Channel.
-func (c *wsChannel) Close() error { return c.conn.Close() }
+func (c *wsChannel) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.conn.Close()
+}
 
 // wsSession is one WebSocket client: its jrpc2 server and subscriptions.
 type wsSession struct {
 	s    *Server
 	conn *websocket.Conn
+	ch   *wsChannel // set once the jrpc2 server is about to start
 	srv  *jrpc2.Server
 	ctx  context.Context
 	stop context.CancelFunc
@@ -126,7 +229,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	ch := &wsChannel{conn: conn, maxBatch: s.cfg.MaxBatch}
+	ch := newWSChannel(conn, s.cfg.MaxBatch)
+	ws.mu.Lock()
+	ws.ch = ch
+	ws.mu.Unlock()
 	ws.srv = jrpc2.NewServer(s.wsMethods(), &jrpc2.ServerOptions{
 		AllowPush:   true,
 		Concurrency: wsConcurrency,
