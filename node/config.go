@@ -189,8 +189,9 @@ type Config struct {
 	// RPCMaxBatch caps the requests in one batch. 0 = default.
 	RPCMaxBatch int `toml:"rpc_max_batch"`
 
-	// MetricsAddr serves Prometheus /metrics and /debug/pprof/ on host:port;
-	// "" disables it. Bind it to loopback: pprof exposes internals.
+	// MetricsAddr serves Prometheus /metrics on host:port, and
+	// /debug/pprof/ too when host is loopback (pprof has no
+	// authentication and exposes internals); "" disables it.
 	MetricsAddr string `toml:"metrics_addr"`
 
 	// ProducerKey makes the node a block producer for the heights where the

@@ -20,7 +20,11 @@ import (
 const metricsShutdownTimeout = 5 * time.Second
 
 // metricsServer serves /metrics (the node's own registry: relay, node and
-// libp2p metrics, Go and process collectors) and /debug/pprof/ beside it.
+// libp2p metrics, Go and process collectors) and, on a loopback address
+// only, /debug/pprof/ beside it: Prometheus often scrapes from another
+// host, but pprof hands anyone who reaches it the command line, stack
+// traces and CPU profiles (each costs the node CPU for as long as the
+// caller asks), with no authentication.
 type metricsServer struct {
 	srv *http.Server
 	ln  net.Listener
@@ -30,11 +34,15 @@ type metricsServer struct {
 func startMetrics(addr string, reg *prometheus.Registry) (*metricsServer, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if isLoopbackAddr(addr) {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	} else {
+		log.Infow("metrics address is not loopback: /debug/pprof/ is off", "addr", addr)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("node: metrics: %w", err)
