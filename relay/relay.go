@@ -37,12 +37,15 @@ type Relay struct {
 	ctx    context.Context // lives from New to Close
 	cancel context.CancelFunc
 
-	fetch   *fetcher
-	batch   *batcher
-	seen    *firstSeen
-	limiter serveLimiter
-	flight  blockFlight
-	stats   counters
+	fetch *fetcher
+	batch *batcher
+	seen  *firstSeen
+	// txSlots and blockSlots are each peer's share of the topics'
+	// validation throttles.
+	txSlots, blockSlots *peerSlots
+	limiter             serveLimiter
+	flight              blockFlight
+	stats               counters
 
 	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
 
@@ -128,6 +131,8 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		ctx:            ctx,
 		cancel:         cancel,
 		seen:           newFirstSeen(cfg.FirstSeenCap),
+		txSlots:        newPeerSlots(MaxTxValidationsPerPeer),
+		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer),
 	}
 	r.fetch = newFetcher(r)
 	var err error

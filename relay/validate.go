@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	mrand "math/rand/v2"
+	"sync"
 
 	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/relay/wire"
@@ -20,17 +21,23 @@ import (
 //	every id pending here by now      -> Accept (we can serve them all)
 //	all known / ignored / unavailable -> Ignore
 func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transport.Validation {
-	return r.validate(ctx, "tx", from, data, r.checkTxAnnounce)
+	return r.validate(ctx, "tx", r.txSlots, from, data, r.checkTxAnnounce)
 }
 
 // validate runs check on a message from a peer (ours are accepted as they
 // are), under a context that also ends when the relay closes, and counts
-// the result under topic.
-func (r *Relay) validate(ctx context.Context, topic string, from PeerID, data []byte,
+// the result under topic. A peer already using its share of the topic's
+// validation slots has the message ignored.
+func (r *Relay) validate(ctx context.Context, topic string, slots *peerSlots, from PeerID, data []byte,
 	check func(context.Context, PeerID, []byte) transport.Validation) transport.Validation {
 	if from == r.self {
 		return transport.Accept
 	}
+	if !slots.acquire(from) {
+		r.countValidation(topic, transport.Ignore)
+		return transport.Ignore
+	}
+	defer slots.release(from)
 	ctx, done := r.validationCtx(ctx)
 	defer done()
 	if ctx.Err() != nil {
@@ -123,7 +130,7 @@ func (r *Relay) validationCtx(ctx context.Context) (context.Context, func()) {
 // BlockValidateConcurrency at once, a separate throttle from txs). It
 // accepts only once the block is stored.
 func (r *Relay) validateBlock(ctx context.Context, from PeerID, data []byte) transport.Validation {
-	return r.validate(ctx, "block", from, data, r.checkBlockAnnounce)
+	return r.validate(ctx, "block", r.blockSlots, from, data, r.checkBlockAnnounce)
 }
 
 func (r *Relay) checkBlockAnnounce(ctx context.Context, from PeerID, data []byte) transport.Validation {
@@ -178,4 +185,40 @@ func (r *Relay) publishTxBatch(ids []ID) {
 		r.stats.annPub.Add(1)
 		r.metrics.announcement("published", "tx")
 	}
+}
+
+// peerSlots counts the validations each peer has running on one topic and
+// caps them (MaxTxValidationsPerPeer, MaxBlockValidationsPerPeer). A peer
+// has an entry only while it has validations running, so the map is
+// bounded by the topic's validation throttle.
+type peerSlots struct {
+	max     int
+	mu      sync.Mutex
+	running map[PeerID]int
+}
+
+func newPeerSlots(max int) *peerSlots {
+	return &peerSlots{max: max, running: make(map[PeerID]int)}
+}
+
+// acquire takes one of p's slots; false when p holds max.
+func (s *peerSlots) acquire(p PeerID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[p] >= s.max {
+		return false
+	}
+	s.running[p]++
+	return true
+}
+
+// release gives back a slot acquire took.
+func (s *peerSlots) release(p PeerID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[p] <= 1 {
+		delete(s.running, p)
+		return
+	}
+	s.running[p]--
 }

@@ -1,0 +1,99 @@
+package relay
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rumor-relay/rumor/relay/transport"
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// TestPeerSlots: a peer holds at most max slots, a full peer does not
+// block another, and slots come back.
+func TestPeerSlots(t *testing.T) {
+	s := newPeerSlots(2)
+	if !s.acquire("a") || !s.acquire("a") {
+		t.Fatal("a could not take its two slots")
+	}
+	if s.acquire("a") {
+		t.Fatal("a took a third slot")
+	}
+	if !s.acquire("b") {
+		t.Fatal("a's full share blocked b")
+	}
+	s.release("a")
+	if !s.acquire("a") {
+		t.Fatal("a released slot not reusable")
+	}
+	s.release("a")
+	s.release("a")
+	s.release("b")
+	if len(s.running) != 0 {
+		t.Fatalf("entries left after every release: %v", s.running)
+	}
+}
+
+// TestSlotParkingAttack: a peer announces unknown ids in more messages
+// than the tx topic's whole validation throttle and answers no request
+// (an attacker parking every slot until the fetch timeout). An honest
+// peer's tx still reaches the victim within a few link latencies: the
+// attacker is held to its share of the slots. Before per-peer shares the
+// throttle filled and the honest announcement was dropped.
+func TestSlotParkingAttack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.FetchTimeout = 30 * time.Second // the attacker answers just before it: never, here
+		net := newNet(t, 10*time.Millisecond)
+		victim := newNode(t, net, "victim", cfg)
+		honest := newNode(t, net, "honest", cfg)
+		m := net.Add("attacker")
+		hold := make(chan struct{})
+		t.Cleanup(func() { close(hold) })
+		m.Serve(cfg.RequestProtocol(), func(PeerID, transport.ReadRequest) []byte {
+			<-hold
+			return nil
+		})
+		topic, err := m.Join(cfg.TxTopic(), transport.TopicConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.Connect(victim.id, honest.id)
+		net.Connect(victim.id, m.Self())
+		for _, n := range []*tnode{victim, honest} {
+			if err := n.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx := waitCtx(t, 20*time.Second)
+		for i := range TxValidateConcurrency + 100 {
+			var id ID
+			binary.BigEndian.PutUint64(id[:], uint64(i)+1)
+			data, err := (&wire.TxAnnounce{Nonce: uint64(i), IDs: []ID{id}}).Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := topic.Publish(ctx, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second) // every announcement has reached the victim
+		synctest.Wait()
+
+		start := time.Now()
+		body := mkTx("honest", 0, 120)
+		id, verdict, err := honest.r.SubmitTx(body)
+		if err != nil || verdict != Accepted {
+			t.Fatalf("submit: %v %v", verdict, err)
+		}
+		for !victim.pool.HasTx(id) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatal("the honest tx did not reach the victim within 5 s: the attacker holds its validation slots")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("honest tx arrived after %v", time.Since(start))
+	})
+}
