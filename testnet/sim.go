@@ -191,7 +191,8 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		if i < cfg.Authorities {
 			nc.ProducerKey = chain.TestnetAuthorityKey(cfg.Seed, i)
 		}
-		opts := []node.Option{node.WithHost(newDelayHost(h, sc.links)), node.WithInProcessRPC(), node.WithSharedSigCache(sigs)}
+		opts := []node.Option{node.WithHost(newDelayHost(h, sc.links)), node.WithInProcessRPC(), node.WithSharedSigCache(sigs),
+			node.WithGossipTopics(probeTopic)} // the self-check's topic
 		if cpu != nil {
 			opts = append(opts, node.WithCPUModel(*cpu))
 		}
