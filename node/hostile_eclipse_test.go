@@ -32,16 +32,8 @@ func plainHost(t *testing.T) host.Host {
 // attacker's sybils); only peers that have earned AcceptPXThreshold are
 // believed.
 func TestHostilePeerExchangeFromStranger(t *testing.T) {
-	g := testGenesis(time.Hour)
-	cfg := testConfig(t, g)
-	cfg.PeerExchange = false
 	const marker = "/embedder/marker/1"
-	a := startNode(t, cfg, WithGossipTopics(marker))
-	m := newAttacker(t, g.ChainID, nil)
-	if err := m.connect(a); err != nil {
-		t.Fatal(err)
-	}
-	m.joinGossip(a)
+	a, m := nodeWithGossipAttacker(t, marker)
 
 	lure := plainHost(t)
 	var rec []byte

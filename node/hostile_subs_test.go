@@ -18,16 +18,8 @@ import (
 // no offense (a newer version's topics look the same); an RPC over the
 // cap is dropped whole and costs its sender an oversize offense.
 func TestHostileSubscriptionFlood(t *testing.T) {
-	g := testGenesis(time.Hour)
-	cfg := testConfig(t, g)
-	cfg.PeerExchange = false
 	const appTopic = "/embedder/app/1"
-	a := startNode(t, cfg, WithGossipTopics(appTopic))
-	m := newAttacker(t, g.ChainID, nil)
-	if err := m.connect(a); err != nil {
-		t.Fatal(err)
-	}
-	m.joinGossip(a)
+	a, m := nodeWithGossipAttacker(t, appTopic)
 	sub := func(topic string) *pb.RPC_SubOpts {
 		return &pb.RPC_SubOpts{Subscribe: proto.Bool(true), Topicid: proto.String(topic)}
 	}
@@ -69,4 +61,20 @@ func TestHostileSubscriptionFlood(t *testing.T) {
 	if got := ps.ListPeers("/junk2/0"); len(got) != 0 {
 		t.Fatalf("the node keeps peers %v subscribed to junk from a dropped RPC", got)
 	}
+}
+
+// nodeWithGossipAttacker starts a node (no peer exchange) that also allows
+// the given GossipSub topics, and an attacker joined to its relay topics.
+func nodeWithGossipAttacker(t *testing.T, topics ...string) (*Node, *attacker) {
+	t.Helper()
+	g := testGenesis(time.Hour)
+	cfg := testConfig(t, g)
+	cfg.PeerExchange = false
+	a := startNode(t, cfg, WithGossipTopics(topics...))
+	m := newAttacker(t, g.ChainID, nil)
+	if err := m.connect(a); err != nil {
+		t.Fatal(err)
+	}
+	m.joinGossip(a)
+	return a, m
 }
