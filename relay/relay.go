@@ -41,9 +41,9 @@ type Relay struct {
 	batch *batcher
 	seen  *firstSeen
 	// txSlots and blockSlots are each peer's share of the topics'
-	// validation throttles.
+	// validation throttles; limiter bounds the requests served at once.
 	txSlots, blockSlots *peerSlots
-	limiter             serveLimiter
+	limiter             *peerSlots
 	flight              blockFlight
 	stats               counters
 
@@ -131,8 +131,9 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		ctx:            ctx,
 		cancel:         cancel,
 		seen:           newFirstSeen(cfg.FirstSeenCap),
-		txSlots:        newPeerSlots(MaxTxValidationsPerPeer),
-		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer),
+		txSlots:        newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
+		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer, BlockValidateConcurrency),
+		limiter:        newPeerSlots(MaxServePerPeer, MaxServeTotal),
 	}
 	r.fetch = newFetcher(r)
 	var err error

@@ -8,32 +8,41 @@ import (
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
-// serveLimiter bounds the requests served at once, per peer and overall.
-// A tightly scoped mutex guards two counters; nothing blocks under it.
-type serveLimiter struct {
-	mu    sync.Mutex
-	total int
-	per   map[PeerID]int
+// peerSlots bounds work in progress per peer and overall: the requests
+// served at once (MaxServePerPeer, MaxServeTotal) and each topic's
+// validations (MaxTxValidationsPerPeer of TxValidateConcurrency, ...). A
+// peer has an entry only while it holds a slot, so the map is bounded by
+// the total. A tightly scoped mutex guards the counters; nothing blocks
+// under it.
+type peerSlots struct {
+	perPeer, total int
+
+	mu      sync.Mutex
+	running int
+	per     map[PeerID]int
 }
 
-func (l *serveLimiter) acquire(p PeerID) bool {
+func newPeerSlots(perPeer, total int) *peerSlots {
+	return &peerSlots{perPeer: perPeer, total: total, per: make(map[PeerID]int)}
+}
+
+// acquire takes one of p's slots; false when p or everyone holds the cap.
+func (l *peerSlots) acquire(p PeerID) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= MaxServeTotal || l.per[p] >= MaxServePerPeer {
+	if l.running >= l.total || l.per[p] >= l.perPeer {
 		return false
 	}
-	if l.per == nil {
-		l.per = make(map[PeerID]int)
-	}
-	l.total++
+	l.running++
 	l.per[p]++
 	return true
 }
 
-func (l *serveLimiter) release(p PeerID) {
+// release gives back a slot acquire took.
+func (l *peerSlots) release(p PeerID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total--
+	l.running--
 	if l.per[p]--; l.per[p] <= 0 {
 		delete(l.per, p)
 	}

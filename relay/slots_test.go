@@ -11,10 +11,10 @@ import (
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
-// TestPeerSlots: a peer holds at most max slots, a full peer does not
-// block another, and slots come back.
+// TestPeerSlots: a peer holds at most its share, a full peer does not
+// block another, nobody passes the total, and slots come back.
 func TestPeerSlots(t *testing.T) {
-	s := newPeerSlots(2)
+	s := newPeerSlots(2, 3)
 	if !s.acquire("a") || !s.acquire("a") {
 		t.Fatal("a could not take its two slots")
 	}
@@ -24,6 +24,9 @@ func TestPeerSlots(t *testing.T) {
 	if !s.acquire("b") {
 		t.Fatal("a's full share blocked b")
 	}
+	if s.acquire("c") {
+		t.Fatal("c passed the total")
+	}
 	s.release("a")
 	if !s.acquire("a") {
 		t.Fatal("a released slot not reusable")
@@ -31,8 +34,8 @@ func TestPeerSlots(t *testing.T) {
 	s.release("a")
 	s.release("a")
 	s.release("b")
-	if len(s.running) != 0 {
-		t.Fatalf("entries left after every release: %v", s.running)
+	if len(s.per) != 0 || s.running != 0 {
+		t.Fatalf("left after every release: %v, %d running", s.per, s.running)
 	}
 }
 

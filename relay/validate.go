@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	mrand "math/rand/v2"
-	"sync"
 
 	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/relay/wire"
@@ -185,40 +184,4 @@ func (r *Relay) publishTxBatch(ids []ID) {
 		r.stats.annPub.Add(1)
 		r.metrics.announcement("published", "tx")
 	}
-}
-
-// peerSlots counts the validations each peer has running on one topic and
-// caps them (MaxTxValidationsPerPeer, MaxBlockValidationsPerPeer). A peer
-// has an entry only while it has validations running, so the map is
-// bounded by the topic's validation throttle.
-type peerSlots struct {
-	max     int
-	mu      sync.Mutex
-	running map[PeerID]int
-}
-
-func newPeerSlots(max int) *peerSlots {
-	return &peerSlots{max: max, running: make(map[PeerID]int)}
-}
-
-// acquire takes one of p's slots; false when p holds max.
-func (s *peerSlots) acquire(p PeerID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.running[p] >= s.max {
-		return false
-	}
-	s.running[p]++
-	return true
-}
-
-// release gives back a slot acquire took.
-func (s *peerSlots) release(p PeerID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.running[p] <= 1 {
-		delete(s.running, p)
-		return
-	}
-	s.running[p]--
 }
