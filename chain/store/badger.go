@@ -51,9 +51,9 @@ const (
 	// up to this fraction of memMemTableSize (not of its own size: a store
 	// of 1 MiB blocks would pay megabytes for it), so that the stores of a
 	// simulation, which all write the same blocks, do not flush at the
-	// same height. A
-	// flush holds 4 MiB of table-builder buffers (2x Badger's base table
-	// size, pooled for 2-4 s after the flush) plus the new table; 100 sim
+	// same height. A flush holds 4 MiB of table-builder buffers (2x
+	// Badger's base table size, pooled for 2-4 s after the flush) plus the
+	// new table; 100 sim
 	// nodes flushing together took the live heap from 4 to 9 MB per node
 	// and ran the garbage collector back to back for 10 s of virtual time
 	// (measured: that 10 s window took 2x the wall time of its

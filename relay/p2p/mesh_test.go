@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/rumor-relay/rumor/relay/transport"
@@ -21,20 +22,9 @@ import (
 func TestMeshIsWhereMessagesGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 30
-		mn := mocknet.New()
-		defer mn.Close()
-		for range n {
-			if _, err := mn.GenPeer(); err != nil {
-				t.Fatal(err)
-			}
-		}
 		// With latency, the author's own copy is the first any receiver
 		// validates (a relayed one takes two hops).
-		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: 50 * time.Millisecond})
-		if err := mn.LinkAll(); err != nil {
-			t.Fatal(err)
-		}
-		hosts := mn.Hosts()
+		mn, hosts := linkedMocknet(t, n, 50*time.Millisecond)
 		trs := make([]*Transport, n)
 		for i, h := range hosts {
 			tr, err := New(h, Config{})
@@ -107,4 +97,23 @@ func short(ps []transport.PeerID) []string {
 		out = append(out, string(p)[len(p)-6:])
 	}
 	return out
+}
+
+// linkedMocknet makes n mocknet hosts, links every pair with the given
+// latency (connections are left to the test) and closes the net when the
+// test ends.
+func linkedMocknet(t *testing.T, n int, latency time.Duration) (mocknet.Mocknet, []host.Host) {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	for range n {
+		if _, err := mn.GenPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	return mn, mn.Hosts()
 }

@@ -9,7 +9,6 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/rumor-relay/rumor/relay/transport"
 )
@@ -41,18 +40,7 @@ func TestMessageID(t *testing.T) {
 // pre-version-2 format) never reaches the validator.
 func TestUnsignedContentAddressed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mn := mocknet.New()
-		defer mn.Close()
-		for range 4 {
-			if _, err := mn.GenPeer(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: 10 * time.Millisecond})
-		if err := mn.LinkAll(); err != nil {
-			t.Fatal(err)
-		}
-		hosts := mn.Hosts()
+		mn, hosts := linkedMocknet(t, 4, 10*time.Millisecond)
 		// 0, 1 and 2 run the transport; 3 is a GossipSub peer that signs.
 		var trs []*Transport
 		for _, h := range hosts[:3] {
