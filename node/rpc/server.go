@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -295,20 +294,6 @@ func writeError(w http.ResponseWriter, code jrpc2.Code, msg string) {
 func errorBytes(code jrpc2.Code, msg string) []byte {
 	b, _ := json.Marshal(errorResponse{JSONRPC: "2.0", Error: &jrpc2.Error{Code: code, Message: msg}})
 	return b
-}
-
-// batchLen returns the number of elements of a JSON array message, or -1
-// when msg is not an array (or not valid JSON: the jrpc2 server reports that).
-func batchLen(msg []byte) int {
-	msg = bytes.TrimLeft(msg, " \t\r\n")
-	if len(msg) == 0 || msg[0] != '[' {
-		return -1
-	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(msg, &elems); err != nil {
-		return -1
-	}
-	return len(elems)
 }
 
 var upgrader = websocket.Upgrader{

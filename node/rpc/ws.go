@@ -81,23 +81,28 @@ func (c *wsChannel) release() {
 	}
 }
 
-// expectsAnswer reports whether jrpc2 will answer msg: anything but a
-// notification or a batch of notifications (undecodable bytes and empty
-// batches get an error answer).
-func expectsAnswer(msg []byte) bool {
+// inspect reads a client message once for what Recv needs: batch, the
+// number of elements when msg is a JSON array (-1 when it is not one, or is
+// not valid JSON: the jrpc2 server reports that), and answered, whether
+// jrpc2 will answer it: anything but a notification or a batch of
+// notifications (undecodable bytes and empty batches get an error answer).
+func inspect(msg []byte) (batch int, answered bool) {
 	msg = bytes.TrimSpace(msg)
 	type probe struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if len(msg) > 0 && msg[0] == '[' {
-		var batch []probe
-		if json.Unmarshal(msg, &batch) != nil || len(batch) == 0 {
-			return true
-		}
-		return slices.ContainsFunc(batch, func(p probe) bool { return p.ID != nil })
+	called := func(elem json.RawMessage) bool {
+		var p probe
+		return json.Unmarshal(elem, &p) != nil || p.ID != nil
 	}
-	var one probe
-	return json.Unmarshal(msg, &one) != nil || one.ID != nil
+	if len(msg) > 0 && msg[0] == '[' {
+		var elems []json.RawMessage
+		if json.Unmarshal(msg, &elems) != nil {
+			return -1, true
+		}
+		return len(elems), len(elems) == 0 || slices.ContainsFunc(elems, called)
+	}
+	return -1, called(json.RawMessage(msg))
 }
 
 // isAnswer reports whether msg, written by the server, answers a client
@@ -144,14 +149,15 @@ func (c *wsChannel) Recv() ([]byte, error) {
 			c.release()
 			continue
 		}
-		if n := batchLen(msg); n > c.maxBatch {
+		n, answered := inspect(msg)
+		if n > c.maxBatch {
 			// The error written here is an answer: Send gives the token back.
 			if err := c.Send(errorBytes(jrpc2.InvalidRequest, fmt.Sprintf("batch of %d requests exceeds limit %d", n, c.maxBatch))); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if !expectsAnswer(msg) {
+		if !answered {
 			c.release()
 		}
 		return msg, nil
