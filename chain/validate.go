@@ -137,11 +137,8 @@ func (g *Genesis) CheckBlockVerified(b *Block, parent *Header, now time.Time, ve
 	if pid := parent.ID(); h.Parent != pid {
 		return ruleErr(ReasonBadParent, "parent %s, expected %s", h.Parent.Short(), pid.Short())
 	}
-	if want := g.ProposerAt(h.Height); h.Proposer != want {
-		return ruleErr(ReasonWrongProposer, "proposer %s at height %d, expected %s", h.Proposer, h.Height, want)
-	}
-	if !h.VerifySig(g.ChainID) {
-		return ruleErr(ReasonBadBlockSignature, "header signature does not verify under %s", h.Proposer)
+	if err := g.CheckHeaderAuth(h); err != nil {
+		return err
 	}
 	if h.Time <= parent.Time {
 		return ruleErr(ReasonTimeNotAfterParent, "time %d not after parent time %d", h.Time, parent.Time)
@@ -153,6 +150,22 @@ func (g *Genesis) CheckBlockVerified(b *Block, parent *Header, now time.Time, ve
 			h.Time, h.Time-now.UnixMilli(), now.UnixMilli())
 	}
 	return g.checkBody(b, verified)
+}
+
+// CheckHeaderAuth checks what a header proves on its own, without its
+// parent or any state: that its proposer is the authority whose turn it is
+// at its height, and that the proposer signed it. Only an authority can make
+// a header that passes, so a relay runs it before fetching anything for an
+// announced block or walking back to its ancestors. It returns nil or a
+// *RuleError.
+func (g *Genesis) CheckHeaderAuth(h *Header) error {
+	if want := g.ProposerAt(h.Height); h.Proposer != want {
+		return ruleErr(ReasonWrongProposer, "proposer %s at height %d, expected %s", h.Proposer, h.Height, want)
+	}
+	if !h.VerifySig(g.ChainID) {
+		return ruleErr(ReasonBadBlockSignature, "header signature does not verify under %s", h.Proposer)
+	}
+	return nil
 }
 
 // CheckBody runs CheckBlock's body rules only (sizes, duplicates, tx root,

@@ -16,7 +16,9 @@ import (
 // goroutine waiting on a mutex would stop virtual time.
 //
 // Charged: a transaction's signature check when the pool takes it
-// (TxVerify; known transactions are free), and a block's import: Base,
+// (TxVerify; known transactions are free), an announced or fetched block
+// header's signature check before the relay fetches anything for it
+// (TxVerify, one ed25519 check as well), and a block's import: Base,
 // plus TxVerify for each of its transactions the pool did not already
 // verify, plus CommitPerMiB for its size (validation hashing and the store
 // commit). Not charged: GossipSub's own message signatures, encoding,

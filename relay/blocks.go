@@ -55,27 +55,47 @@ func (f *blockFlight) end(id ID) {
 
 // blockInfo parses the header of an encoded block.
 func (r *Relay) blockInfo(block []byte) (HeaderInfo, error) {
+	_, info, err := r.blockHeader(block)
+	return info, err
+}
+
+// blockHeader returns the encoded header of an encoded block and what it
+// says.
+func (r *Relay) blockHeader(block []byte) ([]byte, HeaderInfo, error) {
 	hdr, _, err := r.chain.SplitBlock(block)
 	if err != nil {
-		return HeaderInfo{}, err
+		return nil, HeaderInfo{}, err
 	}
-	return r.chain.ParseHeader(hdr)
+	info, err := r.chain.ParseHeader(hdr)
+	return hdr, info, err
+}
+
+// verifyHeader authenticates an encoded header when the chain can
+// (HeaderVerifier); nil otherwise.
+func (r *Relay) verifyHeader(hdr []byte) error {
+	if v, ok := r.chain.(HeaderVerifier); ok {
+		return v.VerifyHeader(hdr)
+	}
+	return nil
 }
 
 // handleBlockAnnounce brings the announced block into the chain and returns
 // the chain's verdict (Orphan when ancestors could not be found).
 func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.BlockAnnounce) Verdict {
 	var (
+		hdr  []byte
 		info HeaderInfo
 		err  error
 	)
 	switch a := ann.(type) {
 	case *wire.CompactBlock:
-		info, err = r.chain.ParseHeader(a.Header)
+		hdr = a.Header
+		info, err = r.chain.ParseHeader(hdr)
 	case *wire.BlockPull:
-		info, err = r.chain.ParseHeader(a.Header)
+		hdr = a.Header
+		info, err = r.chain.ParseHeader(hdr)
 	case *wire.BlockPush:
-		info, err = r.blockInfo(a.Block)
+		hdr, info, err = r.blockHeader(a.Block)
 	}
 	if err != nil {
 		r.penalize(from, OffenseInvalidBlock)
@@ -102,6 +122,13 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 		}
 	}
 	defer r.flight.end(info.ID)
+	// Authenticate before anything is fetched or handed to sync on the
+	// block's behalf: a made-up block costs its announcer, not our uplink.
+	if err := r.verifyHeader(hdr); err != nil {
+		r.log.Debugw("announced header does not verify", "block", info.ID.Short(), "from", from, "err", err)
+		r.penalize(from, OffenseInvalidBlock)
+		return Invalid
+	}
 	if tip, _ := r.chain.Tip(); info.Height > tip+uint64(r.cfg.MaxOrphanDepth)+1 {
 		// Too far ahead for an ancestor walk: a job for sync.
 		r.noteOrphan(from, info)
@@ -263,8 +290,16 @@ func (r *Relay) fetchAncestors(ctx context.Context, from PeerID, parent ID) bool
 		if size += len(blk); size > r.cfg.MaxAncestorBytes {
 			return false
 		}
-		info, err := r.blockInfo(blk)
+		hdr, info, err := r.blockHeader(blk)
 		if err != nil { // checked by the fetcher already
+			return false
+		}
+		// The announced block verified, so its ancestors are real blocks
+		// too; one that does not verify is made up by the peer serving it,
+		// and walking further would fetch more of them.
+		if err := r.verifyHeader(hdr); err != nil {
+			r.log.Debugw("ancestor header does not verify", "block", info.ID.Short(), "from", from, "err", err)
+			r.penalize(from, OffenseInvalidBlock)
 			return false
 		}
 		stack = append(stack, blk)

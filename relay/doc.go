@@ -66,6 +66,13 @@
 // receiver fetches the whole block. Push: the whole block in the message.
 // A block whose parent is unknown makes the receiver fetch ancestors by id
 // from the announcer, up to MaxOrphanDepth blocks and MaxAncestorBytes.
+// When the chain can authenticate a header alone (HeaderVerifier), every
+// announced header is checked before anything is fetched for it, and so
+// are the ancestors and the headers sync receives: a made-up block costs
+// its sender OffenseInvalidBlock and the node no download. Past the first
+// authentic header, ancestors are fixed by their ids (hash links), so an
+// honest peer ahead of us that hits the depth limit is not penalized; its
+// blocks are sync's job.
 //
 // # Sync
 //

@@ -100,6 +100,22 @@ type HeaderSource interface {
 	GetHeader(id ID) ([]byte, bool)
 }
 
+// HeaderVerifier is an optional interface of a Chain that authenticates an
+// encoded header on its own, without its parent or any state: for a chain
+// with known block producers, that the header's proposer may produce at its
+// height and its signature verifies. It must be cheap (one signature check).
+//
+// A relay over a Chain that has it checks every announced header before it
+// fetches anything for the block, every ancestor it fetches for an orphan
+// before it walks further back, and every header sync receives, so a peer
+// cannot make the node fetch or store made-up blocks: the first header that
+// fails ends the work and costs its sender OffenseInvalidBlock. Without it
+// the chain's AddBlock is the first check, and an orphan announcement can
+// make the node fetch up to MaxOrphanDepth made-up ancestors.
+type HeaderVerifier interface {
+	VerifyHeader(header []byte) error
+}
+
 // PoolIDSource is an optional interface of a TxPool that lists the ids of
 // its pending (executable) transactions, at most max, best first. The relay
 // serves it to peers doing mempool sync (GetPoolIDs); a pool without it

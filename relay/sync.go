@@ -152,12 +152,24 @@ var _ syncer.Chain = syncChain{}
 func (c syncChain) Tip() (uint64, ID)             { return c.r.chain.Tip() }
 func (c syncChain) BlockIDAt(h uint64) (ID, bool) { return c.r.chain.BlockIDAt(h) }
 func (c syncChain) HasBlock(id ID) bool           { return c.r.chain.HasBlock(id) }
+
+// ParseHeader also authenticates the header (HeaderVerifier), so sync
+// refuses made-up headers before it asks anyone for their bodies.
 func (c syncChain) ParseHeader(b []byte) (syncer.HeaderInfo, error) {
-	return c.r.chain.ParseHeader(b)
+	info, err := c.r.chain.ParseHeader(b)
+	if err != nil {
+		return info, err
+	}
+	return info, c.r.verifyHeader(b)
 }
 
+// ParseBlock authenticates the block's header too, as ParseHeader does.
 func (c syncChain) ParseBlock(b []byte) (syncer.HeaderInfo, error) {
-	return c.r.blockInfo(b)
+	hdr, info, err := c.r.blockHeader(b)
+	if err != nil {
+		return info, err
+	}
+	return info, c.r.verifyHeader(hdr)
 }
 
 func (c syncChain) AddBlock(b []byte) (ID, syncer.Verdict, error) {
