@@ -10,14 +10,15 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/creachadair/jrpc2"
 	"github.com/creachadair/jrpc2/handler"
-	"github.com/creachadair/jrpc2/jhttp"
 	"github.com/gorilla/websocket"
 	golog "github.com/ipfs/go-log/v2"
 )
@@ -31,8 +32,9 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	// readTimeout bounds reading a whole request: 5 MiB at 1 MiB/s.
 	readTimeout = 30 * time.Second
-	// writeTimeout bounds writing a response; a response is at most a batch
-	// of full blocks, megabytes, on a local link.
+	// writeTimeout bounds writing a response; a response is at most
+	// MaxResponseBytes (25 MB by default), which takes 30 s only below
+	// 1 MB/s.
 	writeTimeout = 30 * time.Second
 	// idleTimeout closes idle keep-alive connections (nginx's default 75 s,
 	// rounded up).
@@ -74,21 +76,34 @@ type Config struct {
 	MaxBatch int
 	// MaxWSConns caps concurrent WebSocket connections (> 0).
 	MaxWSConns int
+	// MaxResponseBytes caps the answers to one request body or WebSocket
+	// message, counted as they are built: a call whose answer would pass
+	// it gets CodeResponseTooLarge instead, and so does every later call
+	// of its batch. 0 means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
 }
 
 // Server serves JSON-RPC 2.0 over HTTP POST at "/" and WebSocket at "/ws".
 //
-// Goroutines: the http.Server's (one per connection); per WebSocket client,
-// its jrpc2 server's reader and workers, a pinger, and one forwarder per
-// subscription. mu guards the set of live WebSocket sessions, which Close
-// ends before waiting for their goroutines (wg).
+// Goroutines: the http.Server's (one per connection), which run HTTP
+// requests themselves, at most httpSlots at once; per WebSocket client, a
+// reader (the upgraded handler's goroutine), wsConcurrency workers, a
+// pinger, and one forwarder per subscription. mu guards the set of live
+// WebSocket sessions, which Close ends before waiting for their goroutines
+// (wg).
 type Server struct {
 	cfg     Config
 	backend Backend
-	methods handler.Map
-	bridge  jhttp.Bridge
-	httpSrv *http.Server
-	ln      net.Listener
+	methods handler.Map // HTTP's
+	// wsMethodMap is methods plus the WebSocket-only subscribe and
+	// unsubscribe.
+	wsMethodMap handler.Map
+	httpSrv     *http.Server
+	ln          net.Listener
+	// httpSlots holds a token per HTTP message being run: the bridge to
+	// jrpc2 this replaced ran at most NumCPU calls at once, and so does
+	// this.
+	httpSlots chan struct{}
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
@@ -108,16 +123,13 @@ func New(cfg Config, b Backend) (*Server, error) {
 	if b.Feed == nil {
 		b.Feed = NewFeed()
 	}
-	s := &Server{cfg: cfg, backend: b, sessions: make(map[*wsSession]struct{})}
+	if cfg.MaxResponseBytes < 0 {
+		return nil, errors.New("rpc: MaxResponseBytes must not be negative")
+	}
+	s := &Server{cfg: cfg, backend: b, sessions: make(map[*wsSession]struct{}),
+		httpSlots: make(chan struct{}, runtime.NumCPU())}
 	s.methods = s.methodMap()
-	s.bridge = jhttp.NewBridge(s.methods, &jhttp.BridgeOptions{
-		// The body was read, limited and parsed by serveHTTP; hand the
-		// bridge what it parsed instead of reading the body again.
-		ParseRequest: func(r *http.Request) ([]*jrpc2.ParsedRequest, error) {
-			reqs, _ := r.Context().Value(parsedKey{}).([]*jrpc2.ParsedRequest)
-			return reqs, nil
-		},
-	})
+	s.wsMethodMap = s.wsMethods()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.HandleFunc("/", s.serveHTTP)
@@ -186,12 +198,9 @@ func (s *Server) Close() error {
 			}
 		}
 		s.wg.Wait()
-		s.bridge.Close()
 	})
 	return err
 }
-
-type parsedKey struct{}
 
 // checkAccess applies CORS and authentication. It writes the response and
 // returns false when the request must not proceed.
@@ -262,38 +271,54 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	reqs, err := jrpc2.ParseRequests(body)
-	switch {
-	case err != nil:
-		writeError(w, jrpc2.ParseError, "parse error: body is not a JSON object or array")
-		return
-	case len(reqs) == 0:
-		writeError(w, jrpc2.InvalidRequest, "empty batch")
-		return
-	case len(reqs) > s.cfg.MaxBatch:
-		writeError(w, jrpc2.InvalidRequest, fmt.Sprintf("batch of %d requests exceeds limit %d", len(reqs), s.cfg.MaxBatch))
+	reqs, refusal := s.checkMessage(body)
+	if refusal != nil {
+		writeJSON(w, refusal)
 		return
 	}
-	ctx := context.WithValue(r.Context(), parsedKey{}, reqs)
-	s.bridge.ServeHTTP(w, r.WithContext(ctx))
+	select {
+	case s.httpSlots <- struct{}{}:
+	case <-r.Context().Done():
+		return // the client left
+	}
+	out := s.runMessage(r.Context(), s.methods, reqs)
+	<-s.httpSlots
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent) // notifications only
+		return
+	}
+	writeJSON(w, out)
 }
 
-// errorResponse is a JSON-RPC response carrying only an error.
-type errorResponse struct {
-	JSONRPC string       `json:"jsonrpc"`
-	ID      *string      `json:"id"` // always null: the request could not be read
-	Error   *jrpc2.Error `json:"error"`
+// checkMessage parses one client message (an HTTP body or a WebSocket
+// message). When it cannot be run at all (not JSON, an empty batch, a
+// batch over MaxBatch) it returns the error answer to send instead.
+func (s *Server) checkMessage(msg []byte) ([]*jrpc2.ParsedRequest, []byte) {
+	reqs, err := jrpc2.ParseRequests(msg)
+	switch {
+	case err != nil:
+		return nil, errorBytes(jrpc2.ParseError, "parse error: message is not a JSON object or array")
+	case len(reqs) == 0:
+		return nil, errorBytes(jrpc2.InvalidRequest, "empty batch")
+	case len(reqs) > s.cfg.MaxBatch:
+		return nil, errorBytes(jrpc2.InvalidRequest, fmt.Sprintf("batch of %d requests exceeds limit %d", len(reqs), s.cfg.MaxBatch))
+	}
+	return reqs, nil
 }
 
-func writeError(w http.ResponseWriter, code jrpc2.Code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(errorResponse{JSONRPC: "2.0", Error: &jrpc2.Error{Code: code, Message: msg}})
-}
-
+// errorBytes encodes an answer carrying only an error, with a null id: the
+// message it answers could not be read.
 func errorBytes(code jrpc2.Code, msg string) []byte {
-	b, _ := json.Marshal(errorResponse{JSONRPC: "2.0", Error: &jrpc2.Error{Code: code, Message: msg}})
-	return b
+	return errorAnswer(json.RawMessage("null"), &jrpc2.Error{Code: code, Message: msg})
+}
+
+// writeJSON writes a JSON-RPC answer with HTTP 200, as JSON-RPC over HTTP
+// clients expect also for errors.
+func writeJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 var upgrader = websocket.Upgrader{

@@ -609,9 +609,9 @@ func (b *blockingRelay) SubmitTx(body []byte) (relay.ID, relay.Verdict, error) {
 }
 
 // TestWebSocketPendingCap: a client that writes calls faster than they
-// complete is read only up to wsMaxPending unanswered messages; the rest
+// complete is read only up to wsMaxPending unfinished messages; the rest
 // wait in its own socket, and every call is answered once the node
-// catches up. Notifications hold no place.
+// catches up. Notifications hold a place only while they run.
 func TestWebSocketPendingCap(t *testing.T) {
 	br := &blockingRelay{started: make(chan struct{}, 1000), release: make(chan struct{})}
 	f := newFixture(t, func(_ *Config, b *Backend) {
@@ -622,7 +622,8 @@ func TestWebSocketPendingCap(t *testing.T) {
 	unblock := sync.OnceFunc(func() { close(br.release) })
 	t.Cleanup(unblock)
 	c := dialWS(t, f)
-	// Notifications first: no answer, so no place held.
+	// Notifications first: no answer, and their places come back as soon
+	// as they have run.
 	for range 2 * wsMaxPending {
 		c.send(`{"jsonrpc":"2.0","method":"chain_head"}`)
 	}

@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,48 +9,46 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/creachadair/jrpc2"
-	"github.com/creachadair/jrpc2/channel"
 	"github.com/gorilla/websocket"
 )
 
 // wsMaxPending caps the messages one WebSocket client may have sent that
-// await an answer (a request, or a batch holding one). jrpc2 queues what
-// it reads without limit and runs wsConcurrency at a time, so a client
-// that writes faster than its calls complete grew the node's memory
-// without bound. At the cap the channel stops reading: the client's
-// writes back up in TCP, which is the backpressure a client should feel.
-// 32 is 8x wsConcurrency: queued work for a busy moment, and with
-// messages of at most RPCMaxBodyBytes (5 MiB) at most 160 MiB per client.
+// the node has read and not yet finished (answered, or run when they are
+// notifications). The reader reads ahead of the session's wsConcurrency
+// workers into a queue; without a cap (jrpc2, which served WebSocket
+// before, queued what it read without limit) a client that writes faster
+// than its calls complete grew the node's memory without bound. At the
+// cap the session stops reading: the client's writes back up in TCP,
+// which is the backpressure a client should feel. 32 is 8x wsConcurrency:
+// queued work for a busy moment, and with messages of at most
+// RPCMaxBodyBytes (5 MiB) at most 160 MiB per client.
 const wsMaxPending = 32
 
-// wsChannel adapts a WebSocket connection to jrpc2's channel.Channel: one
-// text message per JSON-RPC message. jrpc2 serializes its own Sends; wmu
-// also serializes the batch-limit errors Recv writes itself.
+// wsChannel is a session's WebSocket connection: one text message per
+// JSON-RPC message. wmu serializes writes: answers from the workers,
+// pushes from the subscription forwarders.
 //
-// pending holds a token per message read that awaits an answer: Recv
-// takes one before each read (and gives it back when the message is a
-// notification, which gets no answer), Send gives one back per answer.
-// Server pushes (notifications, carrying a method) give none back.
+// pending holds a token per message read and not yet finished: read takes
+// one before each read, the worker that finishes the message gives it
+// back.
 type wsChannel struct {
-	conn     *websocket.Conn
-	maxBatch int
-	wmu      sync.Mutex
-	pending  chan struct{} // capacity wsMaxPending
-	closed   chan struct{}
-	once     sync.Once
+	conn    *websocket.Conn
+	wmu     sync.Mutex
+	pending chan struct{} // capacity wsMaxPending
+	closed  chan struct{}
+	once    sync.Once
 }
 
-func newWSChannel(conn *websocket.Conn, maxBatch int) *wsChannel {
-	return &wsChannel{conn: conn, maxBatch: maxBatch, pending: make(chan struct{}, wsMaxPending), closed: make(chan struct{})}
+func newWSChannel(conn *websocket.Conn) *wsChannel {
+	return &wsChannel{conn: conn, pending: make(chan struct{}, wsMaxPending), closed: make(chan struct{})}
 }
 
 // errTooManyPending ends a connection whose client kept wsMaxPending
-// messages unanswered for wsPongWait.
+// messages unfinished for wsPongWait.
 var errTooManyPending = errors.New("rpc: client kept too many requests unanswered")
 
 // acquire takes a pending token, waiting while wsMaxPending are out.
@@ -81,101 +78,44 @@ func (c *wsChannel) release() {
 	}
 }
 
-// inspect reads a client message once for what Recv needs: batch, the
-// number of elements when msg is a JSON array (-1 when it is not one, or is
-// not valid JSON: the jrpc2 server reports that), and answered, whether
-// jrpc2 will answer it: anything but a notification or a batch of
-// notifications (undecodable bytes and empty batches get an error answer).
-func inspect(msg []byte) (batch int, answered bool) {
-	msg = bytes.TrimSpace(msg)
-	type probe struct {
-		ID json.RawMessage `json:"id"`
-	}
-	called := func(elem json.RawMessage) bool {
-		var p probe
-		return json.Unmarshal(elem, &p) != nil || p.ID != nil
-	}
-	if len(msg) > 0 && msg[0] == '[' {
-		var elems []json.RawMessage
-		if json.Unmarshal(msg, &elems) != nil {
-			return -1, true
-		}
-		return len(elems), len(elems) == 0 || slices.ContainsFunc(elems, called)
-	}
-	return -1, called(json.RawMessage(msg))
-}
-
-// isAnswer reports whether msg, written by the server, answers a client
-// message rather than pushing a notification (which names a method).
-func isAnswer(msg []byte) bool {
-	msg = bytes.TrimSpace(msg)
-	if len(msg) > 0 && msg[0] == '[' {
-		return true
-	}
-	var m struct {
-		Method *string `json:"method"`
-	}
-	return json.Unmarshal(msg, &m) != nil || m.Method == nil
-}
-
-var _ channel.Channel = (*wsChannel)(nil)
-
-// Send implements channel.Channel.
-func (c *wsChannel) Send(msg []byte) error {
+// send writes one message.
+func (c *wsChannel) send(msg []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if isAnswer(msg) {
-		c.release()
-	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 	return c.conn.WriteMessage(websocket.TextMessage, msg)
 }
 
-// Recv implements channel.Channel. A batch over the limit is answered here
-// with an invalid-request error and never reaches the server.
-func (c *wsChannel) Recv() ([]byte, error) {
-	for {
-		if err := c.acquire(); err != nil {
-			return nil, err
-		}
-		typ, msg, err := c.conn.ReadMessage()
-		if err != nil {
-			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
-				return nil, io.EOF
-			}
-			return nil, err
-		}
-		if typ != websocket.TextMessage && typ != websocket.BinaryMessage {
-			c.release()
-			continue
-		}
-		n, answered := inspect(msg)
-		if n > c.maxBatch {
-			// The error written here is an answer: Send gives the token back.
-			if err := c.Send(errorBytes(jrpc2.InvalidRequest, fmt.Sprintf("batch of %d requests exceeds limit %d", n, c.maxBatch))); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if !answered {
-			c.release()
-		}
-		return msg, nil
+// read takes a pending token and reads the client's next message; the
+// token is the caller's to give back once the message is finished. io.EOF
+// means the client or the server closed the connection.
+func (c *wsChannel) read() ([]byte, error) {
+	if err := c.acquire(); err != nil {
+		return nil, err
 	}
+	_, msg, err := c.conn.ReadMessage()
+	if err != nil {
+		c.release()
+		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			return nil, io.EOF
+		}
+		return nil, err
+	}
+	return msg, nil
 }
 
-// Close implements channel.Channel.
-func (c *wsChannel) Close() error {
+// close closes the connection; a read waiting for a token returns.
+func (c *wsChannel) close() error {
 	c.once.Do(func() { close(c.closed) })
 	return c.conn.Close()
 }
 
-// wsSession is one WebSocket client: its jrpc2 server and subscriptions.
+// wsSession is one WebSocket client: its connection, workers and
+// subscriptions.
 type wsSession struct {
 	s    *Server
 	conn *websocket.Conn
-	ch   *wsChannel // set once the jrpc2 server is about to start
-	srv  *jrpc2.Server
+	ch   *wsChannel // set once the session is about to serve
 	ctx  context.Context
 	stop context.CancelFunc
 
@@ -235,24 +175,65 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	ch := newWSChannel(conn, s.cfg.MaxBatch)
+	ch := newWSChannel(conn)
 	ws.mu.Lock()
 	ws.ch = ch
 	ws.mu.Unlock()
-	ws.srv = jrpc2.NewServer(s.wsMethods(), &jrpc2.ServerOptions{
-		AllowPush:   true,
-		Concurrency: wsConcurrency,
-		NewContext:  func() context.Context { return context.WithValue(ctx, sessionKey{}, ws) },
-	})
-	ws.srv.Start(ch)
 
 	ws.wg.Add(1)
 	go ws.pinger()
-	_ = ws.srv.Wait()
+	ws.serve(context.WithValue(ctx, sessionKey{}, ws))
 	stop()
 	ws.unsubscribeAll()
-	_ = conn.Close()
+	_ = ch.close()
 	ws.wg.Wait()
+}
+
+// serve reads the client's messages and runs them on wsConcurrency
+// workers until the connection ends; it returns once the workers have.
+// A message is read only while fewer than wsMaxPending are unfinished, so
+// the queue between the reader and the workers never holds more.
+func (ws *wsSession) serve(ctx context.Context) {
+	queue := make(chan []byte, wsMaxPending)
+	var workers sync.WaitGroup
+	for range wsConcurrency {
+		workers.Go(func() {
+			for msg := range queue {
+				// Messages still queued when the session ends are dropped.
+				if ctx.Err() == nil {
+					if out := ws.s.runWSMessage(ctx, msg); out != nil {
+						if err := ws.ch.send(out); err != nil {
+							ws.close()
+						}
+					}
+				}
+				ws.ch.release()
+			}
+		})
+	}
+	for {
+		msg, err := ws.ch.read()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				log.Debugw("ws session ends", "err", err)
+			}
+			break
+		}
+		queue <- msg // never blocks: the queue holds wsMaxPending
+	}
+	ws.stop()
+	close(queue)
+	workers.Wait()
+}
+
+// runWSMessage answers one WebSocket message: the protocol errors
+// serveHTTP answers for a body, then the requests (see runMessage).
+func (s *Server) runWSMessage(ctx context.Context, msg []byte) []byte {
+	reqs, refusal := s.checkMessage(msg)
+	if refusal != nil {
+		return refusal
+	}
+	return s.runMessage(ctx, s.wsMethodMap, reqs)
 }
 
 // pinger keeps the read deadline alive on an idle but responsive client.
@@ -273,13 +254,16 @@ func (ws *wsSession) pinger() {
 	}
 }
 
-// close ends the session: closing the connection makes the jrpc2 server's
-// Recv fail, which unwinds serveWS.
+// close ends the session: closing the connection makes the reader's read
+// fail (or its wait for a pending token end), which unwinds serveWS.
 func (ws *wsSession) close() {
 	ws.mu.Lock()
-	conn := ws.conn
+	conn, ch := ws.conn, ws.ch
 	ws.mu.Unlock()
-	if conn != nil {
+	switch {
+	case ch != nil:
+		_ = ch.close()
+	case conn != nil:
 		_ = conn.Close()
 	}
 }
@@ -353,13 +337,29 @@ func (s *Server) unsubscribe(ctx context.Context, req *jrpc2.Request) (any, erro
 	return ok, nil
 }
 
+// pushMessage is a notification the server pushes to a WebSocket client.
+type pushMessage struct {
+	JSONRPC string `json:"jsonrpc"`
+	Method  string `json:"method"`
+	Params  any    `json:"params"`
+}
+
+// notify pushes a "subscription" notification.
+func (ws *wsSession) notify(n subscriptionNotice) error {
+	b, err := json.Marshal(pushMessage{JSONRPC: "2.0", Method: "subscription", Params: n})
+	if err != nil {
+		return err
+	}
+	return ws.ch.send(b)
+}
+
 // forward pushes a subscription's events to the client until the
 // subscription ends (unsubscribe, dropped for lagging, session over).
 func (ws *wsSession) forward(id string, sub *feedSub) {
 	defer ws.wg.Done()
 	for v := range sub.ch {
-		if err := ws.srv.Notify(ws.ctx, "subscription", subscriptionNotice{Subscription: id, Result: v}); err != nil {
-			if !errors.Is(err, jrpc2.ErrConnClosed) && ws.ctx.Err() == nil {
+		if err := ws.notify(subscriptionNotice{Subscription: id, Result: v}); err != nil {
+			if ws.ctx.Err() == nil {
 				log.Debugw("ws notify failed", "err", err)
 			}
 			ws.close()
@@ -370,7 +370,7 @@ func (ws *wsSession) forward(id string, sub *feedSub) {
 		ws.mu.Lock()
 		delete(ws.subs, id)
 		ws.mu.Unlock()
-		_ = ws.srv.Notify(ws.ctx, "subscription", subscriptionNotice{Subscription: id,
+		_ = ws.notify(subscriptionNotice{Subscription: id,
 			Error: fmt.Sprintf("subscriber fell %d events behind; subscription ended", feedBuffer)})
 	}
 }
