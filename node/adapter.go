@@ -152,6 +152,11 @@ func (a *chainAdapter) GetBlock(id relay.ID) ([]byte, bool) {
 	return a.store.BlockBytes(chain.Hash(id))
 }
 
+// BlockSize implements relay.BlockSizer from the store's index.
+func (a *chainAdapter) BlockSize(id relay.ID) (int, bool) {
+	return a.store.BlockSize(chain.Hash(id))
+}
+
 // GetHeader implements relay.HeaderSource: from the block's metadata, so
 // a headers request never loads or decodes whole blocks.
 func (a *chainAdapter) GetHeader(id relay.ID) ([]byte, bool) {
@@ -168,7 +173,10 @@ func (a *chainAdapter) BlockIDAt(height uint64) (relay.ID, bool) {
 	return relay.ID(id), ok
 }
 
-var _ relay.HeaderVerifier = (*chainAdapter)(nil)
+var (
+	_ relay.HeaderVerifier = (*chainAdapter)(nil)
+	_ relay.BlockSizer     = (*chainAdapter)(nil)
+)
 
 // ParseHeader implements relay.Chain.
 func (a *chainAdapter) ParseHeader(b []byte) (relay.HeaderInfo, error) {

@@ -33,7 +33,9 @@ import (
 //	Book.Score x peers.AppSpecificWeight -> GossipSub's app-specific score
 //	       (P5): a peer at the ban threshold is graylisted by GossipSub too;
 //	       a peer GossipSub graylists (score < -2500) is banned and dropped
-//	Limiter -> relay.WithServeBudget; a peer's buckets go when it disconnects
+//	Limiter -> relay.WithServeBudget; a peer's buckets outlive its
+//	       connections (the limiter keeps the MaxTrackedPeers most recently
+//	       served), so reconnecting does not refill them
 //	Liveness: pings every PingInterval, drops peers that stop answering
 //	rcmgr: per-IP connection caps (host.go, connLimitOptions)
 
@@ -105,6 +107,10 @@ type peerPolicy struct {
 
 	mu     sync.Mutex
 	gossip map[peer.ID]float64 // last GossipSub score snapshot
+	// colocationWeight is GossipSub's IP colocation weight (P6; zero when
+	// off), so setGossipScores can tell a score dragged down by sharing an
+	// address from one the peer earned.
+	colocationWeight float64
 	// outbound are the peers this node dialled whose connections the
 	// connection manager may not trim, at most TargetPeers of them (see
 	// protectOutbound).
@@ -162,12 +168,15 @@ func (p *peerPolicy) relayOptions(txTopic, blockTopic string) ([]relay.Option, [
 	params, thresholds := peers.GossipScoring(p.book, peers.ScoringConfig{
 		TxTopic: txTopic, BlockTopic: blockTopic, ColocationThreshold: coloc,
 	})
+	p.mu.Lock()
+	p.colocationWeight = params.IPColocationFactorWeight
+	p.mu.Unlock()
 	return []relay.Option{
 			relay.WithPenaltyHook(p.relayPenalty),
 			relay.WithServeBudget(serveBudget{p.limiter}),
 		}, []pubsub.Option{
 			pubsub.WithPeerScore(params, thresholds),
-			pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(p.setGossipScores), gossipScoreInspectPeriod),
+			pubsub.WithPeerScoreInspect(pubsub.ExtendedPeerScoreInspectFn(p.setGossipScores), gossipScoreInspectPeriod),
 		}
 }
 
@@ -214,7 +223,6 @@ func (p *peerPolicy) start(ctx context.Context, h host.Host, wg *sync.WaitGroup)
 		},
 		DisconnectedF: func(n network.Network, c network.Conn) {
 			if len(n.ConnsToPeer(c.RemotePeer())) == 0 {
-				p.limiter.Forget(c.RemotePeer())
 				p.unprotectOutbound(c.RemotePeer())
 			}
 		},
@@ -343,27 +351,38 @@ func (p *peerPolicy) dropLoop(ctx context.Context, wg *sync.WaitGroup) {
 // every RPC, so it only takes a connection slot, and the invalid messages
 // that put it there stop reaching the relay, so the score book alone might
 // never see it cross the ban threshold (three malformed messages graylist
-// a peer; the fourth, which would ban it, is never read). Only peers with
-// offenses in the score book qualify.
-func (p *peerPolicy) setGossipScores(m map[peer.ID]float64) {
+// a peer; the fourth, which would ban it, is never read).
+//
+// Only a peer to blame is banned: one with offenses in the score book, or
+// one GossipSub graylists without counting IP colocation (P6), that is
+// for its own conduct: broken IWANT promises and GRAFTs while backed off
+// (the behaviour penalty, P7), invalid messages (P4). A score dragged down
+// by colocation alone (many honest nodes behind one NAT, or every node of
+// a simulation in one /64) must not ban anyone. Control-message attacks
+// earn no score-book offense (the relay never sees them), so before P7
+// counted here an attacker GossipSub graylisted for them stayed connected.
+func (p *peerPolicy) setGossipScores(snap map[peer.ID]*pubsub.PeerScoreSnapshot) {
+	m := make(map[peer.ID]float64, len(snap))
+	for id, s := range snap {
+		m[id] = s.Score
+	}
 	p.mu.Lock()
 	p.gossip = m
+	coloc := p.colocationWeight
 	p.mu.Unlock()
 	if p.host == nil {
 		return
 	}
 	now := time.Now()
-	for id, s := range m {
-		if s >= peers.GraylistThreshold || p.host.Network().Connectedness(id) != network.Connected || p.bans.IsBanned(id, now) {
+	for id, s := range snap {
+		if s.Score >= peers.GraylistThreshold || p.host.Network().Connectedness(id) != network.Connected || p.bans.IsBanned(id, now) {
 			continue
 		}
-		// Only a peer we hold offenses against is banned: a score dragged
-		// down by IP colocation alone (many honest nodes behind one NAT,
-		// or every node of a simulation in one /64) must not ban anyone.
-		if p.book.Score(id, now) >= 0 {
+		own := s.Score - s.IPColocationFactor*coloc
+		if p.book.Score(id, now) >= 0 && own >= peers.GraylistThreshold {
 			continue
 		}
-		log.Infow("banning graylisted peer", "peer", id, "gossip_score", s, "for", p.cfg.BanDuration)
+		log.Infow("banning graylisted peer", "peer", id, "gossip_score", s.Score, "behaviour_penalty", s.BehaviourPenalty, "for", p.cfg.BanDuration)
 		p.bans.Ban(id, now.Add(p.cfg.BanDuration), graylistReason)
 		p.metrics.ban()
 		p.disconnect(id)

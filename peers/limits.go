@@ -115,13 +115,6 @@ func (l *Limiter) AllowBytes(p peer.ID, n int, now time.Time) bool {
 	return l.get(p, now).bytes.AllowN(now, n)
 }
 
-// Forget drops p's buckets (on disconnect).
-func (l *Limiter) Forget(p peer.ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.peers, p)
-}
-
 // Len returns the number of peers tracked.
 func (l *Limiter) Len() int {
 	l.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/rumor-relay/rumor/relay/syncer"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
@@ -131,6 +133,10 @@ type Config struct {
 	// MaxAncestorBytes bounds the bytes of ancestors fetched for one
 	// orphan block (>= MaxBlockBytes).
 	MaxAncestorBytes int
+	// UploadBytesPerSecond caps the response bytes served to all peers
+	// together; its burst is one second's worth or one maximal response,
+	// whichever is larger. Zero means DefaultUploadBytesPerSecond.
+	UploadBytesPerSecond float64
 	// Sync configures catch-up (headers-first block download) and mempool
 	// sync with newly connected peers (package relay/syncer); zero fields
 	// take syncer's defaults.
@@ -188,6 +194,9 @@ func (c Config) Validate() error {
 	if c.MaxOrphanDepth < 0 || c.MaxOrphanDepth > 1024 {
 		errs = append(errs, fmt.Errorf("max orphan depth %d: want 0..1024", c.MaxOrphanDepth))
 	}
+	if c.UploadBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("upload bytes per second %v: want >= 0 (0: the default)", c.UploadBytesPerSecond))
+	}
 	if c.MaxGossipMessageSize < 64<<10 || c.MaxGossipMessageSize > wire.MaxBlockBytes+4096 {
 		errs = append(errs, fmt.Errorf("max gossip message size %d: want 64 KiB..%d", c.MaxGossipMessageSize, wire.MaxBlockBytes+4096))
 	}
@@ -227,6 +236,15 @@ func (c Config) blockValidateTimeout() time.Duration {
 		return c.BlockValidateTimeout
 	}
 	return 3 * c.BlockFetchTimeout
+}
+
+// uploadLimiter is the node-wide byte bucket of UploadBytesPerSecond.
+func (c Config) uploadLimiter() *rate.Limiter {
+	perSec := c.UploadBytesPerSecond
+	if perSec <= 0 {
+		perSec = DefaultUploadBytesPerSecond
+	}
+	return rate.NewLimiter(rate.Limit(perSec), max(int(perSec), c.maxResponseFrame(), c.maxTxsResponseFrame()))
 }
 
 // maxTxsResponseFrame caps a Txs response: the server's soft limit plus one

@@ -11,7 +11,9 @@
 //     its bytes, Chain.ParseHeader how a block's id follows from its
 //     header. Ids are 32 bytes (ID); any hash works (SHA-256, double
 //     SHA-256, Keccak). Optional: HeaderSource (headers without loading
-//     blocks), PoolIDSource (serve mempool sync).
+//     blocks), HeaderVerifier (authenticate a header before fetching for
+//     it), BlockSizer (size and charge a block response before loading
+//     it), PoolIDSource (serve mempool sync).
 //   - Config: the chain id (names topics and the request protocol) and the
 //     chain's limits (MaxTxBytes, MaxBlockBytes, MaxBlockTxs), checked
 //     against the wire format's fixed ceilings (package relay/wire).
@@ -125,7 +127,10 @@
 //     updates atomics and metrics, parses an announcement and sends
 //     without blocking.
 //   - the transport runs each inbound request on a goroutine of its own
-//     (handleRequest), bounded by MaxServePerPeer and MaxServeTotal.
+//     (handleRequest), bounded by MaxServePerPeer and MaxServeTotal, its
+//     answer's bytes by MaxServeResponsesPerPeer and MaxServeBytesInFlight
+//     until the transport has written it, and every answer by the node's
+//     upload cap (Config.UploadBytesPerSecond) and the peer's ServeBudget.
 //
 // Shared state outside the loop, each behind its own tightly scoped mutex
 // that is never held across a call out: the first-seen table, the serve

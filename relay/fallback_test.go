@@ -37,16 +37,16 @@ func newRogue(t testing.TB, net *memnet.Network, id PeerID, cfg Config, serve ro
 			rg.tx = topic
 		}
 	}
-	nd.Serve(cfg.RequestProtocol(), func(_ PeerID, read transport.ReadRequest) []byte {
+	nd.Serve(cfg.RequestProtocol(), func(_ PeerID, read transport.ReadRequest) ([]byte, func()) {
 		data, err := read(wire.MaxRequestFrame)
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		req, err := wire.DecodeRequest(data)
 		if err != nil {
-			return nil
+			return nil, nil
 		}
-		return serve(req)
+		return serve(req), nil
 	})
 	return rg
 }

@@ -116,6 +116,16 @@ type HeaderVerifier interface {
 	VerifyHeader(header []byte) error
 }
 
+// BlockSizer is an optional interface of a Chain that tells a stored
+// block's encoded size without loading it (an index lookup), or false when
+// the block is not stored. The estimate may be off by a few bytes. With it
+// the relay sizes a whole-block response, and charges the requester's byte
+// budget, before loading the block; without it, it reserves the largest
+// response (MaxBlockBytes) while it builds one and charges afterwards.
+type BlockSizer interface {
+	BlockSize(id ID) (int, bool)
+}
+
 // PoolIDSource is an optional interface of a TxPool that lists the ids of
 // its pending (executable) transactions, at most max, best first. The relay
 // serves it to peers doing mempool sync (GetPoolIDs); a pool without it

@@ -27,6 +27,29 @@ const (
 	// MaxServeTotal caps the requests served at once over all peers, so an
 	// open-stream flood from many peers is bounded too.
 	MaxServeTotal = 256
+	// MaxServeBytesInFlight caps the response bytes held at once over all
+	// peers, from the moment a request is sized until its answer is
+	// written. Before, answers were built before any byte check and held
+	// uncounted while slow readers took them: MaxServeTotal requests for
+	// maximal blocks could hold 2 GiB. 128 MiB is sixteen maximal blocks
+	// of the default MaxBlockBytes, far above what honest sync and compact
+	// block fallbacks hold (a 1 MiB block to each of 8 peers at once). A
+	// chain with larger blocks gets MaxServeResponsesInFlight maximal
+	// responses instead, if that is more.
+	MaxServeBytesInFlight     = 128 << 20
+	MaxServeResponsesInFlight = 16
+	// MaxServeResponsesPerPeer is one peer's share of those bytes, in
+	// maximal responses: two, so a whole-block request can overlap the
+	// next, and eight greedy peers are needed to fill the node's share.
+	MaxServeResponsesPerPeer = 2
+	// DefaultUploadBytesPerSecond caps the bytes this node serves to all
+	// peers together (Config.UploadBytesPerSecond), so a crowd of peers
+	// each within its own byte budget cannot take the uplink: 64 MiB/s,
+	// about half a gigabit link, leaves the rest for gossip. Bitcoin Core
+	// has an opt-in -maxuploadtarget; per-peer budgets alone reset with
+	// every new identity.
+	DefaultUploadBytesPerSecond = 64 << 20
+
 	// MaxPendingSources bounds the queue of alternative announcers learned
 	// from duplicate deliveries on their way to the fetch loop; when it is
 	// full the observer drops them (fallback then relies on other sources).

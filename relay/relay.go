@@ -9,6 +9,7 @@ import (
 	"time"
 
 	golog "github.com/ipfs/go-log/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/rumor-relay/rumor/relay/syncer"
 	"github.com/rumor-relay/rumor/relay/transport"
@@ -44,8 +45,12 @@ type Relay struct {
 	// validation throttles; limiter bounds the requests served at once.
 	txSlots, blockSlots *peerSlots
 	limiter             *peerSlots
-	flight              blockFlight
-	stats               counters
+	// serveBytes bounds the response bytes held at once; upload is the
+	// node's byte bucket over all peers (see handleRequest).
+	serveBytes *peerSlots
+	upload     *rate.Limiter
+	flight     blockFlight
+	stats      counters
 
 	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
 
@@ -134,7 +139,11 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		txSlots:        newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
 		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer, BlockValidateConcurrency),
 		limiter:        newPeerSlots(MaxServePerPeer, MaxServeTotal),
+		upload:         cfg.uploadLimiter(),
 	}
+	maxResponse := max(cfg.maxResponseFrame(), cfg.maxTxsResponseFrame())
+	r.serveBytes = newPeerSlots(MaxServeResponsesPerPeer*maxResponse,
+		max(MaxServeBytesInFlight, MaxServeResponsesInFlight*maxResponse))
 	r.fetch = newFetcher(r)
 	var err error
 	if r.sync, err = r.newSyncer(); err != nil {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync"
 
@@ -8,12 +9,13 @@ import (
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
-// peerSlots bounds work in progress per peer and overall: the requests
-// served at once (MaxServePerPeer, MaxServeTotal) and each topic's
-// validations (MaxTxValidationsPerPeer of TxValidateConcurrency, ...). A
-// peer has an entry only while it holds a slot, so the map is bounded by
-// the total. A tightly scoped mutex guards the counters; nothing blocks
-// under it.
+// peerSlots bounds work in progress per peer and overall, in units the
+// caller chooses: requests served at once (MaxServePerPeer, MaxServeTotal),
+// each topic's validations (MaxTxValidationsPerPeer of
+// TxValidateConcurrency, ...), or response bytes held
+// (MaxServeResponsesPerPeer, MaxServeBytesInFlight). A peer has an entry only
+// while it holds something, so the map is bounded by the total. A tightly
+// scoped mutex guards the counters; nothing blocks under it.
 type peerSlots struct {
 	perPeer, total int
 
@@ -27,44 +29,72 @@ func newPeerSlots(perPeer, total int) *peerSlots {
 }
 
 // acquire takes one of p's slots; false when p or everyone holds the cap.
-func (l *peerSlots) acquire(p PeerID) bool {
+func (l *peerSlots) acquire(p PeerID) bool { return l.acquireN(p, 1) }
+
+// release gives back a slot acquire took.
+func (l *peerSlots) release(p PeerID) { l.releaseN(p, 1) }
+
+// acquireN takes n units for p; false (and nothing taken) when that would
+// put p or everyone over the cap.
+func (l *peerSlots) acquireN(p PeerID, n int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.running >= l.total || l.per[p] >= l.perPeer {
+	if l.running+n > l.total || l.per[p]+n > l.perPeer {
 		return false
 	}
-	l.running++
-	l.per[p]++
+	l.running += n
+	l.per[p] += n
 	return true
 }
 
-// release gives back a slot acquire took.
-func (l *peerSlots) release(p PeerID) {
+// releaseN gives back n units acquireN took.
+func (l *peerSlots) releaseN(p PeerID, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.running--
-	if l.per[p]--; l.per[p] <= 0 {
+	l.running -= n
+	if l.per[p] -= n; l.per[p] <= 0 {
 		delete(l.per, p)
 	}
 }
 
-// handleRequest serves one inbound request (transport.RequestHandler): it
-// refuses peers over their budget or the concurrency caps before reading
-// anything, reads the request with its cap, and returns the encoded answer
-// (nil resets the exchange). The transport runs it on its own goroutine per
-// request; the limiter bounds how many run at once per peer and overall.
-func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) []byte {
+// busyAnswer is the encoded ErrCodeBusy answer.
+func (r *Relay) busyAnswer() []byte {
+	busy, _ := (&wire.Error{Code: wire.ErrCodeBusy}).Encode()
+	r.noteBytes(false, protoRequest, classRequest, wire.FrameSize(len(busy)))
+	return busy
+}
+
+// handleRequest serves one inbound request (transport.RequestHandler). In
+// order, each step before any work it guards:
+//   - the peer's request budget and its share of the requests served at
+//     once (busy and OffenseRequestFlood past either);
+//   - the request, read with its cap and decoded;
+//   - response bytes: a bound on the answer (exact for whole blocks when
+//     the chain is a BlockSizer) is reserved from the peer's share of the
+//     bytes held at once and the node's (busy past either: a crowd of
+//     honest syncing peers can fill them too); an exact bound is charged
+//     to the node's upload cap and the peer's byte budget before the
+//     blocks are loaded, anything else once its (small) answer is built;
+//   - after building, the reservation shrinks to the answer's size.
+//
+// The request slot and the bytes are held until the transport has written
+// the answer (sent), so slow readers count against the same caps.
+func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, func()) {
 	overBudget := r.budget != nil && !r.budget.AllowRequest(p, r.now())
 	if overBudget || !r.limiter.acquire(p) {
 		if overBudget {
 			r.log.Debugw("request over budget", "peer", p)
 		}
 		r.penalize(p, OffenseRequestFlood)
-		busy, _ := (&wire.Error{Code: wire.ErrCodeBusy}).Encode()
-		r.noteBytes(false, protoRequest, classRequest, wire.FrameSize(len(busy)))
-		return busy
+		return r.busyAnswer(), nil
 	}
-	defer r.limiter.release(p)
+	held := 0 // response bytes reserved
+	sent := func() {
+		if held > 0 {
+			r.serveBytes.releaseN(p, held)
+		}
+		r.limiter.release(p)
+	}
 	data, err := read(wire.MaxRequestFrame)
 	r.noteBytes(true, protoRequest, classRequest, wire.FrameSize(len(data)))
 	if err != nil {
@@ -74,27 +104,50 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) []byte {
 		case errors.Is(err, wire.ErrMalformed):
 			r.penalize(p, OffenseMalformed)
 		}
-		return nil
+		return nil, sent
 	}
-	var resp wire.Response
 	req, err := wire.DecodeRequest(data)
 	if err != nil {
 		r.penalize(p, OffenseMalformed)
-		resp = &wire.Error{Code: wire.ErrCodeBadRequest}
-	} else {
-		resp = r.serve(p, req)
+		out, _ := (&wire.Error{Code: wire.ErrCodeBadRequest}).Encode()
+		r.noteBytes(false, protoRequest, classRequest, wire.FrameSize(len(out)))
+		return out, sent
 	}
+	bound, exact := r.responseBound(req)
+	if !r.serveBytes.acquireN(p, bound) {
+		r.log.Debugw("response bytes held at cap", "peer", p, "bound", bound)
+		r.stats.serveBusy.Add(1)
+		return r.busyAnswer(), sent
+	}
+	held = bound
+	if exact && !r.chargeBytes(p, bound) {
+		return r.busyAnswer(), sent
+	}
+	resp := r.serve(p, req)
 	out, err := resp.Encode()
 	if err != nil {
 		r.log.Errorw("encode response", "peer", p, "err", err)
 		out, _ = (&wire.Error{Code: wire.ErrCodeInternal}).Encode()
 	}
-	if r.budget != nil && !r.budget.AllowBytes(p, len(out), r.now()) {
-		// Over the byte budget: answer busy rather than the body, so an
-		// honest peer retries elsewhere and a greedy one gets nothing.
-		r.penalize(p, OffenseRequestFlood)
-		out, _ = (&wire.Error{Code: wire.ErrCodeBusy}).Encode()
-		resp = nil
+	switch {
+	case len(out) < held:
+		r.serveBytes.releaseN(p, held-len(out))
+		held = len(out)
+	case len(out) > held:
+		// Only an exact bound can be short (the sizer's estimate, or a
+		// reorg between sizing and serving): take the rest, or answer busy.
+		if !r.serveBytes.acquireN(p, len(out)-held) {
+			r.stats.serveBusy.Add(1)
+			return r.busyAnswer(), sent
+		}
+		held = len(out)
+	}
+	charge := len(out) // a bound from caps: charged now, in full
+	if exact {
+		charge = len(out) - bound // charged before loading: only any excess
+	}
+	if !r.chargeBytes(p, charge) {
+		return r.busyAnswer(), sent
 	}
 	class := classRequest
 	switch resp.(type) {
@@ -103,7 +156,94 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) []byte {
 	}
 	r.noteBytes(false, protoRequest, class, wire.FrameSize(len(out)))
 	r.stats.served.Add(1)
-	return out
+	return out, sent
+}
+
+// chargeBytes takes n bytes from the node's upload cap and then from p's
+// byte budget. Over the node's cap is nobody's fault (busy, no penalty);
+// over p's budget costs p OffenseRequestFlood. On false the caller answers
+// busy: an honest peer retries elsewhere, a greedy one gets nothing.
+func (r *Relay) chargeBytes(p PeerID, n int) bool {
+	if n <= 0 {
+		return true
+	}
+	now := r.now()
+	up := r.upload.ReserveN(now, n)
+	if !up.OK() || up.DelayFrom(now) > 0 {
+		up.CancelAt(now)
+		r.log.Debugw("upload cap reached", "peer", p, "bytes", n)
+		r.stats.serveBusy.Add(1)
+		return false
+	}
+	if r.budget != nil && !r.budget.AllowBytes(p, n, now) {
+		up.CancelAt(now)
+		r.log.Debugw("response over byte budget", "peer", p, "bytes", n)
+		r.penalize(p, OffenseRequestFlood)
+		return false
+	}
+	return true
+}
+
+// responseFraming is what an answer adds to the bodies it carries, with
+// room for a BlockSizer's estimate being a few bytes short per block.
+const responseFraming = 1 << 10
+
+// responseBound bounds the encoded answer to req before it is built.
+// exact reports a bound computed from the stored blocks' sizes (whole
+// blocks with a BlockSizer): the request's cost is then known before any
+// block is loaded. Other bounds are the protocol's caps for the request.
+func (r *Relay) responseBound(req wire.Request) (bound int, exact bool) {
+	sizer, hasSizer := r.chain.(BlockSizer)
+	switch q := req.(type) {
+	case *wire.GetTxs:
+		return r.cfg.maxTxsResponseFrame(), false
+	case *wire.GetBlock:
+		if !hasSizer {
+			return r.cfg.maxResponseFrame(), false
+		}
+		n, ok := sizer.BlockSize(q.ID)
+		if !ok {
+			n = 0 // not stored: an empty answer
+		}
+		return min(n, r.cfg.MaxBlockBytes) + responseFraming, true
+	case *wire.GetBlockTxn:
+		bound := len(q.Indexes)*(r.cfg.MaxTxBytes+binary.MaxVarintLen32) + responseFraming
+		if hasSizer {
+			if n, ok := sizer.BlockSize(q.Block); ok {
+				bound = min(bound, n+len(q.Indexes)*binary.MaxVarintLen32+responseFraming)
+			}
+		}
+		return min(bound, r.cfg.maxResponseFrame()), false
+	case *wire.GetBlocks:
+		if !hasSizer {
+			return r.cfg.maxResponseFrame(), false
+		}
+		// The blocks serve will send, cut where serve cuts.
+		size, count := 0, 0
+		for i := uint64(0); i < uint64(q.Count); i++ {
+			h := q.Start + i
+			if h < q.Start {
+				break
+			}
+			id, ok := r.chain.BlockIDAt(h)
+			if !ok {
+				break
+			}
+			n, ok := sizer.BlockSize(id)
+			if !ok || (size+n > r.cfg.MaxBlockBytes && size > 0) {
+				break
+			}
+			size += n
+			count++
+		}
+		return size + count*binary.MaxVarintLen32 + responseFraming, true
+	case *wire.GetHeaders:
+		n := min(int(q.Max), wire.MaxHeadersPerResponse)
+		return min(n*(wire.MaxHeaderBytes+binary.MaxVarintLen32)+responseFraming, r.cfg.maxResponseFrame()), false
+	case *wire.GetPoolIDs:
+		return min(int(q.Max), wire.MaxPoolIDsPerResponse)*len(ID{}) + responseFraming, false
+	}
+	return responseFraming, false // tips and errors
 }
 
 // serve answers one decoded request from the pool and chain.

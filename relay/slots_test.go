@@ -55,9 +55,9 @@ func TestSlotParkingAttack(t *testing.T) {
 		m := net.Add("attacker")
 		hold := make(chan struct{})
 		t.Cleanup(func() { close(hold) })
-		m.Serve(cfg.RequestProtocol(), func(PeerID, transport.ReadRequest) []byte {
+		m.Serve(cfg.RequestProtocol(), func(PeerID, transport.ReadRequest) ([]byte, func()) {
 			<-hold
-			return nil
+			return nil, nil
 		})
 		topic, err := m.Join(cfg.TxTopic(), transport.TopicConfig{})
 		if err != nil {

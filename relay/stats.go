@@ -57,6 +57,10 @@ type Stats struct {
 	DuplicateBodies uint64 `json:"duplicate_bodies"`
 	// RequestsServed counts requests answered to peers.
 	RequestsServed uint64 `json:"requests_served"`
+	// RequestsBusy counts requests answered busy because the response bytes
+	// held at once or the node's upload cap were at their limit (not the
+	// requester's fault; budget and flood refusals are offenses instead).
+	RequestsBusy uint64 `json:"requests_busy"`
 	// BytesIn and BytesOut total both protocols.
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
@@ -75,6 +79,7 @@ type counters struct {
 	accepted, ignored, rejected   atomic.Uint64
 	fetches, fetchFailures        atomic.Uint64
 	bodies, dupBodies, served     atomic.Uint64
+	serveBusy                     atomic.Uint64
 	gossipAnnounce, gossipBody    byteCounter
 	gossipTotal                   byteCounter
 	reqRequest, reqBody           byteCounter
@@ -94,6 +99,7 @@ func (c *counters) snapshot() Stats {
 		BodiesReceived:         c.bodies.Load(),
 		DuplicateBodies:        c.dupBodies.Load(),
 		RequestsServed:         c.served.Load(),
+		RequestsBusy:           c.serveBusy.Load(),
 	}
 	gIn, gOut := c.gossipTotal.in.Load(), c.gossipTotal.out.Load()
 	rqIn, rqOut := c.reqRequest.in.Load(), c.reqRequest.out.Load()

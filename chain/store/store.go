@@ -312,6 +312,27 @@ func (s *Store) BlockBytes(id chain.Hash) ([]byte, bool) {
 	return body, body != nil
 }
 
+// BlockSize returns the encoded size of a stored block (any branch) from
+// Badger's index, without reading the block: a server sizes a response, and
+// charges for it, before loading it. The size is Badger's estimate, within
+// a few bytes of the true one (it guesses the length of the value log
+// entry's header).
+func (s *Store) BlockSize(id chain.Hash) (int, bool) {
+	size := -1
+	s.read("block size", func(txn *badger.Txn) error {
+		item, err := txn.Get(keyID(prefixBlock, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		size = int(max(item.ValueSize(), 0))
+		return nil
+	})
+	return size, size >= 0
+}
+
 // Block returns a stored block (any branch), decoded.
 func (s *Store) Block(id chain.Hash) (*chain.Block, bool) {
 	body, ok := s.BlockBytes(id)

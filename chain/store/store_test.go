@@ -574,3 +574,27 @@ func TestFullBlockOneTxnOnDisk(t *testing.T) {
 		checkConsistent(t, f.g, s)
 	}
 }
+
+// TestBlockSize: a stored block's size comes from the index, within a few
+// bytes of its encoding, for a block stored inline and one in Badger's
+// value log, on disk and in memory; an unknown block has none.
+func TestBlockSize(t *testing.T) {
+	for _, dir := range []string{"", t.TempDir()} {
+		f := newFixture(t, 2, 1)
+		s := f.open(Options{Dir: dir})
+		g := f.g.Block()
+		small := f.block(&g.Header, 0)
+		f.mustAdd(s, small, Connected)
+		big := f.block(&small.Header, 0, f.tx(0, f.addr(1), 1, 1<<20, 0, make([]byte, 100<<10)))
+		f.mustAdd(s, big, Connected)
+		for _, b := range []*chain.Block{small, big} {
+			n, ok := s.BlockSize(b.ID())
+			if want := len(b.Encode()); !ok || n < want-16 || n > want+16 {
+				t.Fatalf("dir %q: size %d %v, encoding %d bytes", dir, n, ok, want)
+			}
+		}
+		if _, ok := s.BlockSize(chain.Hash{1}); ok {
+			t.Fatal("a size for an unknown block")
+		}
+	}
+}

@@ -443,8 +443,14 @@ func (nd *Node) Request(ctx context.Context, to transport.PeerID, proto string, 
 			}
 			return req, nil
 		}
-		resp := slices.Clone(h(nd.id, read))
+		out, sent := h(nd.id, read)
+		resp := slices.Clone(out)
+		// The answer is held while it crosses the link, as a stream's
+		// write would hold it.
 		nd.net.cross(to, nd.id)
+		if sent != nil {
+			sent()
+		}
 		switch {
 		case !nd.net.connected(nd.id, to):
 			done <- answer{err: fmt.Errorf("memnet: %s: link cut: %w", to, transport.ErrNotConnected)}

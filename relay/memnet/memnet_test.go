@@ -129,12 +129,12 @@ func TestRequests(t *testing.T) {
 		a, b := net.Add("A"), net.Add("B")
 		net.Add("C")
 		net.Connect("A", "B")
-		b.Serve("/echo", func(from transport.PeerID, read transport.ReadRequest) []byte {
+		b.Serve("/echo", func(from transport.PeerID, read transport.ReadRequest) ([]byte, func()) {
 			req, err := read(8)
 			if err != nil {
-				return nil
+				return nil, nil
 			}
-			return append([]byte(string(from)+":"), req...)
+			return append([]byte(string(from)+":"), req...), nil
 		})
 		ctx := context.Background()
 		start := time.Now()

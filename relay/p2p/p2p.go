@@ -442,7 +442,10 @@ func (t *Transport) serveStream(s network.Stream, h transport.RequestHandler) {
 		data, _, err := wire.ReadFrame(s, max)
 		return data, err
 	}
-	resp := h(t.names.name(s.Conn().RemotePeer()), read)
+	resp, sent := h(t.names.name(s.Conn().RemotePeer()), read)
+	if sent != nil {
+		defer sent()
+	}
 	if resp == nil {
 		_ = s.Reset()
 		return

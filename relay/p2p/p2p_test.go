@@ -212,14 +212,41 @@ func TestFramesOnStreams(t *testing.T) {
 	}
 
 	// A client asking a peer that sends a frame over the response cap.
-	s.tr.Serve("/oversize", func(_ transport.PeerID, read transport.ReadRequest) []byte {
+	s.tr.Serve("/oversize", func(_ transport.PeerID, read transport.ReadRequest) ([]byte, func()) {
 		if _, err := read(wire.MaxRequestFrame); err != nil {
-			return nil
+			return nil, nil
 		}
-		return make([]byte, 2048)
+		return make([]byte, 2048), nil
 	})
 	if _, err := c.tr.Request(ctx, p2p.ID(s.h.ID()), "/oversize", []byte{1}, 1024); !errors.Is(err, wire.ErrFrameTooLarge) {
 		t.Fatalf("oversize response: %v", err)
+	}
+	// sent runs once per exchange, after the answer is written or the
+	// exchange reset: a handler releases what it held for the answer there.
+	sent := make(chan string, 4)
+	s.tr.Serve("/sent", func(_ transport.PeerID, read transport.ReadRequest) ([]byte, func()) {
+		req, err := read(16)
+		if err != nil || req[0] == 0 {
+			return nil, func() { sent <- "reset" }
+		}
+		return []byte("answer"), func() { sent <- "written" }
+	})
+	for _, tc := range []struct {
+		req  byte
+		want string
+	}{{1, "written"}, {0, "reset"}} {
+		_, _ = c.tr.Request(ctx, p2p.ID(s.h.ID()), "/sent", []byte{tc.req}, 1024)
+		select {
+		case got := <-sent:
+			if got != tc.want {
+				t.Fatalf("sent after %q, want %q", got, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sent not called after the %s exchange", tc.want)
+		}
+	}
+	if len(sent) != 0 {
+		t.Fatal("sent called more than once")
 	}
 	// A peer that is not connected is not dialled.
 	other := newNode(t, config(relay.BlockCompact))

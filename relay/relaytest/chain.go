@@ -376,6 +376,18 @@ func (c *Chain) GetHeader(id ID) ([]byte, bool) {
 	return b.raw[:HeaderSize], true
 }
 
+// BlockSize implements relay.BlockSizer (it does not wait on the gate:
+// sizing reads an index, not the block).
+func (c *Chain) BlockSize(id ID) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blocks[id]
+	if !ok {
+		return 0, false
+	}
+	return len(b.raw), true
+}
+
 // BlockIDAt implements relay.Chain.
 func (c *Chain) BlockIDAt(h uint64) (ID, bool) {
 	c.mu.Lock()

@@ -113,8 +113,12 @@ type ReadRequest func(max int) ([]byte, error)
 // RequestHandler answers one inbound request from a peer. It decides first
 // whether to serve the peer at all (and may answer without reading), then
 // reads the request, and returns the response to send; nil closes the
-// exchange without an answer (the requester sees a stream error).
-type RequestHandler func(from PeerID, read ReadRequest) (response []byte)
+// exchange without an answer (the requester sees a stream error). The
+// transport calls sent, when not nil, exactly once after the response has
+// been written or the exchange has failed: a handler that bounds the
+// response bytes it holds at once releases them there, since a slow reader
+// keeps a written-out response in memory as long as building it did.
+type RequestHandler func(from PeerID, read ReadRequest) (response []byte, sent func())
 
 // Published is one gossip message of a joined topic inside a unit of
 // traffic.
