@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -320,33 +321,47 @@ func TestLivenessDropsUnresponsivePeer(t *testing.T) {
 
 // TestColocationAloneDoesNotBan: a peer GossipSub graylists only because
 // of IP colocation (honest nodes behind one NAT; every mocknet node shares
-// one /64) keeps its connection; one we hold an offense against is banned.
+// one /64) keeps its connection; one we hold an offense against is banned,
+// and so is one GossipSub graylists for its own conduct (its behaviour
+// penalty: broken IWANT promises, GRAFTs while backed off), which earns no
+// score-book offense.
 func TestColocationAloneDoesNotBan(t *testing.T) {
 	mn := mocknet.New()
 	defer mn.Close()
 	a, _ := mn.GenPeer()
 	b, _ := mn.GenPeer()
+	c, _ := mn.GenPeer()
 	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mn.ConnectPeers(a.ID(), b.ID()); err != nil {
-		t.Fatal(err)
+	for _, h := range []peer.ID{b.ID(), c.ID()} {
+		if _, err := mn.ConnectPeers(a.ID(), h); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cfg := Config{InMemory: true, BanDuration: time.Hour}
+	cfg := Config{InMemory: true, BanDuration: time.Hour, ColocationThreshold: 1}
 	p, err := newPeerPolicy(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.relayOptions("tx", "block") // sets the colocation weight
 	p.host = a
 	p.drops = make(chan peer.ID, 4)
 
-	p.setGossipScores(map[peer.ID]float64{b.ID(): 10 * peers.GraylistThreshold})
+	// All of b's score is its colocation penalty (factor x weight).
+	colocated := &pubsub.PeerScoreSnapshot{Score: 10 * peers.GraylistThreshold, IPColocationFactor: 10 * peers.GraylistThreshold / p.colocationWeight}
+	p.setGossipScores(map[peer.ID]*pubsub.PeerScoreSnapshot{b.ID(): colocated})
 	if p.bans.IsBanned(b.ID(), time.Now()) || len(p.drops) != 0 {
-		t.Fatal("a peer with no offenses was banned for its gossip score alone")
+		t.Fatal("a peer with no offenses was banned for its colocation penalty alone")
 	}
 	p.book.Penalize(b.ID(), peers.Malformed, time.Now())
-	p.setGossipScores(map[peer.ID]float64{b.ID(): 10 * peers.GraylistThreshold})
+	p.setGossipScores(map[peer.ID]*pubsub.PeerScoreSnapshot{b.ID(): colocated})
 	if !p.bans.IsBanned(b.ID(), time.Now()) {
 		t.Fatal("a graylisted peer with offenses was not banned")
+	}
+	behaved := &pubsub.PeerScoreSnapshot{Score: 10 * peers.GraylistThreshold, BehaviourPenalty: 56}
+	p.setGossipScores(map[peer.ID]*pubsub.PeerScoreSnapshot{c.ID(): behaved})
+	if !p.bans.IsBanned(c.ID(), time.Now()) {
+		t.Fatal("a peer graylisted for its behaviour penalty was not banned")
 	}
 }
