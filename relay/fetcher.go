@@ -276,6 +276,7 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 			out[i].status = stOK
 			if v == Invalid {
 				out[i].status = stInvalid
+				r.txRejected(k.id)
 			}
 			r.noteBody("tx", v == Known)
 			if v == Accepted {

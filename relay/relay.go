@@ -50,6 +50,7 @@ type Relay struct {
 	serveBytes *peerSlots
 	upload     *rate.Limiter
 	flight     blockFlight
+	rejects    recentRejects
 	stats      counters
 
 	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync

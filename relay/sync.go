@@ -185,14 +185,19 @@ type syncPool struct{ r *Relay }
 
 var _ syncer.Pool = syncPool{}
 
-func (p syncPool) HasTx(id ID) bool { return p.r.pool.HasTx(id) }
+// HasTx counts recently rejected txs as held, so pool sync does not fetch
+// them again.
+func (p syncPool) HasTx(id ID) bool { return p.r.pool.HasTx(id) || p.r.recentlyRejected(id) }
 
 func (p syncPool) TxID(b []byte) (ID, error) { return p.r.pool.TxID(b) }
 
 func (p syncPool) AddTx(b []byte) (ID, syncer.Verdict, error) {
 	id, v, err := p.r.pool.AddTx(b)
-	if v == Accepted {
+	switch v {
+	case Accepted:
 		p.r.seen.record(id, p.r.now())
+	case Invalid:
+		p.r.txRejected(id)
 	}
 	return id, v, err
 }

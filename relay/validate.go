@@ -55,9 +55,16 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 	}
 	want := make([]ID, 0, len(ann.IDs))
 	for _, id := range ann.IDs {
-		if !r.pool.HasTx(id) {
-			want = append(want, id)
+		if r.pool.HasTx(id) {
+			continue
 		}
+		if r.recentlyRejected(id) {
+			// Known junk: no fetch, no validation slot held, and the
+			// announcement goes no further. No penalty: its first sender
+			// paid when the body failed, and a relay may race our verdict.
+			return transport.Ignore
+		}
+		want = append(want, id)
 	}
 	if len(want) == 0 {
 		// This is the first copy of the announcement to reach us, yet we
