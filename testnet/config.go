@@ -97,10 +97,16 @@ type Config struct {
 	// all its links; see linkModel); 0 means unlimited. Default 12.5e6, 100
 	// Mbit/s.
 	Bandwidth float64
-	// Loss is the probability, per chunk a sim link carries, that its first
-	// transmission is lost: links are reliable streams, so the chunk and
-	// everything behind it on its stream arrive a retransmission timeout
-	// late (max(200 ms, 3 latencies)). 0 means none.
+	// Retransmit is the probability, per chunk a sim link carries, that its
+	// first transmission is lost: links are reliable streams, so the chunk
+	// and everything behind it on its stream arrive a retransmission
+	// timeout late (max(200 ms, 3 latencies)). 0 means none.
+	Retransmit float64
+	// Loss is the fraction of GossipSub messages each sim node loses on
+	// arrival, each message and control entry drawn on its own
+	// (node.WithMessageLoss): gossip that never arrives, which only
+	// GossipSub's own gossip, sync and anti-entropy can repair. 0 means
+	// none.
 	Loss float64
 	// Authorities is the number of block producers (nodes 0..Authorities-1
 	// hold their keys); 1..Nodes.
@@ -214,6 +220,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Latency < 0 || c.Bandwidth < 0 {
 		bad("latency and bandwidth must be >= 0")
+	}
+	if c.Retransmit < 0 || c.Retransmit >= 1 {
+		bad("retransmit must be in [0, 1), is %v", c.Retransmit)
 	}
 	if c.Loss < 0 || c.Loss >= 1 {
 		bad("loss must be in [0, 1), is %v", c.Loss)

@@ -39,7 +39,8 @@ import (
 // network part is ideal: links add exactly their one-way latency
 // (pipelined) and each node's access bandwidth its serialization delay
 // (see linkModel in delay.go), with no loss, jitter, congestion control
-// or handshake round trips. Loss is for the anti-entropy work to add. The ratio of
+// or handshake round trips; Config.Retransmit and Config.Loss add
+// retransmissions and lost gossip. The ratio of
 // block time to all to floor_ms shows what the relay and the shared CPU
 // add to the pure latency floor.
 //
@@ -162,7 +163,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 	}
 	sc.latency = linkLatencies(cfg)
 	sc.links = newLinkModel(func(a, b peer.ID) time.Duration { return sc.latency(index[a], index[b]) }, cfg.Bandwidth)
-	sc.links.loss, sc.links.lossSeed = cfg.Loss, seed64(cfg.Seed+"/loss")
+	sc.links.loss, sc.links.lossSeed = cfg.Retransmit, seed64(cfg.Seed+"/loss")
 	if cfg.VirtualTime {
 		sc.links.tick = simTick
 	}
@@ -195,6 +196,9 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 			node.WithGossipTopics(probeTopic)} // the self-check's topic
 		if cpu != nil {
 			opts = append(opts, node.WithCPUModel(*cpu))
+		}
+		if cfg.Loss > 0 {
+			opts = append(opts, node.WithMessageLoss(cfg.Loss, seed64(fmt.Sprintf("%s/drop/%d", cfg.Seed, i))))
 		}
 		n, err := node.New(nc, opts...)
 		if err != nil {
