@@ -17,7 +17,9 @@ import (
 // its transport's retransmissions, so what is lost there is whole gossip,
 // which is what this drops. Requests and responses are not touched.
 func WithMessageLoss(fraction float64, seed uint64) Option {
-	return func(o *options) { o.loss = &messageLoss{fraction: fraction, rng: rand.New(rand.NewPCG(seed, 0x6c6f7373))} }
+	return func(o *options) {
+		o.loss = &messageLoss{fraction: fraction, rng: rand.New(rand.NewPCG(seed, 0x6c6f7373))}
+	}
 }
 
 // messageLoss drops incoming gossip at random. GossipSub calls its

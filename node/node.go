@@ -65,6 +65,7 @@ type options struct {
 	cpu           *CPUModel
 	sigs          *mempool.SigCache
 	gossipTopics  []string
+	loss          *messageLoss
 }
 
 // WithGossipTopics lets other subsystems join these GossipSub topics on
@@ -372,6 +373,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	ropts, psOpts := n.peers.relayOptions(rcfg.TxTopic(), rcfg.BlockTopic())
 	psOpts = append([]pubsub.Option{pubsub.WithPeerExchange(cfg.GossipPeerExchange)}, psOpts...)
+	if n.opts.loss != nil {
+		psOpts = append(psOpts, n.opts.loss.option())
+	}
 	tr, err := p2p.New(n.host, p2p.Config{
 		MaxMessageSize: rcfg.MaxGossipMessageSize,
 		PubSubOptions:  psOpts,
