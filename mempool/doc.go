@@ -56,6 +56,12 @@
 // Transactions handed out (Get, LookupShortIDs, Template) are shared with
 // the pool and must not be modified.
 //
+// A Journal (the own-tx journal, journal.go) is separate from the Pool and
+// shares none of its state: one goroutine of its own owns the file, and its
+// methods send that goroutine a request and wait for the answer, so it has
+// no lock. Retain's predicate runs on that goroutine; the node passes
+// Pool.Has, which takes the pool's read lock and calls nothing back.
+//
 // # Block events
 //
 // The pool reads the confirmed state from its StateView at call time and

@@ -112,6 +112,12 @@ const (
 	// DefaultMempoolFile is where the mempool is saved on Close and loaded on
 	// start when Config.Mempool.PersistPath is set to a relative name.
 	DefaultMempoolFile = "mempool.dat"
+	// DefaultJournalFile is the own-tx journal (mempool.Journal): the txs
+	// this node acknowledged over JSON-RPC, written before each answer and
+	// replayed into the pool on start, so a crash does not lose them. Used
+	// when Config.Mempool.JournalPath is set to a relative name; not kept
+	// with InMemory.
+	DefaultJournalFile = "owntx.journal"
 	// BanFile holds the ban list (JSON), so bans survive a restart. It is
 	// not written with InMemory, where bans last until Close.
 	BanFile = "bans.json"

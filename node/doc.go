@@ -10,6 +10,13 @@
 //	<DataDir>/node.key     libp2p Ed25519 identity, mode 0600, reused on restart
 //	<DataDir>/chain/       Badger block store (absent with InMemory)
 //	<DataDir>/mempool.dat  mempool saved on Close when Mempool.PersistPath is set
+//	<DataDir>/owntx.journal
+//	                       own-tx journal when Mempool.JournalPath is set
+//	                       (absent with InMemory): every tx tx_send accepts is
+//	                       written here before the answer (fsynced with
+//	                       Mempool.JournalSync) and replayed into the pool by
+//	                       Start, after the pool file and the chain; see
+//	                       owntx.go and mempool.Journal
 //	<DataDir>/rpc.cookie   RPC bearer token, written while RPC listens beyond
 //	                       loopback without a configured token; removed on Close
 //	<DataDir>/bans.json    banned peers and until when (absent with InMemory),
@@ -50,7 +57,11 @@
 // producer loop; the mempool expiry loop; the peer policy's liveness loop
 // (one ping goroutine per connected peer per round) and disconnect loop;
 // the promote loop (announces txs the pool promoted from its queue through
-// Relay.Announce). Each has a stop path that Close takes, in reverse order
+// Relay.Announce); with the own-tx journal, the journal's writer (the one
+// goroutine that owns the file) and the sweep loop that drops from it what
+// the pool no longer holds. RPC's tx_send goes through ownTxs, which
+// answers only once the journal has the tx; Close closes the journal after
+// the RPC server, so no append is cut off. Each has a stop path that Close takes, in reverse order
 // of start, before closing the relay, the transport, the host (if the node
 // made it), the ban list and, last, the store.
 //

@@ -152,6 +152,7 @@ type Node struct {
 	boot      *bootstrapper
 	mdns      *mdnsDiscovery
 	rpc       *rpc.Server
+	own       *ownTxs // the own-tx journal; nil when not kept
 	metrics   *metricsServer
 	registry  *prometheus.Registry
 
@@ -409,6 +410,18 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("node: relay: %w", err)
 	}
 
+	// Own txs: replayed before RPC takes new ones, announced by the
+	// relay just started.
+	if n.pool != nil {
+		if jc, ok := cfg.journalConfig(n.pool); ok {
+			own, err := openOwnTxs(jc, n.pool, n.store, r)
+			if err != nil {
+				return err
+			}
+			n.own = own
+		}
+	}
+
 	// Discovery.
 	if cfg.PeerExchange {
 		n.pex = newPex(n.host, n.chainID, cfg.TargetPeers)
@@ -453,6 +466,9 @@ func (n *Node) start(ctx context.Context) error {
 		go n.expireLoop()
 		go n.promoteLoop()
 	}
+	if n.own != nil {
+		n.wg.Go(func() { n.own.sweepLoop(n.ctx) })
+	}
 
 	addrs := make([]string, 0)
 	for _, a := range n.Addrs() {
@@ -484,7 +500,7 @@ func (n *Node) startRPC() error {
 		Version:    Version,
 		BlockRelay: string(cfg.BlockRelay),
 		Host:       n.host,
-		Relay:      n.relay,
+		Relay:      n.rpcRelay(),
 		Stats:      func() any { return n.relay.Stats() },
 		Mesh:       n.meshSnapshot,
 		Feed:       n.feed,
@@ -526,6 +542,15 @@ func (n *Node) startRPC() error {
 	}
 	n.rpc = srv
 	return nil
+}
+
+// rpcRelay is where RPC submissions go: through the own-tx journal when
+// it is kept, straight to the relay otherwise.
+func (n *Node) rpcRelay() rpc.Relay {
+	if n.own != nil {
+		return n.own
+	}
+	return n.relay
 }
 
 // RPCHandler returns the JSON-RPC HTTP handler (POST / and WebSocket
@@ -596,6 +621,9 @@ func (n *Node) Close() error {
 		}
 		if n.rpc != nil {
 			errs = append(errs, n.rpc.Close())
+		}
+		if n.own != nil { // after RPC: no Append in flight
+			errs = append(errs, n.own.close())
 		}
 		if n.metrics != nil {
 			errs = append(errs, n.metrics.close())

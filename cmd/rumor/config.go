@@ -50,6 +50,8 @@ type mempoolFile struct {
 	MaxPerSender int      `toml:"max_per_sender" comment:"most transactions held for one sender"`
 	TTL          duration `toml:"ttl" comment:"how long a transaction may wait in the pool"`
 	PersistPath  string   `toml:"persist_path" comment:"saved on clean shutdown, loaded on start; relative to the data dir; \"\" = off"`
+	JournalPath  string   `toml:"journal_path" comment:"own-tx journal: txs accepted over RPC, written before tx_send answers and replayed on start, so a crash loses none; relative to the data dir; \"\" = off"`
+	JournalSync  bool     `toml:"journal_sync" comment:"fsync the journal before tx_send answers (also survives power loss; slower)"`
 }
 
 // peersFile is the [peers] table of config.toml: the peer policy.
@@ -109,6 +111,7 @@ func defaultFileConfig() fileConfig {
 			MaxPerSender: mp.MaxPerSender,
 			TTL:          duration(mp.TTL),
 			PersistPath:  node.DefaultMempoolFile,
+			JournalPath:  node.DefaultJournalFile,
 		},
 		Peers: peersFile{
 			BanThreshold:  peers.DefaultBanThreshold,
@@ -218,6 +221,8 @@ func (fc fileConfig) nodeConfig(dataDir string) (node.Config, error) {
 	c.Mempool.MaxPerSender = fc.Mempool.MaxPerSender
 	c.Mempool.TTL = time.Duration(fc.Mempool.TTL)
 	c.Mempool.PersistPath = fc.Mempool.PersistPath // node resolves a relative path in the data dir
+	c.Mempool.JournalPath = fc.Mempool.JournalPath // likewise
+	c.Mempool.JournalSync = fc.Mempool.JournalSync
 	c.BanThreshold = fc.Peers.BanThreshold
 	c.BanDuration = time.Duration(fc.Peers.BanDuration)
 	c.PingInterval = time.Duration(fc.Peers.PingInterval)

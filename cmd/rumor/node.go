@@ -40,13 +40,16 @@ commented config.toml and exits.
 Relative paths given as flags (--data-dir, --config, --genesis,
 --producer-key, --rpc-addr-file) are taken from the current directory.
 Relative paths in the config file (genesis, producer_key, rpc_addr_file,
-[mempool] persist_path) are taken from the data dir, also when the file is
-named with --config; --write-config stores flag paths as absolute paths.
-Without --genesis or a genesis setting, the node reads
+[mempool] persist_path and journal_path) are taken from the data dir, also
+when the file is named with --config; --write-config stores flag paths as
+absolute paths. Without --genesis or a genesis setting, the node reads
 <data-dir>/genesis.json.
 
 On shutdown the node closes its store and saves its mempool (when
-[mempool] persist_path is set, as it is by default).`,
+[mempool] persist_path is set, as it is by default). Transactions accepted
+over RPC are also written to <data-dir>/owntx.journal before tx_send
+answers ([mempool] journal_path), so a crash does not lose them: the next
+start puts them back in the pool.`,
 		Example: `  rumor genesis --out ./net && rumor node --data-dir ./net/n0 --genesis ./net/genesis.json \
       --producer-key ./net/keys/authority-0.json --rpc-addr 127.0.0.1:8545`,
 		Args: cobra.NoArgs,
