@@ -68,16 +68,27 @@ func overLimit(items [][]byte, limit int, what string) error {
 // an error answer, anything else for a transport failure (no fault
 // proven). It reports no offense.
 func (r *Relay) request(ctx context.Context, p PeerID, req wire.Request, maxResp int, bodyResp bool) (wire.Response, error) {
-	payload, err := req.Encode()
-	if err != nil {
-		return nil, fmt.Errorf("relay: encode request: %w", err)
-	}
-	r.noteBytes(false, protoRequest, classRequest, wire.FrameSize(len(payload)))
-	data, err := r.tr.Request(ctx, p, r.proto, payload, maxResp)
 	class := classRequest
 	if bodyResp {
 		class = classBody
 	}
+	return r.requestClass(ctx, p, req, maxResp, class)
+}
+
+// requestClass is request with the class its response's bytes count in
+// (the request's own bytes count as "request", or as "reconcile" for a
+// reconciliation).
+func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, maxResp int, class string) (wire.Response, error) {
+	payload, err := req.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("relay: encode request: %w", err)
+	}
+	reqClass := classRequest
+	if class == classReconcile {
+		reqClass = classReconcile
+	}
+	r.noteBytes(false, protoRequest, reqClass, wire.FrameSize(len(payload)))
+	data, err := r.tr.Request(ctx, p, r.proto, payload, maxResp)
 	r.noteBytes(true, protoRequest, class, wire.FrameSize(len(data)))
 	switch {
 	case err == nil:

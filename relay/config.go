@@ -137,6 +137,13 @@ type Config struct {
 	// together; its burst is one second's worth or one maximal response,
 	// whichever is larger. Zero means DefaultUploadBytesPerSecond.
 	UploadBytesPerSecond float64
+	// ReconcileInterval is how often the relay reconciles its pending
+	// txs with one peer (mempool anti-entropy, reconcile.go). Zero means
+	// ReconcileInterval.
+	ReconcileInterval time.Duration
+	// NoReconcile turns reconciliation off (this node starts no session;
+	// it still answers peers' requests for symbols).
+	NoReconcile bool
 	// Sync configures catch-up (headers-first block download) and mempool
 	// sync with newly connected peers (package relay/syncer); zero fields
 	// take syncer's defaults.
@@ -194,6 +201,9 @@ func (c Config) Validate() error {
 	if c.MaxOrphanDepth < 0 || c.MaxOrphanDepth > 1024 {
 		errs = append(errs, fmt.Errorf("max orphan depth %d: want 0..1024", c.MaxOrphanDepth))
 	}
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, fmt.Errorf("reconcile interval %v: want >= 0 (0: the default)", c.ReconcileInterval))
+	}
 	if c.UploadBytesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("upload bytes per second %v: want >= 0 (0: the default)", c.UploadBytesPerSecond))
 	}
@@ -236,6 +246,13 @@ func (c Config) blockValidateTimeout() time.Duration {
 		return c.BlockValidateTimeout
 	}
 	return 3 * c.BlockFetchTimeout
+}
+
+func (c Config) reconcileInterval() time.Duration {
+	if c.ReconcileInterval > 0 {
+		return c.ReconcileInterval
+	}
+	return ReconcileInterval
 }
 
 // uploadLimiter is the node-wide byte bucket of UploadBytesPerSecond.

@@ -66,6 +66,10 @@ func testConfig(mode BlockMode) Config {
 	cfg.BlockMode = mode
 	cfg.FetchTimeout = 500 * time.Millisecond
 	cfg.BlockFetchTimeout = time.Second
+	// Reconciliation off: its sessions would add requests (and, with
+	// rogue peers, offenses) the tests count; the reconciliation tests
+	// turn it on.
+	cfg.NoReconcile = true
 	return cfg
 }
 

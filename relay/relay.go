@@ -51,7 +51,12 @@ type Relay struct {
 	upload     *rate.Limiter
 	flight     blockFlight
 	rejects    recentRejects
-	stats      counters
+	// Reconciliation state per peer (reconcile.go), bounded by
+	// MaxReconcilePeers and pruned to the connected peers each round.
+	reconMu   sync.Mutex
+	reconDiff map[PeerID]int
+	reconLast map[PeerID]time.Time
+	stats     counters
 
 	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
 
@@ -141,6 +146,8 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer, BlockValidateConcurrency),
 		limiter:        newPeerSlots(MaxServePerPeer, MaxServeTotal),
 		upload:         cfg.uploadLimiter(),
+		reconDiff:      make(map[PeerID]int),
+		reconLast:      make(map[PeerID]time.Time),
 	}
 	maxResponse := max(cfg.maxResponseFrame(), cfg.maxTxsResponseFrame())
 	r.serveBytes = newPeerSlots(MaxServeResponsesPerPeer*maxResponse,
@@ -176,6 +183,11 @@ func (r *Relay) Start(ctx context.Context) error {
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); r.fetch.run(r.ctx) }()
 	go func() { defer r.wg.Done(); r.batch.run(r.ctx) }()
+	if !r.cfg.NoReconcile {
+		if _, ok := r.pool.(PoolIDSource); ok {
+			r.wg.Go(func() { r.reconcileLoop(r.ctx, r.cfg.reconcileInterval()) })
+		}
+	}
 
 	var err error
 	r.txTopic, err = r.tr.Join(r.txTopicName, transport.TopicConfig{
@@ -331,9 +343,12 @@ func (r *Relay) noteBytes(in bool, proto, class string, n int) {
 		return
 	}
 	var c *byteCounter
-	if class == classBody {
+	switch class {
+	case classBody:
 		c = &r.stats.reqBody
-	} else {
+	case classReconcile:
+		c = &r.stats.reqReconcile
+	default:
 		c = &r.stats.reqRequest
 	}
 	dir := "out"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/rumor-relay/rumor/relay/recon"
 	"github.com/rumor-relay/rumor/relay/transport"
 	"github.com/rumor-relay/rumor/relay/wire"
 )
@@ -96,7 +97,11 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 		r.limiter.release(p)
 	}
 	data, err := read(wire.MaxRequestFrame)
-	r.noteBytes(true, protoRequest, classRequest, wire.FrameSize(len(data)))
+	reqClass := classRequest
+	if len(data) > 0 && data[0] == wire.TagGetSymbols {
+		reqClass = classReconcile
+	}
+	r.noteBytes(true, protoRequest, reqClass, wire.FrameSize(len(data)))
 	if err != nil {
 		switch {
 		case errors.Is(err, wire.ErrFrameTooLarge):
@@ -153,6 +158,8 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 	switch resp.(type) {
 	case *wire.Txs, *wire.Block, *wire.BlockTxn, *wire.Blocks:
 		class = classBody
+	case *wire.Symbols:
+		class = classReconcile
 	}
 	r.noteBytes(false, protoRequest, class, wire.FrameSize(len(out)))
 	r.stats.served.Add(1)
@@ -242,6 +249,8 @@ func (r *Relay) responseBound(req wire.Request) (bound int, exact bool) {
 		return min(n*(wire.MaxHeaderBytes+binary.MaxVarintLen32)+responseFraming, r.cfg.maxResponseFrame()), false
 	case *wire.GetPoolIDs:
 		return min(int(q.Max), wire.MaxPoolIDsPerResponse)*len(ID{}) + responseFraming, false
+	case *wire.GetSymbols:
+		return recon.BatchSize(int(q.Start), int(q.Count)) + responseFraming, false
 	}
 	return responseFraming, false // tips and errors
 }
@@ -307,6 +316,9 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 		}
 		ids := src.PendingIDs(int(q.Max))
 		return &wire.PoolIDs{IDs: ids[:min(len(ids), int(q.Max))]}
+	case *wire.GetSymbols:
+		r.metrics.servedRequest("symbols")
+		return r.serveSymbols(q)
 	case *wire.GetBlocks:
 		r.metrics.servedRequest("blocks")
 		out := &wire.Blocks{}

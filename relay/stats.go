@@ -9,10 +9,11 @@ import (
 // Byte classes: what the bytes carried. Announce vs body is the figure the
 // block-mode benchmark compares.
 const (
-	classAnnounce = "announce" // gossip payloads of tx announcements and compact/pull block announcements
-	classBody     = "body"     // tx and block bodies: request responses and push-mode gossip payloads
-	classRequest  = "request"  // request frames and non-body responses (headers, errors)
-	classOverhead = "overhead" // GossipSub framing, control messages (IHAVE/IWANT/GRAFT/...), signatures
+	classAnnounce  = "announce"  // gossip payloads of tx announcements and compact/pull block announcements
+	classBody      = "body"      // tx and block bodies: request responses and push-mode gossip payloads
+	classRequest   = "request"   // request frames and non-body responses (headers, errors)
+	classOverhead  = "overhead"  // GossipSub framing, control messages (IHAVE/IWANT/GRAFT/...), signatures
+	classReconcile = "reconcile" // reconciliation requests and coded symbols (anti-entropy)
 )
 
 // Protocol names used in Stats.Protocols and metric labels.
@@ -61,6 +62,10 @@ type Stats struct {
 	// held at once or the node's upload cap were at their limit (not the
 	// requester's fault; budget and flood refusals are offenses instead).
 	RequestsBusy uint64 `json:"requests_busy"`
+	// Reconciliations counts reconciliation sessions this node ran that
+	// decoded; ReconcilePulled the txs they brought into the pool.
+	Reconciliations uint64 `json:"reconciliations"`
+	ReconcilePulled uint64 `json:"reconcile_pulled"`
 	// BytesIn and BytesOut total both protocols.
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
@@ -80,6 +85,8 @@ type counters struct {
 	fetches, fetchFailures        atomic.Uint64
 	bodies, dupBodies, served     atomic.Uint64
 	serveBusy                     atomic.Uint64
+	reconciled, reconcilePulled   atomic.Uint64
+	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
 	gossipTotal                   byteCounter
 	reqRequest, reqBody           byteCounter
@@ -100,15 +107,18 @@ func (c *counters) snapshot() Stats {
 		DuplicateBodies:        c.dupBodies.Load(),
 		RequestsServed:         c.served.Load(),
 		RequestsBusy:           c.serveBusy.Load(),
+		Reconciliations:        c.reconciled.Load(),
+		ReconcilePulled:        c.reconcilePulled.Load(),
 	}
 	gIn, gOut := c.gossipTotal.in.Load(), c.gossipTotal.out.Load()
 	rqIn, rqOut := c.reqRequest.in.Load(), c.reqRequest.out.Load()
 	rbIn, rbOut := c.reqBody.in.Load(), c.reqBody.out.Load()
 	aIn, aOut := c.gossipAnnounce.in.Load(), c.gossipAnnounce.out.Load()
 	gbIn, gbOut := c.gossipBody.in.Load(), c.gossipBody.out.Load()
+	rcIn, rcOut := c.reqReconcile.in.Load(), c.reqReconcile.out.Load()
 	s.Protocols = map[string]ByteCounts{
 		protoGossip:  {In: gIn, Out: gOut},
-		protoRequest: {In: rqIn + rbIn, Out: rqOut + rbOut},
+		protoRequest: {In: rqIn + rbIn + rcIn, Out: rqOut + rbOut + rcOut},
 	}
 	sub := func(a, b uint64) uint64 {
 		if a < b {
@@ -117,13 +127,14 @@ func (c *counters) snapshot() Stats {
 		return a - b
 	}
 	s.Classes = map[string]ByteCounts{
-		classAnnounce: {In: aIn, Out: aOut},
-		classBody:     {In: gbIn + rbIn, Out: gbOut + rbOut},
-		classRequest:  {In: rqIn, Out: rqOut},
-		classOverhead: {In: sub(gIn, aIn+gbIn), Out: sub(gOut, aOut+gbOut)},
+		classAnnounce:  {In: aIn, Out: aOut},
+		classBody:      {In: gbIn + rbIn, Out: gbOut + rbOut},
+		classRequest:   {In: rqIn, Out: rqOut},
+		classOverhead:  {In: sub(gIn, aIn+gbIn), Out: sub(gOut, aOut+gbOut)},
+		classReconcile: {In: rcIn, Out: rcOut},
 	}
-	s.BytesIn = gIn + rqIn + rbIn
-	s.BytesOut = gOut + rqOut + rbOut
+	s.BytesIn = gIn + rqIn + rbIn + rcIn
+	s.BytesOut = gOut + rqOut + rbOut + rcOut
 	return s
 }
 

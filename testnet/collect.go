@@ -354,11 +354,12 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	return Stats{
-		BytesIn:         v.BytesIn,
-		BytesOut:        v.BytesOut,
-		AnnounceBytesIn: v.Classes["announce"].In,
-		BodyBytesIn:     v.Classes["body"].In,
-		BodiesReceived:  v.BodiesReceived,
-		DuplicateBodies: v.DuplicateBodies,
+		BytesIn:          v.BytesIn,
+		BytesOut:         v.BytesOut,
+		AnnounceBytesIn:  v.Classes["announce"].In,
+		BodyBytesIn:      v.Classes["body"].In,
+		ReconcileBytesIn: v.Classes["reconcile"].In,
+		BodiesReceived:   v.BodiesReceived,
+		DuplicateBodies:  v.DuplicateBodies,
 	}, nil
 }

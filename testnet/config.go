@@ -108,6 +108,9 @@ type Config struct {
 	// GossipSub's own gossip, sync and anti-entropy can repair. 0 means
 	// none.
 	Loss float64
+	// NoReconcile turns mempool reconciliation off at every sim node (to
+	// measure what it costs and repairs).
+	NoReconcile bool
 	// Authorities is the number of block producers (nodes 0..Authorities-1
 	// hold their keys); 1..Nodes.
 	Authorities int

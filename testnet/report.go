@@ -146,6 +146,9 @@ type BytesReport struct {
 	AnnounceBytes int64 `json:"announce_bytes"`
 	// BodyBytes is body bytes (txs and blocks) received, summed over nodes.
 	BodyBytes int64 `json:"body_bytes"`
+	// ReconcileBytes is mempool reconciliation bytes (requests and coded
+	// symbols) received, summed over nodes.
+	ReconcileBytes int64 `json:"reconcile_bytes"`
 }
 
 // Percentiles summarises a distribution in milliseconds. An empty
@@ -200,23 +203,25 @@ func Median(values []float64) float64 {
 
 // Stats are the relay counters the report reads from measure_stats.
 type Stats struct {
-	BytesIn         int64 // all relay bytes received
-	BytesOut        int64 // all relay bytes sent
-	AnnounceBytesIn int64 // announcement bytes received
-	BodyBytesIn     int64 // tx and block body bytes received
-	BodiesReceived  int64 // bodies received, duplicates included
-	DuplicateBodies int64 // bodies received that were already held
+	BytesIn          int64 // all relay bytes received
+	BytesOut         int64 // all relay bytes sent
+	AnnounceBytesIn  int64 // announcement bytes received
+	BodyBytesIn      int64 // tx and block body bytes received
+	ReconcileBytesIn int64 // reconciliation bytes received
+	BodiesReceived   int64 // bodies received, duplicates included
+	DuplicateBodies  int64 // bodies received that were already held
 }
 
 // Sub returns s - o, counter by counter (a window's delta).
 func (s Stats) Sub(o Stats) Stats {
 	return Stats{
-		BytesIn:         s.BytesIn - o.BytesIn,
-		BytesOut:        s.BytesOut - o.BytesOut,
-		AnnounceBytesIn: s.AnnounceBytesIn - o.AnnounceBytesIn,
-		BodyBytesIn:     s.BodyBytesIn - o.BodyBytesIn,
-		BodiesReceived:  s.BodiesReceived - o.BodiesReceived,
-		DuplicateBodies: s.DuplicateBodies - o.DuplicateBodies,
+		BytesIn:          s.BytesIn - o.BytesIn,
+		BytesOut:         s.BytesOut - o.BytesOut,
+		AnnounceBytesIn:  s.AnnounceBytesIn - o.AnnounceBytesIn,
+		BodyBytesIn:      s.BodyBytesIn - o.BodyBytesIn,
+		ReconcileBytesIn: s.ReconcileBytesIn - o.ReconcileBytesIn,
+		BodiesReceived:   s.BodiesReceived - o.BodiesReceived,
+		DuplicateBodies:  s.DuplicateBodies - o.DuplicateBodies,
 	}
 }
 
@@ -510,6 +515,7 @@ func Analyze(o *Observations) *Analysis {
 		out = append(out, float64(s.BytesOut))
 		r.Bytes.AnnounceBytes += s.AnnounceBytesIn
 		r.Bytes.BodyBytes += s.BodyBytesIn
+		r.Bytes.ReconcileBytes += s.ReconcileBytesIn
 		bodies += s.BodiesReceived
 	}
 	r.Bytes.PerNodeInMedian = Median(in)

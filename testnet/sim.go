@@ -197,6 +197,9 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		if cpu != nil {
 			opts = append(opts, node.WithCPUModel(*cpu))
 		}
+		if cfg.NoReconcile {
+			opts = append(opts, node.WithRelayConfig(func(c *relay.Config) { c.NoReconcile = true }))
+		}
 		if cfg.Loss > 0 {
 			opts = append(opts, node.WithMessageLoss(cfg.Loss, seed64(fmt.Sprintf("%s/drop/%d", cfg.Seed, i))))
 		}

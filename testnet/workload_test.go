@@ -148,16 +148,19 @@ func TestWorkloadClosedLoopKeepsNoncesInOrder(t *testing.T) {
 func TestWorkloadOpenLoopRate(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Accounts = 64
-	cfg.TxRate = 400
+	// A rate a loaded 2-core machine under -race signs and sends with
+	// room to spare (400 tx/s once fell to 98 in 0.5 s when the test
+	// shared the CPUs): the test is about the schedule, not the machine.
+	cfg.TxRate = 100
 	cfg.TxSize = 300
 	g := testGenesis(&cfg)
 	_, clients := newFakeNodes(t, 2, g.ChainID, 0)
 	w := newWorkload(&cfg, g, clients, rand.New(rand.NewPCG(1, 2)))
 	took := w.run(context.Background(), time.Now().Add(500*time.Millisecond))
 	sub := w.submitted.Load()
-	// 400 tx/s for 0.5 s is 200; the schedule may trail by a tick.
-	if sub < 150 || sub > 200 {
-		t.Fatalf("submitted %d in %v, want about 200", sub, took)
+	// 100 tx/s for 0.5 s is 50; the schedule may trail by a tick.
+	if sub < 35 || sub > 50 {
+		t.Fatalf("submitted %d in %v, want about 50", sub, took)
 	}
 	if w.accepted.Load() != sub {
 		t.Fatalf("accepted %d of %d", w.accepted.Load(), sub)

@@ -124,6 +124,7 @@ block relay and prints ratios against compact.`,
 	fl.Float64Var(&cfg.Bandwidth, "bandwidth", cfg.Bandwidth, "sim mode: each node's upload bandwidth in bytes/s, shared by its links (0 = unlimited; default 100 Mbit/s)")
 	fl.Float64Var(&cfg.Retransmit, "retransmit", cfg.Retransmit, "sim mode: probability that a chunk on a link is lost once and retransmitted after max(200ms, 3 latencies), holding its stream up")
 	fl.Float64Var(&cfg.Loss, "loss", cfg.Loss, "sim mode: fraction of GossipSub messages (and control entries) each node loses on arrival")
+	fl.BoolVar(&cfg.NoReconcile, "no-reconcile", cfg.NoReconcile, "sim mode: turn mempool reconciliation (anti-entropy) off")
 	fl.IntVar(&cfg.Probe, "probe", cfg.Probe, "sim mode: tiny messages gossiped by plain GossipSub push before the workload, to check the simulator against the mesh floor (0 = none)")
 	fl.StringVar(&cfg.Out, "out", cfg.Out, "output directory (default: a new temporary directory)")
 	fl.BoolVar(&compare, "compare", false, "run under compact, pull and push block relay and compare")

@@ -11,7 +11,7 @@ import (
 // ErrMalformed, and that whatever decodes re-encodes to the same bytes (one
 // accepted encoding per message).
 
-func mustEncode(f *testing.F, m interface{ Encode() ([]byte, error) }) []byte {
+func mustEncode(f testing.TB, m interface{ Encode() ([]byte, error) }) []byte {
 	b, err := m.Encode()
 	if err != nil {
 		f.Fatal(err)

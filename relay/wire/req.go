@@ -224,6 +224,8 @@ func DecodeRequest(b []byte) (Request, error) {
 		m = &GetTip{}
 	case TagGetPoolIDs:
 		m = decodeGetPoolIDs(&r)
+	case TagGetSymbols:
+		m = decodeGetSymbols(&r)
 	default:
 		return nil, malformed("request: unknown tag %#x", tag)
 	}
@@ -475,6 +477,8 @@ func DecodeResponse(b []byte) (Response, error) {
 		m = decodeTip(&r)
 	case TagPoolIDs:
 		m = decodePoolIDs(&r)
+	case TagSymbols:
+		m = decodeSymbols(&r)
 	case TagError:
 		c := ErrCode(r.Byte("Error code"))
 		if r.Err() == nil && (c < ErrCodeBadRequest || c > ErrCodeInternal) {

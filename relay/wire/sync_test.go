@@ -77,14 +77,20 @@ func TestSyncMessagesCaps(t *testing.T) {
 		}
 	}
 	// Refusing it allocates the error, never the 1000 claimed ids (32 KB).
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	for range 10 {
-		_, _ = DecodeResponse(short)
+	// TotalAlloc counts the whole process (the race runtime and the test
+	// framework allocate too), so the least of a few tries is the measure.
+	least := uint64(1 << 62)
+	for range 5 {
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		for range 10 {
+			_, _ = DecodeResponse(short)
+		}
+		runtime.ReadMemStats(&ms1)
+		least = min(least, ms1.TotalAlloc-ms0.TotalAlloc)
 	}
-	runtime.ReadMemStats(&ms1)
-	if d := ms1.TotalAlloc - ms0.TotalAlloc; d > 8<<10 {
-		t.Errorf("refusing 10 short PoolIDs allocated %d bytes", d)
+	if least > 8<<10 {
+		t.Errorf("refusing 10 short PoolIDs allocated %d bytes", least)
 	}
 }
 

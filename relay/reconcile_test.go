@@ -1,0 +1,205 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rumor-relay/rumor/relay/recon"
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// reconPair is two relays, A and B, linked, with gossip and sync quiet
+// (sync off, no reconciliation loop): pools are filled by hand and
+// reconciled by calling Reconcile.
+func reconPair(t *testing.T) (a, b *tnode) {
+	t.Helper()
+	cfg := testConfig(BlockCompact)
+	cfg.NoSync, cfg.NoReconcile = true, true
+	_, nodes := simNet(t, 2, [][2]int{{0, 1}}, 10*time.Millisecond, func(int) Config { return cfg })
+	return nodes[0], nodes[1]
+}
+
+func addTxs(t *testing.T, n *tnode, tag string, from, to int) []ID {
+	t.Helper()
+	var ids []ID
+	for i := from; i < to; i++ {
+		id, v, err := n.pool.AddTx(mkTx(tag, i, 120))
+		if v != Accepted {
+			t.Fatal(v, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestReconcile: B lacks 40 of A's 1,000 pending txs and holds 7 A lacks.
+// One session pulls exactly the 40 into B's pool with a few dozen symbols
+// (not a listing of the pool), and counts the 7 as extra; the next session
+// finds nothing once those 40 are older than ReconcileMinAge. A third
+// session after A gains 200 txs needs a second, bigger attempt and still
+// decodes.
+func TestReconcile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := reconPair(t)
+		ctx := waitCtx(t, time.Minute)
+		addTxs(t, a, "shared", 0, 960)
+		addTxs(t, b, "shared", 0, 960)
+		missing := addTxs(t, a, "a-only", 0, 40)
+		addTxs(t, b, "b-only", 0, 7)
+		res, err := b.r.Reconcile(ctx, a.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Missing) != 40 || res.Added != 40 || res.Extra != 7 {
+			t.Fatalf("missing %d, added %d, extra %d; want 40, 40, 7", len(res.Missing), res.Added, res.Extra)
+		}
+		for _, id := range missing {
+			if !b.pool.HasTx(id) {
+				t.Fatalf("%s not pulled", id.Short())
+			}
+		}
+		if res.Symbols > 4*47 {
+			t.Fatalf("%d symbols for a difference of 47", res.Symbols)
+		}
+		t.Logf("difference 47: %d symbols, %d reconcile bytes in", res.Symbols, b.r.Stats().Classes[classReconcile].In)
+		// Txs first seen within ReconcileMinAge stay out of sessions (the 40
+		// B just pulled): wait until they are old.
+		time.Sleep(ReconcileMinAge)
+		if res, err = b.r.Reconcile(ctx, a.id); err != nil || len(res.Missing) != 0 || res.Extra != 7 {
+			t.Fatalf("second session: %+v %v", res, err)
+		}
+		addTxs(t, a, "burst", 0, 200)
+		if res, err = b.r.Reconcile(ctx, a.id); err != nil || res.Added != 200 {
+			t.Fatalf("after a burst of 200: %+v %v", res, err)
+		}
+		if n := b.r.Stats().Reconciliations; n != 3 {
+			t.Fatalf("%d sessions counted", n)
+		}
+	})
+}
+
+// TestReconcileLoopRepairs: with the loop on, a tx that reached only A
+// (its announcement lost) reaches B within a couple of intervals, and B
+// announces it on (its mesh would fetch it from B).
+func TestReconcileLoopRepairs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync, cfg.NoReconcile = true, false
+		_, nodes := simNet(t, 2, [][2]int{{0, 1}}, 10*time.Millisecond, func(int) Config { return cfg })
+		a, b := nodes[0], nodes[1]
+		ids := addTxs(t, a, "lost", 0, 5) // in A's pool, never announced
+		start := time.Now()
+		eventually(t, 3*ReconcileInterval, func() error {
+			for _, id := range ids {
+				if !b.pool.HasTx(id) {
+					return fmt.Errorf("%s missing at B", id.Short())
+				}
+			}
+			return nil
+		})
+		t.Logf("repaired after %v", time.Since(start))
+		if b.r.Stats().ReconcilePulled != 5 {
+			t.Fatalf("pulled %d", b.r.Stats().ReconcilePulled)
+		}
+	})
+}
+
+// TestHostileSketches: a peer that answers reconciliation with garbage,
+// with the wrong number of symbols, or with symbols of ids it does not
+// hold. Garbage decodes to nothing and costs at most MaxReconcileAttempts
+// requests, no fetch; a wrong count is a malformed answer; ids it lied
+// about are asked for once and cost it a not-found offense each.
+func TestHostileSketches(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		answer  func(q *wire.GetSymbols, fake []ID) []byte
+		wantErr error
+		offense Offense
+	}{
+		{"garbage", func(q *wire.GetSymbols, _ []ID) []byte {
+			syms := make([]recon.Symbol, q.Count)
+			for i := range syms {
+				syms[i].Count = uint32(i%3) - 1
+				syms[i].Sum[0], syms[i].Check = byte(i), uint64(i)*0x9e3779b97f4a7c15
+			}
+			b, _ := recon.AppendSymbols(nil, 0, syms)
+			return b
+		}, ErrUndecoded, 0},
+		{"short", func(q *wire.GetSymbols, _ []ID) []byte {
+			b, _ := recon.AppendSymbols(nil, 0, make([]recon.Symbol, q.Count-1))
+			return b
+		}, nil, OffenseMalformed},
+		{"lying", func(q *wire.GetSymbols, fake []ID) []byte {
+			enc := recon.NewEncoder(recon.Key(q.Key))
+			for _, id := range fake {
+				enc.Add(id)
+			}
+			syms, _ := enc.Symbols(0, int(q.Count))
+			b, _ := recon.AppendSymbols(nil, 0, syms)
+			return b
+		}, nil, OffenseNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(BlockCompact)
+				cfg.NoSync, cfg.NoReconcile = true, true
+				net := newNet(t, 0)
+				v := newNode(t, net, "V", cfg)
+				var fake []ID
+				for i := range 10 {
+					fake = append(fake, txID(mkTx("fake", i, 100)))
+				}
+				var symbolReqs, txReqs atomic.Int64
+				newRogue(t, net, "W", cfg, func(req wire.Request) []byte {
+					switch q := req.(type) {
+					case *wire.GetSymbols:
+						symbolReqs.Add(1)
+						return encode(&wire.Symbols{Batch: tc.answer(q, fake)})
+					case *wire.GetTxs:
+						txReqs.Add(1)
+						return encode(&wire.Txs{Bodies: make([][]byte, len(q.IDs))})
+					}
+					return nil
+				})
+				net.ConnectLatency(v.id, "W", 5*time.Millisecond)
+				if err := v.r.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				ctx := waitCtx(t, time.Minute)
+				res, err := v.r.Reconcile(ctx, "W")
+				switch {
+				case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				case tc.offense == OffenseMalformed:
+					if o, ok := offenseOfErr(err); !ok || o != OffenseMalformed {
+						t.Fatalf("err %v, want a malformed answer", err)
+					}
+				case tc.offense == OffenseNotFound:
+					if err != nil || len(res.Missing) != len(fake) || res.Added != 0 {
+						t.Fatalf("lying sketch: %+v %v", res, err)
+					}
+					synctest.Wait()
+					if !v.offs.has("W", OffenseNotFound) {
+						t.Fatalf("no not-found offense: %v", v.offs.all())
+					}
+				}
+				if n := symbolReqs.Load(); n > MaxReconcileAttempts {
+					t.Fatalf("%d symbol requests in one session", n)
+				}
+				if tc.name == "garbage" && txReqs.Load() != 0 {
+					t.Fatalf("garbage made the node fetch %d times", txReqs.Load())
+				}
+				for _, id := range fake {
+					if v.pool.HasTx(id) {
+						t.Fatal("a fake id entered the pool")
+					}
+				}
+			})
+		})
+	}
+}
