@@ -21,16 +21,17 @@ var log = golog.Logger("rumor/relay")
 // topics and fetches the bodies it lacks over its request protocol. See the
 // package documentation for the design and doc.go's concurrency contract.
 type Relay struct {
-	cfg     Config
-	tr      transport.Transport
-	self    PeerID
-	chain   Chain
-	pool    TxPool
-	proto   string
-	metrics *Metrics
-	penalty PenaltyHook
-	budget  ServeBudget
-	log     *golog.ZapEventLogger
+	cfg       Config
+	tr        transport.Transport
+	self      PeerID
+	chain     Chain
+	pool      TxPool
+	proto     string
+	metrics   *Metrics
+	penalty   PenaltyHook
+	budget    ServeBudget
+	announced TxHeldHook
+	log       *golog.ZapEventLogger
 
 	txTopicName, blockTopicName string
 	txTopic, blockTopic         transport.Topic
@@ -70,10 +71,32 @@ type Relay struct {
 type Option func(*options)
 
 type options struct {
-	metrics *Metrics
-	penalty PenaltyHook
-	log     *golog.ZapEventLogger
-	budget  ServeBudget
+	metrics   *Metrics
+	penalty   PenaltyHook
+	log       *golog.ZapEventLogger
+	budget    ServeBudget
+	announced TxHeldHook
+}
+
+// TxHeldHook learns that a peer holds tx ids: it announced them to this
+// node (first copies and duplicates alike), or fetched their bodies from
+// it (the peer that announced them first is the one asked). It runs on
+// the transport's goroutines, so it must be fast and must not block; ids
+// must not be kept (copy them).
+type TxHeldHook func(from PeerID, ids []ID)
+
+// WithTxHeldHook installs h (for instance, to confirm that peers hold the
+// txs this node's clients submitted).
+func WithTxHeldHook(h TxHeldHook) Option {
+	return func(o *options) { o.announced = h }
+}
+
+// noteTxAnnounced hands ids a peer announced, or fetched from us, to the
+// hook.
+func (r *Relay) noteTxAnnounced(from PeerID, ids []ID) {
+	if r.announced != nil && from != "" && from != r.self && len(ids) > 0 {
+		r.announced(from, ids)
+	}
 }
 
 // ServeBudget meters the work a peer may make this node do: one request
@@ -136,6 +159,7 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		metrics:        o.metrics,
 		penalty:        o.penalty,
 		budget:         o.budget,
+		announced:      o.announced,
 		log:            o.log,
 		txTopicName:    cfg.TxTopic(),
 		blockTopicName: cfg.BlockTopic(),

@@ -261,7 +261,7 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
 		out := &wire.Txs{Bodies: make([][]byte, 0, len(q.IDs))}
-		size := 0
+		size, served := 0, 0
 		for _, id := range q.IDs {
 			b, ok := r.pool.GetTx(id)
 			if !ok || len(b) == 0 || len(b) > r.cfg.MaxTxBytes {
@@ -272,6 +272,18 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 			}
 			size += len(b)
 			out.Bodies = append(out.Bodies, b)
+			if b != nil {
+				served++
+			}
+		}
+		if served > 0 && r.announced != nil {
+			held := make([]ID, 0, served)
+			for i, b := range out.Bodies {
+				if b != nil {
+					held = append(held, q.IDs[i])
+				}
+			}
+			r.noteTxAnnounced(p, held)
 		}
 		return out
 	case *wire.GetBlock:
