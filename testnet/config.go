@@ -108,6 +108,13 @@ type Config struct {
 	// GossipSub's own gossip, sync and anti-entropy can repair. 0 means
 	// none.
 	Loss float64
+	// Partition is the fraction of sim nodes (drawn from the seed) cut off
+	// from the rest PartitionAt into the workload, for PartitionFor; then
+	// the network heals and the cut connections are dialled again. 0 means
+	// none.
+	Partition    float64
+	PartitionAt  time.Duration
+	PartitionFor time.Duration
 	// NoReconcile turns mempool reconciliation off at every sim node (to
 	// measure what it costs and repairs).
 	NoReconcile bool
@@ -184,6 +191,8 @@ func DefaultConfig() Config {
 		Seed:          DefaultSeed,
 		NodeLogLevel:  "info",
 		Bandwidth:     DefaultBandwidth,
+		PartitionAt:   10 * time.Second,
+		PartitionFor:  30 * time.Second,
 		Probe:         DefaultProbe,
 	}
 }
@@ -226,6 +235,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Retransmit < 0 || c.Retransmit >= 1 {
 		bad("retransmit must be in [0, 1), is %v", c.Retransmit)
+	}
+	if c.Partition < 0 || c.Partition >= 1 {
+		bad("partition must be in [0, 1), is %v", c.Partition)
+	}
+	if c.Partition > 0 && (c.Mode != ModeSim || c.PartitionAt < 0 || c.PartitionFor <= 0 || c.Nodes < 2) {
+		bad("partition needs sim mode, at least 2 nodes, --partition-at >= 0 and --partition-for > 0")
 	}
 	if c.Loss < 0 || c.Loss >= 1 {
 		bad("loss must be in [0, 1), is %v", c.Loss)

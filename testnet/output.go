@@ -213,6 +213,7 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		humanBytes(float64(r.Bytes.ReconcileBytes)))
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)
 	printFloors(w, r)
+	printPartition(w, r.Partition)
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "errors (%d):\n", len(r.Errors))
 		for i, e := range r.Errors {

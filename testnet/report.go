@@ -55,6 +55,8 @@ type Report struct {
 	// Degree is the distribution of connections per node at the end of a
 	// sim run; null in process mode.
 	Degree *DegreeReport `json:"degree"`
+	// Partition describes a partition and its heal; absent when none.
+	Partition *PartitionReport `json:"partition,omitempty"`
 	// Probe is the plain-GossipSub self-check; null when not run.
 	Probe *ProbeReport `json:"probe"`
 	// VirtualTime is true for a sim run in virtual time: latencies are the

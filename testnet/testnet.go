@@ -158,8 +158,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wStart := time.Now()
 	end := wStart.Add(cfg.Duration)
 	stopProgress := startProgress(runCtx, &cfg, w, cl, clients, wStart, end, cancel)
+	var part *partitionRun
+	if sc, ok := cl.(*simCluster); ok && cfg.Partition > 0 {
+		part = sc.startPartition(runCtx, &cfg, wStart)
+	}
 	elapsed := w.run(runCtx, end)
 	wEnd := time.Now()
+	if part != nil {
+		// A heal due after the workload still comes before settling.
+		select {
+		case <-part.done:
+		case <-runCtx.Done():
+		}
+	}
 	stopProgress()
 	if err := context.Cause(runCtx); err != nil {
 		return nil, err
@@ -247,6 +258,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	a := Analyze(obs)
+	if part != nil {
+		a.Report.Partition = part.report(&cfg, a.Txs)
+	}
 	if err := WriteOutputs(dir, a); err != nil {
 		return nil, err
 	}
