@@ -86,6 +86,40 @@
 // parent is too far back for the ancestor walk tells the syncer that its
 // announcer is ahead.
 //
+// # Anti-entropy: mempool reconciliation
+//
+// Gossip can lose an announcement (a full queue, a throttle, a restart, a
+// partition); reconciliation repairs it (reconcile.go, codec in package
+// relay/recon). Needs a pool with PoolIDSource; off with
+// Config.NoReconcile.
+//
+//   - Period: every ReconcileInterval (2 s, jittered by +-25%) a node starts
+//     one session, with the connected peer it reconciled least recently.
+//   - Set: its pending ids (at most MaxReconcileSet, 5000) first seen here
+//     at least ReconcileMinAge (1 s) ago; both sides leave out younger txs,
+//     which gossip is still delivering.
+//   - Messages: GetSymbols{key[16], start, count} -> Symbols{batch}: the
+//     server answers with coded symbols [start, start+count) of its set
+//     under the requester's fresh random key (44 bytes each, count <= 2048,
+//     start+count <= 8192). A session is one request, so each answer is
+//     one snapshot of the server's pool; if the difference does not
+//     decode, the next attempt asks 4x as many symbols under a new key, at
+//     most MaxReconcileAttempts (3) requests. The first attempt asks 1.5x
+//     the last difference found with that peer, at least
+//     MinReconcileSymbols (32).
+//   - Result: ids the peer holds and we lack are fetched from it (other
+//     announcers as fallback), and those the pool takes are announced, so
+//     they spread by push again. Ids we hold and it lacks are left for its
+//     own sessions.
+//   - Bounds: a request is served under the same budgets and byte caps as
+//     any other (one encoder of at most 5000 ids per request); a decoder
+//     holds at most 8192 symbols and peels at most as many ids.
+//   - Penalties: a malformed batch, or one not of the count asked,
+//     OffenseMalformed; ids the symbols claim but the peer then does not
+//     serve, OffenseNotFound each (as for an announcement). Symbols that do
+//     not decode cost nothing (a large honest difference does that too);
+//     the session ends after its attempts.
+//
 // # Offenses
 //
 // One place decides what a peer did wrong and reports it once: the fetch

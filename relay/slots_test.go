@@ -71,6 +71,23 @@ func TestSlotParkingAttack(t *testing.T) {
 			}
 		}
 		ctx := waitCtx(t, 20*time.Second)
+		// The honest tx's delay with nobody attacking: the baseline.
+		arrival := func(tag string) time.Duration {
+			t.Helper()
+			start := time.Now()
+			id, verdict, err := honest.r.SubmitTx(mkTx(tag, 0, 120))
+			if err != nil || verdict != Accepted {
+				t.Fatalf("submit: %v %v", verdict, err)
+			}
+			for !victim.pool.HasTx(id) {
+				if time.Since(start) > 5*time.Second {
+					t.Fatal("the honest tx did not reach the victim within 5 s: the attacker holds its validation slots")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return time.Since(start)
+		}
+		normal := arrival("before")
 		for i := range TxValidateConcurrency + 100 {
 			var id ID
 			binary.BigEndian.PutUint64(id[:], uint64(i)+1)
@@ -85,18 +102,17 @@ func TestSlotParkingAttack(t *testing.T) {
 		time.Sleep(time.Second) // every announcement has reached the victim
 		synctest.Wait()
 
-		start := time.Now()
-		body := mkTx("honest", 0, 120)
-		id, verdict, err := honest.r.SubmitTx(body)
-		if err != nil || verdict != Accepted {
-			t.Fatalf("submit: %v %v", verdict, err)
+		attacked := arrival("during")
+		t.Logf("honest tx arrived after %v (%v with nobody attacking)", attacked, normal)
+		if attacked >= 2*normal {
+			t.Fatalf("under attack the honest tx took %v, normally %v: the attack more than doubles the delay", attacked, normal)
 		}
-		for !victim.pool.HasTx(id) {
-			if time.Since(start) > 5*time.Second {
-				t.Fatal("the honest tx did not reach the victim within 5 s: the attacker holds its validation slots")
-			}
-			time.Sleep(10 * time.Millisecond)
+		// Each request the attacker sits on costs it a withholding offense
+		// once the fetch timeout passes.
+		time.Sleep(cfg.FetchTimeout + time.Second)
+		synctest.Wait()
+		if !victim.offs.has("attacker", OffenseTimeout) {
+			t.Fatalf("the withholding attacker was not penalized: %v", victim.offs.all())
 		}
-		t.Logf("honest tx arrived after %v", time.Since(start))
 	})
 }
