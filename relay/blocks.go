@@ -294,9 +294,11 @@ func (r *Relay) fetchAncestors(ctx context.Context, from PeerID, parent ID) bool
 		if err != nil { // checked by the fetcher already
 			return false
 		}
-		// The announced block verified, so its ancestors are real blocks
-		// too; one that does not verify is made up by the peer serving it,
-		// and walking further would fetch more of them.
+		// Ancestors are fetched by id and checked against it, so the peer
+		// serving one cannot make it up; one that does not verify was
+		// signed into its child's chain by a faulty authority, and the
+		// peer that announced that chain pays for it. Walking further
+		// would fetch more of it.
 		if err := r.verifyHeader(hdr); err != nil {
 			r.log.Debugw("ancestor header does not verify", "block", info.ID.Short(), "from", from, "err", err)
 			r.penalize(from, OffenseInvalidBlock)

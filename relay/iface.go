@@ -109,7 +109,8 @@ type HeaderSource interface {
 // fetches anything for the block, every ancestor it fetches for an orphan
 // before it walks further back, and every header sync receives, so a peer
 // cannot make the node fetch or store made-up blocks: the first header that
-// fails ends the work and costs its sender OffenseInvalidBlock. Without it
+// fails ends the work and costs its sender OffenseInvalidBlock (a header
+// sync received counts as a malformed answer there). Without it
 // the chain's AddBlock is the first check, and an orphan announcement can
 // make the node fetch up to MaxOrphanDepth made-up ancestors.
 type HeaderVerifier interface {

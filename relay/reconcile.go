@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	mrand "math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/rumor-relay/rumor/relay/recon"
@@ -87,7 +88,7 @@ func (r *Relay) pendingIDs() ([]ID, bool) {
 	}
 	ids := src.PendingIDs(MaxReconcileSet)
 	fresh := r.now().Add(-ReconcileMinAge)
-	out := ids[:0]
+	out := make([]ID, 0, len(ids)) // the pool's slice is not ours to filter
 	for _, id := range ids {
 		if at, ok := r.seen.get(id); ok && at.After(fresh) {
 			continue
@@ -107,6 +108,10 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 	if !ok {
 		return res, ErrNoReconcile
 	}
+	// Marked at the start, whatever the outcome: a peer that fails every
+	// session (busy, silent, an older version) must not be picked first
+	// round after round.
+	r.noteReconcileStart(p)
 	count := r.reconSymbols(p)
 	var dec *recon.Decoder
 	for attempt := 0; ; attempt++ {
@@ -138,9 +143,10 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 			return res, badResponse(OffenseMalformed, "symbols %d+%d for 0+%d", start, len(syms), count)
 		}
 		res.Symbols += len(syms)
-		if err := dec.Add(0, syms); err != nil && !errors.Is(err, recon.ErrInconsistent) {
-			// Symbols past the decoder's bounds are not the difference of
-			// two pools.
+		if err := dec.Add(0, syms); err != nil {
+			// Inconsistent symbols, or past the decoder's bounds: one
+			// answer is one snapshot of the peer's pool, so these are not
+			// the difference of two pools.
 			return res, badResponse(OffenseMalformed, "symbols: %v", err)
 		}
 		if dec.Decoded() {
@@ -198,8 +204,18 @@ func (r *Relay) reconSymbols(p PeerID) int {
 	return min(max(MinReconcileSymbols, d+d/2+8), recon.MaxSymbolsPerBatch)
 }
 
-// noteReconcile records a session's outcome with p: the difference found
-// (-1: it did not decode, so start bigger next time) and when.
+// noteReconcileStart records that a session with p starts now.
+func (r *Relay) noteReconcileStart(p PeerID) {
+	r.reconMu.Lock()
+	defer r.reconMu.Unlock()
+	if _, ok := r.reconLast[p]; !ok && len(r.reconLast) >= MaxReconcilePeers {
+		return // past the bound (more peers than any node keeps)
+	}
+	r.reconLast[p] = r.now()
+}
+
+// noteReconcile records the difference a session with p found (-1: it
+// did not decode, so start bigger next time).
 func (r *Relay) noteReconcile(p PeerID, diff int) {
 	r.reconMu.Lock()
 	defer r.reconMu.Unlock()
@@ -210,7 +226,6 @@ func (r *Relay) noteReconcile(p PeerID, diff int) {
 		return // past the bound: such a peer starts from the minimum
 	}
 	r.reconDiff[p] = diff
-	r.reconLast[p] = r.now()
 }
 
 // MaxReconcilePeers bounds the per-peer reconciliation state (last
@@ -285,8 +300,99 @@ func (r *Relay) nextReconcilePeer() (PeerID, bool) {
 	return best, true
 }
 
-// serveSymbols answers GetSymbols from the pool's pending ids.
-func (r *Relay) serveSymbols(q *wire.GetSymbols) wire.Response {
+// Serving bounds. Building symbols costs the server an encoder over its
+// whole pending set (up to MaxReconcileSet ids hashed: milliseconds) for a
+// request of a few bytes, so it is rationed apart from the byte budgets.
+const (
+	// SymbolsWindow and MaxSymbolsPerWindow ration one peer's GetSymbols:
+	// an honest peer runs one session (at most MaxReconcileAttempts
+	// requests, back to back) per ReconcileInterval, jittered to no less
+	// than 3/4 of it, so a window of half the interval holds one session.
+	// More is refused busy with OffenseRequestFlood.
+	SymbolsWindow       = ReconcileInterval / 2
+	MaxSymbolsPerWindow = MaxReconcileAttempts
+	// MaxSymbolBuilds caps the symbol batches built at once over all
+	// peers; past it a request is answered busy (no offense: honest peers
+	// can arrive together).
+	MaxSymbolBuilds = 2
+)
+
+// symbolGate rations GetSymbols: per peer by MaxSymbolsPerWindow per
+// SymbolsWindow (the map is pruned of expired windows when it reaches
+// MaxReconcilePeers), overall by MaxSymbolBuilds.
+type symbolGate struct {
+	mu     sync.Mutex
+	peers  map[PeerID]*symbolWindow
+	builds int
+}
+
+type symbolWindow struct {
+	start time.Time
+	n     int
+}
+
+// admit reports whether p may have symbols built now; flood says the
+// refusal is p's fault.
+func (g *symbolGate) admit(p PeerID, now time.Time) (ok, flood bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.peers == nil {
+		g.peers = make(map[PeerID]*symbolWindow)
+	}
+	w := g.peers[p]
+	if w != nil && now.Sub(w.start) >= SymbolsWindow {
+		w = nil
+		delete(g.peers, p)
+	}
+	if w != nil && w.n >= MaxSymbolsPerWindow {
+		return false, true
+	}
+	if g.builds >= MaxSymbolBuilds {
+		return false, false
+	}
+	if w == nil {
+		if len(g.peers) >= MaxReconcilePeers {
+			for q, x := range g.peers {
+				if now.Sub(x.start) >= SymbolsWindow {
+					delete(g.peers, q)
+				}
+			}
+			if len(g.peers) >= MaxReconcilePeers {
+				return false, false
+			}
+		}
+		w = &symbolWindow{start: now}
+		g.peers[p] = w
+	}
+	w.n++
+	g.builds++
+	return true, false
+}
+
+func (g *symbolGate) done() {
+	g.mu.Lock()
+	g.builds--
+	g.mu.Unlock()
+}
+
+// serveSymbols answers GetSymbols from the pool's pending ids. Only
+// symbols from index 0 are served: a session is one request (see the
+// package doc), so a later start is nobody's honest request, and it would
+// make us build symbols we do not send.
+func (r *Relay) serveSymbols(p PeerID, q *wire.GetSymbols) wire.Response {
+	if q.Start != 0 {
+		r.penalize(p, OffenseBadRequest)
+		return &wire.Error{Code: wire.ErrCodeBadRequest}
+	}
+	ok, flood := r.symbols.admit(p, r.now())
+	if !ok {
+		if flood {
+			r.penalize(p, OffenseRequestFlood)
+		}
+		r.stats.serveBusy.Add(1)
+		return &wire.Error{Code: wire.ErrCodeBusy}
+	}
+	defer r.symbols.done()
 	ids, ok := r.pendingIDs()
 	if !ok {
 		return &wire.Symbols{}
@@ -306,3 +412,13 @@ func (r *Relay) serveSymbols(q *wire.GetSymbols) wire.Response {
 	}
 	return &wire.Symbols{Batch: batch}
 }
+
+// The wire format bounds symbol requests with its own constants (package
+// wire cannot import recon); these fail to compile if they disagree.
+var (
+	_ [wire.MaxSymbolsPerRequest - recon.MaxSymbolsPerBatch]struct{}
+	_ [recon.MaxSymbolsPerBatch - wire.MaxSymbolsPerRequest]struct{}
+	_ [wire.MaxSymbolIndex - recon.MaxSymbols]struct{}
+	_ [recon.MaxSymbols - wire.MaxSymbolIndex]struct{}
+	_ [wire.MaxSymbolsBatchBytes - (wire.MaxSymbolsPerRequest*recon.SymbolSize + 16)]struct{}
+)

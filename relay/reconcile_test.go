@@ -74,6 +74,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatalf("second session: %+v %v", res, err)
 		}
 		addTxs(t, a, "burst", 0, 200)
+		time.Sleep(SymbolsWindow) // A rations each peer's sessions
 		if res, err = b.r.Reconcile(ctx, a.id); err != nil || res.Added != 200 {
 			t.Fatalf("after a burst of 200: %+v %v", res, err)
 		}
@@ -202,4 +203,66 @@ func TestHostileSketches(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSymbolsRationed: a peer asking for symbols faster than an honest
+// session does is answered busy and penalized; symbols from an index
+// other than 0 are refused (nobody asks for them honestly, and they would
+// make the server build symbols it does not send).
+func TestSymbolsRationed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := reconPair(t)
+		ctx := waitCtx(t, time.Minute)
+		addTxs(t, a, "pool", 0, 100)
+		q := &wire.GetSymbols{Count: 32}
+		for i := range MaxSymbolsPerWindow {
+			if _, err := b.r.requestClass(ctx, a.id, q, wire.MaxSymbolsResponseFrame, classReconcile); err != nil {
+				t.Fatalf("request %d of a session: %v", i, err)
+			}
+		}
+		if _, err := b.r.requestClass(ctx, a.id, q, wire.MaxSymbolsResponseFrame, classReconcile); !errors.Is(err, ErrRefused) {
+			t.Fatalf("a request past the window's ration: %v, want refused", err)
+		}
+		if !a.offs.has(b.id, OffenseRequestFlood) {
+			t.Fatalf("no flood offense: %v", a.offs.all())
+		}
+		time.Sleep(SymbolsWindow)
+		if _, err := b.r.requestClass(ctx, a.id, q, wire.MaxSymbolsResponseFrame, classReconcile); err != nil {
+			t.Fatalf("after the window: %v", err)
+		}
+		time.Sleep(SymbolsWindow)
+		q.Start = 32
+		if _, err := b.r.requestClass(ctx, a.id, q, wire.MaxSymbolsResponseFrame, classReconcile); !errors.Is(err, ErrRefused) {
+			t.Fatalf("symbols from index 32: %v, want refused", err)
+		}
+	})
+}
+
+// TestReconcileRotatesPastFailingPeer: a peer that answers every session
+// busy does not keep the node from reconciling with its other peers (each
+// session, failed or not, moves the peer to the back of the line).
+func TestReconcileRotatesPastFailingPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync, cfg.NoReconcile = true, false
+		net := newNet(t, 0)
+		v := newNode(t, net, "V", cfg)
+		h := newNode(t, net, "H", cfg)
+		newRogue(t, net, "B", cfg, func(wire.Request) []byte {
+			return encode(&wire.Error{Code: wire.ErrCodeBusy})
+		})
+		net.ConnectLatency(v.id, "B", 5*time.Millisecond)
+		net.ConnectLatency(v.id, h.id, 5*time.Millisecond)
+		for _, n := range []*tnode{v, h} {
+			if err := n.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(8 * ReconcileInterval)
+		// About 8 rounds: every other one with H (B's fail; B sorts first,
+		// so it would be picked every round if failing kept it in front).
+		if n := v.r.Stats().Reconciliations; n < 3 {
+			t.Fatalf("%d sessions with the honest peer in 8 intervals", n)
+		}
+	})
 }

@@ -57,6 +57,7 @@ type Relay struct {
 	reconMu   sync.Mutex
 	reconDiff map[PeerID]int
 	reconLast map[PeerID]time.Time
+	symbols   symbolGate
 	stats     counters
 
 	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync

@@ -155,8 +155,11 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 		return r.busyAnswer(), sent
 	}
 	class := classRequest
-	switch resp.(type) {
-	case *wire.Txs, *wire.Block, *wire.BlockTxn, *wire.Blocks:
+	switch a := resp.(type) {
+	case *wire.Txs:
+		class = classBody
+		r.noteServedTxs(p, req.(*wire.GetTxs), a)
+	case *wire.Block, *wire.BlockTxn, *wire.Blocks:
 		class = classBody
 	case *wire.Symbols:
 		class = classReconcile
@@ -164,6 +167,22 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 	r.noteBytes(false, protoRequest, class, wire.FrameSize(len(out)))
 	r.stats.served.Add(1)
 	return out, sent
+}
+
+// noteServedTxs tells the TxHeldHook that p is getting the bodies of the
+// txs answered, once the answer has passed every charge (a busy answer
+// delivers nothing).
+func (r *Relay) noteServedTxs(p PeerID, q *wire.GetTxs, a *wire.Txs) {
+	if r.announced == nil {
+		return
+	}
+	var held []ID
+	for i, b := range a.Bodies {
+		if b != nil {
+			held = append(held, q.IDs[i])
+		}
+	}
+	r.noteTxAnnounced(p, held)
 }
 
 // chargeBytes takes n bytes from the node's upload cap and then from p's
@@ -261,7 +280,7 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
 		out := &wire.Txs{Bodies: make([][]byte, 0, len(q.IDs))}
-		size, served := 0, 0
+		size := 0
 		for _, id := range q.IDs {
 			b, ok := r.pool.GetTx(id)
 			if !ok || len(b) == 0 || len(b) > r.cfg.MaxTxBytes {
@@ -272,18 +291,6 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 			}
 			size += len(b)
 			out.Bodies = append(out.Bodies, b)
-			if b != nil {
-				served++
-			}
-		}
-		if served > 0 && r.announced != nil {
-			held := make([]ID, 0, served)
-			for i, b := range out.Bodies {
-				if b != nil {
-					held = append(held, q.IDs[i])
-				}
-			}
-			r.noteTxAnnounced(p, held)
 		}
 		return out
 	case *wire.GetBlock:
@@ -330,7 +337,7 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 		return &wire.PoolIDs{IDs: ids[:min(len(ids), int(q.Max))]}
 	case *wire.GetSymbols:
 		r.metrics.servedRequest("symbols")
-		return r.serveSymbols(q)
+		return r.serveSymbols(p, q)
 	case *wire.GetBlocks:
 		r.metrics.servedRequest("blocks")
 		out := &wire.Blocks{}

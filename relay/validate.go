@@ -55,17 +55,28 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 	}
 	r.noteTxAnnounced(from, ann.IDs)
 	want := make([]ID, 0, len(ann.IDs))
+	rejected := false
 	for _, id := range ann.IDs {
 		if r.pool.HasTx(id) {
 			continue
 		}
 		if r.recentlyRejected(id) {
-			// Known junk: no fetch, no validation slot held, and the
-			// announcement goes no further. No penalty: its first sender
-			// paid when the body failed, and a relay may race our verdict.
-			return transport.Ignore
+			// Known junk: not fetched again, and the announcement goes no
+			// further; the rest of its ids are still fetched (a node with
+			// other rules may batch a valid tx with it). No penalty: its
+			// first sender paid when the body failed.
+			rejected = true
+			continue
 		}
 		want = append(want, id)
+	}
+	if rejected {
+		if len(want) > 0 {
+			if _, err := r.fetch.fetch(ctx, from, kindTx, want, nil); err != nil {
+				r.log.Debugw("tx announcement: fetch failed", "from", from, "err", err)
+			}
+		}
+		return transport.Ignore
 	}
 	if len(want) == 0 {
 		// This is the first copy of the announcement to reach us, yet we

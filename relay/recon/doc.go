@@ -56,27 +56,31 @@
 //
 // # How the relay uses it
 //
-// One peer streams, the other decodes:
+// One peer serves, the other decodes (relay/reconcile.go; the protocol is
+// stated in package relay's documentation):
 //
-//  1. Both agree on a key: SessionKey of a nonce from each. The key only
-//     has to be unknown to third parties (who could otherwise grind tx ids
-//     that collide in it), so one key per connection over an encrypted
-//     transport serves, and lets each side keep its Encoder between
-//     sessions, updated with Add and Remove as its pool changes.
-//  2. The streamer sends batches of its pending-tx ids' symbols:
-//     AppendSymbols(buf, start, enc.Symbols(start, n)), starting small
-//     (say twice the last difference seen, plus a few) and growing.
-//  3. The decoder holds its own Encoder over its pending-tx ids, fed to
-//     NewDecoder; it must not change during the session (apply pool
-//     changes after it, or Add fails with ErrLocalChanged). It calls
-//     DecodeSymbols and Decoder.Add per batch until Decoded, then tells
-//     the streamer to stop. It pulls Remote (ids the peer has and we lack)
-//     with ordinary tx requests, and offers Local (ids we have and the
-//     peer lacks) as announcements. A peer that cannot serve an id its
-//     symbols claimed is penalized like any peer that fails to serve what
-//     it announced.
-//  4. At ErrTooManySymbols the difference is too large for reconciliation
-//     to pay: fall back to the full pool-id sync (package syncer).
+//  1. The requester picks a fresh random key per attempt (a third party
+//     never sees it before the ids it keys were announced, so it cannot
+//     grind colliding ids) and builds an Encoder over its pending-tx ids,
+//     fed to NewDecoder; it must not change during the attempt (Add fails
+//     with ErrLocalChanged).
+//  2. It asks for symbols [0, n) under that key; the server builds an
+//     Encoder over its own pending ids and answers with
+//     AppendSymbols(buf, 0, enc.Symbols(0, n)) in one batch, one snapshot
+//     of its pool. n starts at about 1.5 times the last difference seen
+//     with that peer; an attempt that does not decode is retried with a
+//     new key and four times as many symbols, a few times at most.
+//  3. The requester calls DecodeSymbols and Decoder.Add, and once Decoded
+//     pulls Remote (ids the peer has and we lack) with ordinary tx
+//     requests; Local (ids we have and the peer lacks) is left for the
+//     peer's own sessions. A peer that cannot serve an id its symbols
+//     claimed is penalized like any peer that fails to serve what it
+//     announced; inconsistent or malformed symbols cost it a malformed
+//     offense.
+//  4. Keeping an Encoder across sessions (one key per connection, updated
+//     with Add and Remove as the pool changes) would make a session ~50x
+//     cheaper for large pools; the relay does not yet, because its pools
+//     are small between blocks.
 //
 // # Concurrency contract
 //
