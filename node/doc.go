@@ -57,7 +57,10 @@
 // producer loop; the mempool expiry loop; the peer policy's liveness loop
 // (one ping goroutine per connected peer per round) and disconnect loop;
 // the promote loop (announces txs the pool promoted from its queue through
-// Relay.Announce); with the own-tx journal, the journal's writer (the one
+// Relay.Announce); with rumor's pool, the own-tx loop (owntx.go: the one
+// goroutine that owns the delivery tracker, fed by the relay's TxHeldHook
+// through a bounded channel, re-announcing unconfirmed own txs with
+// backoff); with the own-tx journal, the journal's writer (the one
 // goroutine that owns the file) and the sweep loop that drops from it what
 // the pool no longer holds. RPC's tx_send goes through ownTxs, which
 // answers only once the journal has the tx; Close closes the journal after
@@ -72,6 +75,20 @@
 // adds do not take it (the pool has its own lock). Hooks called under that
 // mutex (feed publish, producer wake) never block. Headers requests read
 // headers from block metadata (relay.HeaderSource), not whole blocks.
+//
+// # Own transactions
+//
+// A transaction accepted over tx_send is tracked (owntx.go, owntrack.go)
+// until DeliveryConfirmPeers distinct peers are known to hold it (the
+// relay's TxHeldHook: they announced it to this node or fetched it from
+// it) or it leaves the pool (mined, expired, evicted); until then it is
+// re-announced 2 s after submission, then with doubling delays capped at
+// 60 s. tx_get reports own, seen_by and confirmed; the metric
+// rumor_own_txs_unconfirmed counts the unconfirmed ones. Delivery state is
+// kept in memory only: after a restart the journal's txs are tracked again
+// from unconfirmed (submitted at their journaled time) and confirmed anew
+// as peers fetch or announce them. Confirmed txs stay journaled until they
+// are mined or the pool drops them.
 //
 // Node's accessors are safe to call concurrently once Start has returned.
 package node

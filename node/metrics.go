@@ -89,6 +89,10 @@ func (n *Node) registerNodeMetrics() {
 		gauge("mempool_txs", "Transactions in the mempool, queued included.", func() float64 { return float64(n.pool.Stats().Count) })
 		gauge("mempool_bytes", "Encoded bytes of the mempool's transactions.", func() float64 { return float64(n.pool.Stats().Bytes) })
 		gauge("mempool_queued", "Mempool transactions waiting for a nonce gap.", func() float64 { return float64(n.pool.Stats().Queued) })
+		if n.own != nil {
+			gauge("own_txs_unconfirmed", "Transactions accepted over tx_send not yet held by enough peers (DeliveryConfirmPeers) nor mined.",
+				func() float64 { return float64(n.own.Unconfirmed()) })
+		}
 	} else {
 		gauge("chain_height", "Height of the best block.", func() float64 { h, _ := n.opts.chain.Tip(); return float64(h) })
 	}

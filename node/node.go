@@ -152,7 +152,7 @@ type Node struct {
 	boot      *bootstrapper
 	mdns      *mdnsDiscovery
 	rpc       *rpc.Server
-	own       *ownTxs // the own-tx journal; nil when not kept
+	own       *ownTxs // own txs: journal and delivery tracking; nil when embedding
 	metrics   *metricsServer
 	registry  *prometheus.Registry
 
@@ -391,6 +391,13 @@ func (n *Node) start(ctx context.Context) error {
 	if n.registry != nil {
 		ropts = append(ropts, relay.WithMetrics(relay.NewMetrics(n.registry)))
 	}
+	if n.pool != nil {
+		// Own txs (tx_send's) are tracked until peers hold them: the
+		// relay tells which peers hold which txs. Before the caller's
+		// options, so a caller's own hook replaces this one.
+		n.own = newOwnTxs(n.ctx, n.pool)
+		ropts = append(ropts, relay.WithTxHeldHook(n.own.noteHeld))
+	}
 	ropts = append(ropts, n.opts.relayOpts...)
 	var (
 		rc relay.Chain
@@ -411,15 +418,13 @@ func (n *Node) start(ctx context.Context) error {
 	}
 
 	// Own txs: replayed before RPC takes new ones, announced by the
-	// relay just started.
-	if n.pool != nil {
-		if jc, ok := cfg.journalConfig(n.pool); ok {
-			own, err := openOwnTxs(jc, n.pool, n.store, r)
-			if err != nil {
-				return err
-			}
-			n.own = own
+	// relay just started, tracked by their loop from now.
+	if n.own != nil {
+		jc, keep := cfg.journalConfig(n.pool)
+		if err := n.own.open(jc, keep, n.store, r); err != nil {
+			return err
 		}
+		n.own.start(&n.wg)
 	}
 
 	// Discovery.
@@ -465,9 +470,6 @@ func (n *Node) start(ctx context.Context) error {
 		n.wg.Add(2)
 		go n.expireLoop()
 		go n.promoteLoop()
-	}
-	if n.own != nil {
-		n.wg.Go(func() { n.own.sweepLoop(n.ctx) })
 	}
 
 	addrs := make([]string, 0)
@@ -518,6 +520,9 @@ func (n *Node) startRPC() error {
 			return out
 		},
 	}
+	if n.own != nil {
+		b.OwnTx = n.own.status
+	}
 	if n.store != nil {
 		b.Chain, b.Pool = n.store, n.pool
 		b.Tip = func() (uint64, chain.Hash) { h, id := n.store.Tip(); return h.Height, id }
@@ -544,8 +549,8 @@ func (n *Node) startRPC() error {
 	return nil
 }
 
-// rpcRelay is where RPC submissions go: through the own-tx journal when
-// it is kept, straight to the relay otherwise.
+// rpcRelay is where RPC submissions go: through ownTxs (journal and
+// delivery tracking) with rumor's pool, straight to the relay otherwise.
 func (n *Node) rpcRelay() rpc.Relay {
 	if n.own != nil {
 		return n.own

@@ -84,6 +84,23 @@ type Backend struct {
 	PeerScore func(peer.ID) PeerScore
 	// Bans lists the bans in force for net_bans; nil answers [].
 	Bans func() []Ban
+	// OwnTx reports the delivery state of a transaction this node
+	// accepted over tx_send and still tracks (tx_get's own, seen_by and
+	// confirmed); false when it does not track id. Nil: no tx is own.
+	// It is called from the RPC goroutines concurrently.
+	OwnTx func(id chain.Hash) (OwnTxStatus, bool)
+}
+
+// OwnTxStatus is what tx_get reports of a transaction this node accepted
+// over tx_send, until it is mined or leaves the pool.
+type OwnTxStatus struct {
+	// SeenBy is how many distinct peers are known to hold it (they
+	// announced it to this node, or fetched it from it), counted up to
+	// the number that confirms delivery.
+	SeenBy int
+	// Confirmed is true once enough peers hold it (delivery confirmed):
+	// the node no longer re-announces it.
+	Confirmed bool
 }
 
 // PeerScore is what net_peers reports of a peer's standing.
@@ -280,6 +297,29 @@ type txGetResult struct {
 	Index   *int        `json:"index,omitempty"`
 	Tx      TxJSON      `json:"tx"`
 	Raw     string      `json:"raw"`
+	// Own: this node accepted it over tx_send and tracks its delivery
+	// (until it is mined or leaves the pool).
+	Own bool `json:"own"`
+	// SeenBy is OwnTxStatus.SeenBy, for own txs only.
+	SeenBy *int `json:"seen_by,omitempty"`
+	// Confirmed: included in a block, or an own tx whose delivery is
+	// confirmed. A pending tx the node does not track (it came from a
+	// peer) is reported unconfirmed: this node cannot tell.
+	Confirmed bool `json:"confirmed"`
+}
+
+// withOwn fills r's delivery fields from the backend's own-tx tracking.
+func (s *Server) withOwn(r txGetResult) txGetResult {
+	r.Confirmed = r.Status == "included"
+	if s.backend.OwnTx == nil {
+		return r
+	}
+	if st, ok := s.backend.OwnTx(r.ID); ok {
+		seen := st.SeenBy
+		r.Own, r.SeenBy = true, &seen
+		r.Confirmed = r.Confirmed || st.Confirmed
+	}
+	return r
 }
 
 func (s *Server) txGet(_ context.Context, req *jrpc2.Request) (any, error) {
@@ -290,12 +330,12 @@ func (s *Server) txGet(_ context.Context, req *jrpc2.Request) (any, error) {
 	if loc, ok := s.backend.Chain.TxLocation(id); ok {
 		if b, ok := s.backend.Chain.Block(loc.Block); ok && loc.Index >= 0 && loc.Index < len(b.Txs) {
 			tx := b.Txs[loc.Index]
-			return txGetResult{ID: id, Status: "included", BlockID: &loc.Block, Height: &loc.Height, Index: &loc.Index,
-				Tx: newTxJSON(tx, id), Raw: hex.EncodeToString(tx.Encode())}, nil
+			return s.withOwn(txGetResult{ID: id, Status: "included", BlockID: &loc.Block, Height: &loc.Height, Index: &loc.Index,
+				Tx: newTxJSON(tx, id), Raw: hex.EncodeToString(tx.Encode())}), nil
 		}
 	}
 	if tx, ok := s.backend.Pool.Get(id); ok {
-		return txGetResult{ID: id, Status: "pending", Tx: newTxJSON(tx, id), Raw: hex.EncodeToString(tx.Encode())}, nil
+		return s.withOwn(txGetResult{ID: id, Status: "pending", Tx: newTxJSON(tx, id), Raw: hex.EncodeToString(tx.Encode())}), nil
 	}
 	return nil, nil // unknown: null, as geth answers
 }
