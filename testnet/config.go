@@ -61,6 +61,13 @@ const (
 	DefaultBandwidth = 100e6 / 8
 	// DefaultSeed seeds the testnet keys and the load generator's choices.
 	DefaultSeed = "rumor-testnet"
+	// DefaultChaosEvery is how often a chaos run kills a node: a dozen
+	// kills in a minute's run, each restart given time to catch up first.
+	DefaultChaosEvery = 5 * time.Second
+	// DefaultChaosPause is how long a killed node stays down: long enough
+	// that its peers notice and blocks pass it by, short enough to keep
+	// the kill rate.
+	DefaultChaosPause = time.Second
 	// meshMinPeersCap is the connection count that counts as "joined the
 	// mesh": GossipSub's D_lo is 5 mesh peers per topic; 4 connections
 	// besides the seed mean a node already learned peers beyond node 0.
@@ -115,6 +122,16 @@ type Config struct {
 	Partition    float64
 	PartitionAt  time.Duration
 	PartitionFor time.Duration
+	// Chaos (process mode only) SIGKILLs a random non-authority node every
+	// ChaosEvery during the workload and restarts it ChaosPause later on
+	// its data dir, key and ports (see chaos.go).
+	Chaos bool
+	// ChaosEvery is the time between kills (> 0 with Chaos); a restart
+	// that takes longer delays the next kill.
+	ChaosEvery time.Duration
+	// ChaosPause is how long a killed node stays down before its restart
+	// (>= 0).
+	ChaosPause time.Duration
 	// NoReconcile turns mempool reconciliation off at every sim node (to
 	// measure what it costs and repairs).
 	NoReconcile bool
@@ -193,6 +210,8 @@ func DefaultConfig() Config {
 		Bandwidth:     DefaultBandwidth,
 		PartitionAt:   10 * time.Second,
 		PartitionFor:  30 * time.Second,
+		ChaosEvery:    DefaultChaosEvery,
+		ChaosPause:    DefaultChaosPause,
 		Probe:         DefaultProbe,
 	}
 }
@@ -241,6 +260,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Partition > 0 && (c.Mode != ModeSim || c.PartitionAt < 0 || c.PartitionFor <= 0 || c.Nodes < 2) {
 		bad("partition needs sim mode, at least 2 nodes, --partition-at >= 0 and --partition-for > 0")
+	}
+	if c.Chaos {
+		switch {
+		case c.Mode != ModeProcess:
+			bad("chaos needs process mode: it kills and restarts node processes (mode is %q)", c.Mode)
+		case c.Nodes-c.Authorities < chaosMinVictims:
+			bad("chaos needs at least %d non-authority nodes, one to kill and one that stays up (nodes %d, authorities %d)",
+				chaosMinVictims, c.Nodes, c.Authorities)
+		case c.ChaosEvery <= 0 || c.ChaosPause < 0:
+			bad("chaos needs --chaos-every > 0 and --chaos-pause >= 0 (are %v, %v)", c.ChaosEvery, c.ChaosPause)
+		}
 	}
 	if c.Loss < 0 || c.Loss >= 1 {
 		bad("loss must be in [0, 1), is %v", c.Loss)

@@ -52,8 +52,10 @@ func WriteOutputs(dir string, a *Analysis) error {
 }
 
 // writeCSV writes one row per item per node:
-// kind,id,height,origin_node,node,first_seen_unix_us,latency_ms,via_block.
-// first_seen_unix_us and latency_ms are empty when the node never saw it.
+// kind,id,height,origin_node,node,first_seen_unix_us,latency_ms,via_block,after_restart.
+// first_seen_unix_us and latency_ms are empty when the node never saw it,
+// and when after_restart: the node holds the item but restarted (chaos)
+// after it was created, so it has no propagation time.
 func writeCSV(path string, a *Analysis) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -61,7 +63,7 @@ func writeCSV(path string, a *Analysis) error {
 	}
 	bw := bufio.NewWriter(f)
 	w := csv.NewWriter(bw)
-	_ = w.Write([]string{"kind", "id", "height", "origin_node", "node", "first_seen_unix_us", "latency_ms", "via_block"})
+	_ = w.Write([]string{"kind", "id", "height", "origin_node", "node", "first_seen_unix_us", "latency_ms", "via_block", "after_restart"})
 	rows := func(items []ItemResult) {
 		for i := range items {
 			it := &items[i]
@@ -71,13 +73,12 @@ func writeCSV(path string, a *Analysis) error {
 			}
 			for n, t := range it.SeenUs {
 				seen, lat := "", ""
-				if t != 0 {
+				if l, ok := it.LatencyMs(n); ok {
 					seen = strconv.FormatInt(t, 10)
-					l, _ := it.LatencyMs(n)
 					lat = strconv.FormatFloat(l, 'f', 3, 64)
 				}
 				_ = w.Write([]string{it.Kind, it.ID.String(), height, strconv.Itoa(it.Origin), strconv.Itoa(n),
-					seen, lat, strconv.FormatBool(it.ViaBlock[n])})
+					seen, lat, strconv.FormatBool(it.ViaBlock[n]), strconv.FormatBool(it.afterRestart(n))})
 			}
 		}
 	}
@@ -214,6 +215,7 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)
 	printFloors(w, r)
 	printPartition(w, r.Partition)
+	printChaos(w, r.Chaos)
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "errors (%d):\n", len(r.Errors))
 		for i, e := range r.Errors {
@@ -225,8 +227,14 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		}
 	}
 	verdict := "OK: every tx and block reached every node; one tip"
+	if r.Chaos != nil {
+		verdict = "OK: every tx and block reached every node up at the end; one tip; every killed node came back and caught up"
+	}
 	if !r.OK() {
 		verdict = "FAIL: incomplete coverage or differing tips"
+		if !r.Chaos.ok() {
+			verdict = "FAIL: a killed node did not come back or catch up, incomplete coverage, or differing tips"
+		}
 	}
 	fmt.Fprintln(w, verdict)
 	if dir != "" {

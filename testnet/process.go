@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,9 +42,13 @@ type child struct {
 	index   int
 	dir     string
 	logPath string
+	args    []string // what followed the executable; a chaos restart reuses them
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // valid after done
+	// expectExit (under procCluster.mu) marks an exit that is no failure
+	// of the run: a chaos kill, or a restart attempt that chaos watches.
+	expectExit bool
 }
 
 // procCluster runs every node as a child process. Children are stopped by
@@ -52,12 +57,13 @@ type child struct {
 type procCluster struct {
 	cfg       *Config
 	dir       string
-	children  []*child
+	argv      []string // the command that runs `rumor node`
 	endpoints []string
 
-	mu      sync.Mutex
-	closing bool
-	err     error // first unexpected child exit
+	mu       sync.Mutex
+	children []*child // by node index; a chaos restart replaces one
+	closing  bool
+	err      error // first unexpected child exit
 }
 
 func (pc *procCluster) Endpoints() []string { return pc.endpoints }
@@ -76,13 +82,14 @@ func (pc *procCluster) Err() error {
 func (pc *procCluster) Close() error {
 	pc.mu.Lock()
 	pc.closing = true
+	children := slices.Clone(pc.children)
 	pc.mu.Unlock()
-	for _, c := range pc.children {
+	for _, c := range children {
 		_ = signalChild(c.cmd, syscall.SIGTERM)
 	}
 	deadline := time.After(stopTimeout)
 	var errs []error
-	for _, c := range pc.children {
+	for _, c := range children {
 		select {
 		case <-c.done:
 		case <-deadline:
@@ -125,7 +132,7 @@ func startProcesses(ctx context.Context, cfg *Config, g *chain.Genesis, dir stri
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
 		return nil, err
 	}
-	pc := &procCluster{cfg: cfg, dir: dir, endpoints: make([]string, cfg.Nodes)}
+	pc := &procCluster{cfg: cfg, dir: dir, argv: argv, endpoints: make([]string, cfg.Nodes)}
 	start := func(i int, bootstrap string) (*child, error) {
 		nodeDir := filepath.Join(dir, "nodes", fmt.Sprintf("node-%d", i))
 		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
@@ -157,32 +164,13 @@ func startProcesses(ctx context.Context, cfg *Config, g *chain.Genesis, dir stri
 		if bootstrap != "" {
 			args = append(args, "--bootstrap", bootstrap)
 		}
-		logPath := filepath.Join(nodeDir, "node.log")
-		logf, err := os.Create(logPath)
+		c, err := pc.spawn(i, nodeDir, args, false)
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(argv[0], args...)
-		cmd.Stdout = logf
-		cmd.Stderr = logf
-		cmd.Env = append(os.Environ(), cfg.NodeEnv...)
-		setChildAttrs(cmd)
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return nil, fmt.Errorf("start node %d: %w", i, err)
-		}
-		c := &child{index: i, dir: nodeDir, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-		go func() {
-			c.waitErr = cmd.Wait()
-			logf.Close()
-			close(c.done)
-			pc.mu.Lock()
-			if !pc.closing && pc.err == nil {
-				pc.err = fmt.Errorf("node %d exited unexpectedly (%v); log %s:\n%s", i, c.waitErr, logPath, logTail(logPath))
-			}
-			pc.mu.Unlock()
-		}()
+		pc.mu.Lock()
 		pc.children = append(pc.children, c)
+		pc.mu.Unlock()
 		return c, nil
 	}
 	fail := func(err error) (*procCluster, error) {
@@ -206,12 +194,59 @@ func startProcesses(ctx context.Context, cfg *Config, g *chain.Genesis, dir stri
 			return fail(err)
 		}
 	}
-	for _, c := range pc.children[1:] {
+	for _, c := range pc.children[1:] { // no restarts yet: only this goroutine writes
 		if pc.endpoints[c.index], err = waitRPC(ctx, cfg.StartTimeout, c); err != nil {
 			return fail(err)
 		}
 	}
 	return pc, nil
+}
+
+// spawn starts node i's process with args (after the executable), its
+// output appended to <dir>/node.log, and watches it: an exit while the
+// cluster is not closing and not expectExit is the run's error.
+// expectExit starts it marked (a chaos restart, until it serves RPC).
+func (pc *procCluster) spawn(i int, dir string, args []string, expectExit bool) (*child, error) {
+	pc.mu.Lock()
+	closing := pc.closing
+	pc.mu.Unlock()
+	if closing {
+		return nil, fmt.Errorf("start node %d: the testnet is stopping", i)
+	}
+	logPath := filepath.Join(dir, "node.log")
+	// Append: a restarted node keeps the log of its earlier lives.
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(pc.argv[0], args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(), pc.cfg.NodeEnv...)
+	setChildAttrs(cmd)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start node %d: %w", i, err)
+	}
+	c := &child{index: i, dir: dir, logPath: logPath, args: args, cmd: cmd, done: make(chan struct{}), expectExit: expectExit}
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		pc.mu.Lock()
+		c.waitErr = err
+		failed := !pc.closing && !c.expectExit && pc.err == nil
+		pc.mu.Unlock()
+		if failed {
+			e := fmt.Errorf("node %d exited unexpectedly (%v); log %s:\n%s", i, err, logPath, logTail(logPath))
+			pc.mu.Lock()
+			if pc.err == nil {
+				pc.err = e
+			}
+			pc.mu.Unlock()
+		}
+		close(c.done)
+	}()
+	return c, nil
 }
 
 // waitRPC waits for c to write its RPC address file and returns the

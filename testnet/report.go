@@ -57,6 +57,9 @@ type Report struct {
 	Degree *DegreeReport `json:"degree"`
 	// Partition describes a partition and its heal; absent when none.
 	Partition *PartitionReport `json:"partition,omitempty"`
+	// Chaos describes a --chaos run's kills and restarts; absent when
+	// none.
+	Chaos *ChaosReport `json:"chaos,omitempty"`
 	// Probe is the plain-GossipSub self-check; null when not run.
 	Probe *ProbeReport `json:"probe"`
 	// VirtualTime is true for a sim run in virtual time: latencies are the
@@ -275,6 +278,17 @@ type Observations struct {
 	LinkLatency func(u, v int) time.Duration
 	Probe       *ProbeReport
 	Errors      []string
+	// LifeStartUs is, per node, when its final process started (Unix µs)
+	// if chaos restarted it, else 0. A time the node reports from that
+	// life (>= it) for an item created before it is a replay or catch-up
+	// time, not a propagation time; nil means no restarts.
+	LifeStartUs []int64
+	// Down marks nodes that were down at the end (a failed chaos
+	// restart): coverage and tips are judged without them. nil: none.
+	Down []bool
+	// Chaos is the chaos summary (Analyze adds HeldAfterRestart); nil
+	// without chaos.
+	Chaos *ChaosReport
 
 	VirtualTime  bool
 	CPUModel     *node.CPUModel
@@ -296,20 +310,37 @@ type ItemResult struct {
 	// carried it (the node never had it in its mempool, or saw the block
 	// first).
 	ViaBlock []bool
+	// AfterRestart marks nodes that hold the item but restarted (chaos)
+	// after it was created: SeenUs is nonzero, yet no propagation time,
+	// so they have no latency. nil: none.
+	AfterRestart []bool
+	// Down marks nodes down at the end of the run (shared by all items),
+	// which coverage leaves out. nil: none.
+	Down []bool
 }
 
-// LatencyMs returns the latency at node i in ms and whether node i saw it.
+// LatencyMs returns the latency at node i in ms and whether node i has
+// one: it saw the item, and not only after a restart.
 func (it *ItemResult) LatencyMs(i int) (float64, bool) {
-	if it.SeenUs[i] == 0 {
+	if it.SeenUs[i] == 0 || it.afterRestart(i) {
 		return 0, false
 	}
 	return float64(it.SeenUs[i]-it.OriginUs) / 1000, true
 }
 
-// ReachedAll reports whether every node saw the item.
+// ReachedAll reports whether every node (that was up at the end) saw the
+// item.
 func (it *ItemResult) ReachedAll() bool {
-	return !slices.Contains(it.SeenUs, 0)
+	for i, t := range it.SeenUs {
+		if t == 0 && !it.down(i) {
+			return false
+		}
+	}
+	return true
 }
+
+func (it *ItemResult) afterRestart(i int) bool { return i < len(it.AfterRestart) && it.AfterRestart[i] }
+func (it *ItemResult) down(i int) bool         { return i < len(it.Down) && it.Down[i] }
 
 // TimeToAllMs returns the largest latency over nodes (meaningful only
 // when ReachedAll).
@@ -366,6 +397,39 @@ func Analyze(o *Observations) *Analysis {
 		}
 		return 0
 	}
+	// A node's time t for an item created at origin is a propagation time
+	// unless the node restarted after the item was created and t is from
+	// its final life: then it was replayed, synced, or only found there.
+	life := func(node int) int64 {
+		if node < len(o.LifeStartUs) {
+			return o.LifeStartUs[node]
+		}
+		return 0
+	}
+	valid := func(node int, t, origin int64) bool {
+		l := life(node)
+		return l == 0 || t < l || origin >= l
+	}
+	held := 0
+	newItem := func(kind string, id chain.Hash, origin int) ItemResult {
+		it := ItemResult{Kind: kind, ID: id, Origin: origin, SeenUs: make([]int64, o.Nodes), ViaBlock: make([]bool, o.Nodes), Down: o.Down}
+		if o.LifeStartUs != nil {
+			it.AfterRestart = make([]bool, o.Nodes)
+		}
+		return it
+	}
+	// markRestarts flags the nodes whose time is no propagation time.
+	markRestarts := func(it *ItemResult) {
+		if it.AfterRestart == nil {
+			return
+		}
+		for n, t := range it.SeenUs {
+			if n != it.Origin && t != 0 && !valid(n, t, it.OriginUs) {
+				it.AfterRestart[n] = true
+				held++
+			}
+		}
+	}
 
 	// Transactions.
 	r.Txs.Submitted = o.Submitted
@@ -393,7 +457,7 @@ func Analyze(o *Observations) *Analysis {
 				unreachable++
 			}
 		}
-		it := ItemResult{Kind: "tx", ID: tx.ID, Origin: tx.Origin, SeenUs: make([]int64, o.Nodes), ViaBlock: make([]bool, o.Nodes)}
+		it := newItem("tx", tx.ID, tx.Origin)
 		blk, inBlock := txBlock[tx.ID]
 		for n := 0; n < o.Nodes; n++ {
 			t := seen(o.TxSeen, n, tx.ID)
@@ -406,12 +470,20 @@ func Analyze(o *Observations) *Analysis {
 			it.SeenUs[n] = t
 		}
 		it.OriginUs = seen(o.TxSeen, tx.Origin, tx.ID)
-		if it.OriginUs == 0 {
-			noOrigin++
+		restartedSince := life(tx.Origin) != 0 && tx.SentUs < life(tx.Origin)
+		switch {
+		case it.OriginUs != 0 && valid(tx.Origin, it.OriginUs, tx.SentUs):
+		case it.OriginUs == 0 && !restartedSince:
+			noOrigin++ // its RPC node should know it
+			it.OriginUs = tx.SentUs
+		default:
+			// Its RPC node restarted after accepting it: its time there
+			// was lost, or is the replay from the own-tx journal.
 			it.OriginUs = tx.SentUs
 		}
 		it.SeenUs[tx.Origin] = it.OriginUs
 		it.ViaBlock[tx.Origin] = false
+		markRestarts(&it)
 		collect(&it, &txArr)
 		if it.ReachedAll() {
 			r.Txs.ReachedAll++
@@ -432,7 +504,8 @@ func Analyze(o *Observations) *Analysis {
 		if !b.InWindow {
 			continue
 		}
-		it := ItemResult{Kind: "block", ID: b.ID, Height: b.Height, Origin: b.Origin, SeenUs: make([]int64, o.Nodes), ViaBlock: make([]bool, o.Nodes)}
+		it := newItem("block", b.ID, b.Origin)
+		it.Height = b.Height
 		for n := 0; n < o.Nodes; n++ {
 			it.SeenUs[n] = seen(o.BlockSeen, n, b.ID)
 		}
@@ -442,6 +515,7 @@ func Analyze(o *Observations) *Analysis {
 			it.OriginUs = b.HeaderUs
 			it.SeenUs[b.Origin] = b.HeaderUs
 		}
+		markRestarts(&it)
 		collect(&it, &blArr)
 		r.Blocks.Produced++
 		if it.ReachedAll() {
@@ -471,6 +545,12 @@ func Analyze(o *Observations) *Analysis {
 	}
 	r.Errors = append(r.Errors, coverageErrors(a.Txs, o.Nodes)...)
 	r.Errors = append(r.Errors, coverageErrors(a.Blocks, o.Nodes)...)
+	if o.Chaos != nil {
+		c := *o.Chaos
+		c.HeldAfterRestart = held
+		r.Chaos = &c
+		r.Errors = append(r.Errors, chaosErrors(&c)...)
+	}
 
 	// Floors and ratios.
 	if unreachable > 0 {
@@ -498,10 +578,18 @@ func Analyze(o *Observations) *Analysis {
 
 	// Heads.
 	r.Heads.Heights = make([]uint64, len(o.Heads))
-	r.Heads.SameTip = len(o.Heads) > 0
+	r.Heads.SameTip = false
+	ref := -1 // the first node up at the end
 	for i, h := range o.Heads {
 		r.Heads.Heights[i] = h.Height
-		if h.ID.IsZero() || h.ID != o.Heads[0].ID {
+		if i < len(o.Down) && o.Down[i] {
+			continue
+		}
+		if ref < 0 {
+			ref = i
+			r.Heads.SameTip = true
+		}
+		if h.ID.IsZero() || h.ID != o.Heads[ref].ID {
 			r.Heads.SameTip = false
 		}
 	}
@@ -572,9 +660,13 @@ func coverageErrors(items []ItemResult, nodes int) []string {
 		if missing > maxItemErrors {
 			continue
 		}
-		have := 0
+		have, up := 0, 0
 		var lacking []int
 		for n, t := range it.SeenUs {
+			if it.down(n) {
+				continue
+			}
+			up++
 			if t != 0 {
 				have++
 			} else if len(lacking) < 8 {
@@ -582,7 +674,7 @@ func coverageErrors(items []ItemResult, nodes int) []string {
 			}
 		}
 		errs = append(errs, fmt.Sprintf("%s %s (origin node %d) reached %d/%d nodes; missing at nodes %v",
-			it.Kind, it.ID.Short(), it.Origin, have, nodes, lacking))
+			it.Kind, it.ID.Short(), it.Origin, have, up, lacking))
 	}
 	if missing > maxItemErrors {
 		errs = append(errs, fmt.Sprintf("... and %d more %ss that missed nodes (see first_seen.csv)", missing-maxItemErrors, items[0].Kind))
@@ -615,7 +707,10 @@ func describeHeads(heads []HeadObs) string {
 }
 
 // OK reports whether the run met its bar: every accepted tx and every
-// produced block reached every node, and all nodes ended on one tip.
+// produced block reached every node (up at the end), all those nodes
+// ended on one tip, and, with chaos, every killed node came back and
+// caught up.
 func (r *Report) OK() bool {
-	return r.Txs.ReachedAll == r.Txs.Accepted && r.Blocks.ReachedAll == r.Blocks.Produced && r.Heads.SameTip
+	return r.Txs.ReachedAll == r.Txs.Accepted && r.Blocks.ReachedAll == r.Blocks.Produced && r.Heads.SameTip &&
+		r.Chaos.ok()
 }

@@ -162,12 +162,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if sc, ok := cl.(*simCluster); ok && cfg.Partition > 0 {
 		part = sc.startPartition(runCtx, &cfg, wStart)
 	}
+	var ch *chaosRun
+	if pc, ok := cl.(*procCluster); ok && cfg.Chaos {
+		ch = startChaos(runCtx, &cfg, pc, clients, w, statsStart, head0.Height, wStart, end)
+		defer ch.stop() // before cl.Close: a node it is starting must not outlive Run
+	}
 	elapsed := w.run(runCtx, end)
 	wEnd := time.Now()
 	if part != nil {
 		// A heal due after the workload still comes before settling.
 		select {
 		case <-part.done:
+		case <-runCtx.Done():
+		}
+	}
+	if ch != nil {
+		// The last victim comes back and catches up before settling.
+		select {
+		case <-ch.done:
 		case <-runCtx.Done():
 		}
 	}
@@ -187,7 +199,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	coll := newCollector(clients, authority)
-	settleErr := settle(ctx, &cfg, cl, coll, txs, wStart, wEnd)
+	var held func(context.Context) error
+	if ch != nil {
+		ch.mergeSaved(coll)
+		held = func(ctx context.Context) error { return ch.pollHeld(ctx, coll, txs) }
+	}
+	settleErr := settle(ctx, &cfg, cl, coll, txs, wStart, wEnd, held)
 	if settleErr != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -248,6 +265,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for i := range statsEnd {
 			obs.Stats[i] = statsEnd[i].Sub(statsStart[i])
 		}
+		if ch != nil {
+			obs.Stats = ch.statsDeltas(statsEnd) // restarted nodes count from zero
+		}
+	}
+	if ch != nil {
+		obs.LifeStartUs = ch.lifeStartUs()
+		obs.Down = ch.downAtEnd()
+		obs.Chaos = ch.report()
 	}
 	obs.BodyItems = len(txs)
 	if len(coll.heads) > 0 {
@@ -270,8 +295,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // settle waits until every accepted tx and every block produced in the
 // window reached every node and the tips agree, or cfg.Settle passed.
 // Errors are about collection (a node that stopped answering), not about
-// coverage, which the report judges.
-func settle(ctx context.Context, cfg *Config, cl cluster, coll *collector, txs []TxObs, wStart, wEnd time.Time) error {
+// coverage, which the report judges. held, when set (chaos), marks after
+// each poll what restarted nodes hold without a first-seen time.
+func settle(ctx context.Context, cfg *Config, cl cluster, coll *collector, txs []TxObs, wStart, wEnd time.Time,
+	held func(context.Context) error) error {
 	deadline := wEnd.Add(cfg.Settle)
 	var lastErr error
 	for {
@@ -279,6 +306,9 @@ func settle(ctx context.Context, cfg *Config, cl cluster, coll *collector, txs [
 		err := coll.walk(ctx)
 		if err == nil {
 			err = coll.pollMissing(ctx, txs)
+		}
+		if err == nil && held != nil {
+			err = held(ctx)
 		}
 		coll.markWindow(wStart, wEnd)
 		lastErr = err

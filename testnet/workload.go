@@ -53,9 +53,14 @@ type workload struct {
 	clients []*rpcclient.Client
 	free    chan *sender // idle senders, FIFO: round robin over keys
 
+	// reroute, when set (a chaos run), names the node a sender moves to
+	// after a transport error, in place of retiring the sender.
+	reroute func(from int) int
+
 	submitted atomic.Int64
 	accepted  atomic.Int64
 	retired   atomic.Int64
+	rerouted  atomic.Int64 // transport errors answered by reroute
 
 	mu       sync.Mutex
 	txs      []TxObs
@@ -210,7 +215,22 @@ func (w *workload) send(ctx context.Context, s *sender) {
 		return // shutting down; the sender is no longer needed
 	}
 	var rerr *rpcclient.Error
-	if !errors.As(err, &rerr) {
+	if !errors.As(err, &rerr) && w.reroute != nil {
+		// Chaos killed the node before or during the call. Sending the
+		// identical tx (same nonce, same id) to a node that is up is safe
+		// whatever the dead node did with it: a node that already holds
+		// it answers with its id.
+		w.rerouted.Add(1)
+		s.node = w.reroute(s.node)
+		select {
+		case <-time.After(refusedBackoff):
+		case <-ctx.Done():
+			return
+		}
+		w.free <- s
+		return
+	}
+	if rerr == nil {
 		// Transport failure: the node may or may not have taken the nonce.
 		// Retire the key rather than guess.
 		w.retired.Add(1)

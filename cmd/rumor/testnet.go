@@ -55,10 +55,19 @@ authorities produce a block every --block-interval, then wait (at most
 Output: a table on stdout and, in --out, report.json, first_seen.csv,
 cdf_time_to_all.png and block_arrival.png. The exit status is 1 when an
 accepted tx or a produced block missed a node or the nodes end on
-different tips. --compare runs the workload under compact, pull and push
+different tips.
+
+--chaos (process mode) kills -9 a random non-authority node every
+--chaos-every during the workload and restarts it --chaos-pause later on
+its data dir, key and ports; txs sent to it while it is down go to
+another node. The report then judges coverage at the nodes up at the end,
+adds how long each restarted node took to serve RPC and to catch up with
+the chain, and the exit status is 1 also when a killed node did not come
+back or catch up. --compare runs the workload under compact, pull and push
 block relay and prints ratios against compact.`,
-		Example: `  rumor testnet --nodes 8 --duration 60s --tx-rate 500 --tx-size 250 --block-interval 1s --out ./tn`,
-		Args:    cobra.NoArgs,
+		Example: `  rumor testnet --nodes 8 --duration 60s --tx-rate 500 --tx-size 250 --block-interval 1s --out ./tn
+  rumor testnet --nodes 6 --duration 60s --tx-rate 200 --chaos`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Progress = os.Stderr
 			if pprofAddr != "" {
@@ -127,6 +136,9 @@ block relay and prints ratios against compact.`,
 	fl.Float64Var(&cfg.Partition, "partition", cfg.Partition, "sim mode: fraction of nodes cut off from the rest during the workload (see --partition-at, --partition-for)")
 	fl.DurationVar(&cfg.PartitionAt, "partition-at", cfg.PartitionAt, "sim mode: when the partition starts, after the workload's start")
 	fl.DurationVar(&cfg.PartitionFor, "partition-for", cfg.PartitionFor, "sim mode: how long the partition lasts before the network heals")
+	fl.BoolVar(&cfg.Chaos, "chaos", cfg.Chaos, "process mode: kill -9 a random non-authority node every --chaos-every during the workload and restart it on its data dir")
+	fl.DurationVar(&cfg.ChaosEvery, "chaos-every", cfg.ChaosEvery, "process mode, with --chaos: time between kills")
+	fl.DurationVar(&cfg.ChaosPause, "chaos-pause", cfg.ChaosPause, "process mode, with --chaos: how long a killed node stays down before its restart")
 	fl.BoolVar(&cfg.NoReconcile, "no-reconcile", cfg.NoReconcile, "sim mode: turn mempool reconciliation (anti-entropy) off")
 	fl.IntVar(&cfg.Probe, "probe", cfg.Probe, "sim mode: tiny messages gossiped by plain GossipSub push before the workload, to check the simulator against the mesh floor (0 = none)")
 	fl.StringVar(&cfg.Out, "out", cfg.Out, "output directory (default: a new temporary directory)")
