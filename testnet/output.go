@@ -199,7 +199,8 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		r.Blocks.TimeToAllMs.P50, r.Blocks.TimeToAllMs.P90, r.Blocks.TimeToAllMs.P99, r.Blocks.TimeToAllMs.Max, r.Blocks.ArrivalMs.P50, r.Blocks.ArrivalMs.P99)
 	tw.Flush()
 	fmt.Fprintln(w, "(times in ms)")
-	fmt.Fprintf(w, "throughput: %d submitted, %d accepted, %.1f accepted tx/s\n", r.Txs.Submitted, r.Txs.Accepted, r.Txs.AcceptedPerS)
+	fmt.Fprintf(w, "throughput: %d submitted, %d accepted, %.1f accepted tx/s; %d still unconfirmed delivered at their node\n",
+		r.Txs.Submitted, r.Txs.Accepted, r.Txs.AcceptedPerS, r.Txs.Unconfirmed)
 	lo, hi := uint64(0), uint64(0)
 	for i, h := range r.Heads.Heights {
 		if i == 0 || h < lo {

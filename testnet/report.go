@@ -114,6 +114,10 @@ type TxReport struct {
 	// ArrivalMs is the distribution of every (tx, node) latency, the
 	// origin node excluded.
 	ArrivalMs Percentiles `json:"arrival_ms"`
+	// Unconfirmed counts accepted txs whose node still tracked them as its
+	// own and not confirmed delivered (seen by fewer than its
+	// DeliveryConfirmPeers peers, not included) at the end of the run.
+	Unconfirmed int `json:"unconfirmed"`
 }
 
 // BlockReport is the "blocks" object of report.json.
@@ -257,22 +261,23 @@ type HeadObs struct {
 // Observations is everything a run measured, as plain data: the input of
 // Analyze, which does no I/O (unit tests build Observations by hand).
 type Observations struct {
-	Nodes      int
-	Mode       string
-	BlockRelay string
-	Duration   time.Duration // workload length actually run
-	Latency    time.Duration // injected one-way link latency; 0 in process mode
-	Submitted  int
-	Txs        []TxObs
-	Blocks     []BlockObs             // every walked block; InWindow marks the measured ones
-	TxSeen     []map[chain.Hash]int64 // per node: tx id -> first-seen (Unix µs)
-	BlockSeen  []map[chain.Hash]int64 // per node: block id -> first-seen (Unix µs)
-	Heads      []HeadObs              // per node
-	Stats      []Stats                // per node, delta over the stats window
-	BodyItems  int                    // txs plus blocks propagated during the stats window
-	Graph      [][]int                // connection graph adjacency by node index; nil if unknown
-	TxMesh     [][]int                // tx topic mesh, directed, by node index; nil if unknown
-	BlockMesh  [][]int                // block topic mesh, directed; nil if unknown
+	Nodes       int
+	Mode        string
+	BlockRelay  string
+	Duration    time.Duration // workload length actually run
+	Latency     time.Duration // injected one-way link latency; 0 in process mode
+	Submitted   int
+	Unconfirmed int // accepted txs still unconfirmed at their node at the end
+	Txs         []TxObs
+	Blocks      []BlockObs             // every walked block; InWindow marks the measured ones
+	TxSeen      []map[chain.Hash]int64 // per node: tx id -> first-seen (Unix µs)
+	BlockSeen   []map[chain.Hash]int64 // per node: block id -> first-seen (Unix µs)
+	Heads       []HeadObs              // per node
+	Stats       []Stats                // per node, delta over the stats window
+	BodyItems   int                    // txs plus blocks propagated during the stats window
+	Graph       [][]int                // connection graph adjacency by node index; nil if unknown
+	TxMesh      [][]int                // tx topic mesh, directed, by node index; nil if unknown
+	BlockMesh   [][]int                // block topic mesh, directed; nil if unknown
 	// LinkLatency is each link's one-way latency; nil means Latency on
 	// every link.
 	LinkLatency func(u, v int) time.Duration
@@ -434,6 +439,7 @@ func Analyze(o *Observations) *Analysis {
 	// Transactions.
 	r.Txs.Submitted = o.Submitted
 	r.Txs.Accepted = len(o.Txs)
+	r.Txs.Unconfirmed = o.Unconfirmed
 	if r.DurationS > 0 {
 		r.Txs.AcceptedPerS = math.Round(float64(len(o.Txs))/o.Duration.Seconds()*10) / 10
 	}

@@ -314,10 +314,10 @@ func TestReportSchemaKeys(t *testing.T) {
 	sort.Strings(top)
 	check("top", top, "nodes", "mode", "block_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
 		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_conn", "degree", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
-	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms")
+	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms", "unconfirmed")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")
-	check("bytes", keysOf(m["bytes"]), "per_node_in_median", "per_node_out_median", "announce_bytes", "body_bytes")
+	check("bytes", keysOf(m["bytes"]), "per_node_in_median", "per_node_out_median", "announce_bytes", "body_bytes", "reconcile_bytes")
 	var txs map[string]json.RawMessage
 	_ = json.Unmarshal(m["txs"], &txs)
 	check("percentiles", keysOf(txs["time_to_all_ms"]), "p50", "p90", "p99", "max")

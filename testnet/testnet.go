@@ -226,22 +226,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			errs = append(errs, err.Error())
 		}
 	}
+	uctx, ucancel := context.WithTimeout(ctx, collectTimeout)
+	unconfirmed := countUnconfirmed(uctx, clients, txs)
+	ucancel()
 	obs := &Observations{
-		Nodes:      cfg.Nodes,
-		Mode:       cfg.Mode,
-		BlockRelay: cfg.BlockRelay,
-		Duration:   elapsed,
-		Submitted:  int(w.submitted.Load()),
-		Txs:        txs,
-		Blocks:     coll.blocks,
-		TxSeen:     coll.txSeen,
-		BlockSeen:  coll.blockSeen,
-		Heads:      coll.heads,
-		Graph:      graph,
-		TxMesh:     txMesh,
-		BlockMesh:  blockMesh,
-		Probe:      probe,
-		Errors:     errs,
+		Nodes:       cfg.Nodes,
+		Mode:        cfg.Mode,
+		BlockRelay:  cfg.BlockRelay,
+		Duration:    elapsed,
+		Submitted:   int(w.submitted.Load()),
+		Unconfirmed: unconfirmed,
+		Txs:         txs,
+		Blocks:      coll.blocks,
+		TxSeen:      coll.txSeen,
+		BlockSeen:   coll.blockSeen,
+		Heads:       coll.heads,
+		Graph:       graph,
+		TxMesh:      txMesh,
+		BlockMesh:   blockMesh,
+		Probe:       probe,
+		Errors:      errs,
 	}
 	if sc, ok := cl.(*simCluster); ok {
 		obs.LinkLatency = sc.latency
@@ -447,4 +451,21 @@ func simMaxBlockBytes(cfg *Config) int {
 	}
 	want := simBlockHeadroom * cfg.TxRate * float64(cfg.TxSize) * cfg.BlockInterval.Seconds()
 	return int(min(max(want, simMinBlockBytes), chain.DefaultMaxBlockBytes))
+}
+
+// countUnconfirmed asks each accepted tx's node whether it still tracks
+// the tx as its own and not confirmed delivered. A node that does not
+// answer (down, older) counts nothing.
+func countUnconfirmed(ctx context.Context, clients []*rpcclient.Client, txs []TxObs) int {
+	n := 0
+	for _, tx := range txs {
+		if tx.Origin < 0 || tx.Origin >= len(clients) || ctx.Err() != nil {
+			continue
+		}
+		st, err := clients[tx.Origin].GetTx(ctx, tx.ID)
+		if err == nil && st.Own && !st.Confirmed {
+			n++
+		}
+	}
+	return n
 }

@@ -68,6 +68,11 @@ type TxStatus struct {
 	Index   *int            `json:"index,omitempty"`
 	Tx      json.RawMessage `json:"tx,omitempty"`
 	Raw     string          `json:"raw,omitempty"`
+	// Own, SeenBy and Confirmed are the delivery state of a tx the node
+	// accepted over its own RPC (absent from older nodes).
+	Own       bool `json:"own,omitempty"`
+	SeenBy    int  `json:"seen_by,omitempty"`
+	Confirmed bool `json:"confirmed,omitempty"`
 }
 
 // AccountInfo is the result of account_get.
