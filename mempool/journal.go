@@ -12,12 +12,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/rumor-relay/rumor/chain"
+
+	"github.com/rumor-relay/rumor/chain/durable"
 )
 
 // The own-tx journal: the transactions a node acknowledged to its RPC
@@ -406,7 +407,7 @@ func (j *Journal) reset() error {
 		return err
 	}
 	j.size = int64(journalHeaderSize)
-	return syncDir(filepath.Dir(j.path))
+	return durable.SyncDir(filepath.Dir(j.path))
 }
 
 func journalHeader() []byte {
@@ -929,7 +930,7 @@ func (j *Journal) compact() (err error) {
 	}
 	// From here the new file is the journal: switch to it whatever
 	// happens to the directory sync.
-	serr := syncDir(dir)
+	serr := durable.SyncDir(dir)
 	old := j.f
 	j.f = tmp
 	old.Close()
@@ -954,21 +955,4 @@ func (j *Journal) compact() (err error) {
 		log.Warnw("own-tx journal: directory sync after compaction failed", "path", j.path, "err", serr)
 	}
 	return nil
-}
-
-// syncDir makes a rename or a creation in dir durable. Windows cannot sync
-// a directory (and does not need to).
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"io"
@@ -58,25 +57,7 @@ type iwantSeen struct {
 func (a *attacker) joinGossipWatched(n *Node) *gossipFeed {
 	a.t.Helper()
 	f := &gossipFeed{copies: map[string]int{}, ihaveID: map[string]bool{}}
-	a.h.SetStreamHandler(pubsub.GossipSubID_v11, f.read)
-	a.txTopic, a.blockTopic = n.Topics()
-	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
-	defer cancel()
-	s, err := a.h.NewStream(ctx, n.ID(), pubsub.GossipSubID_v11)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.gossip = s
-	sub := func(topic string) *pb.RPC_SubOpts {
-		return &pb.RPC_SubOpts{Subscribe: proto.Bool(true), Topicid: proto.String(topic)}
-	}
-	if err := a.writeRPC(&pb.RPC{Subscriptions: []*pb.RPC_SubOpts{sub(a.txTopic), sub(a.blockTopic)}}); err != nil {
-		a.t.Fatal(err)
-	}
-	nps := n.PubSub()
-	eventually(a.t, 10*time.Second, "the node to see the attacker on both topics", func() bool {
-		return contains(nps.ListPeers(a.txTopic), a.id()) && contains(nps.ListPeers(a.blockTopic), a.id())
-	})
+	a.joinGossipWith(n, f.read)
 	return f
 }
 

@@ -107,10 +107,17 @@ func connectIdentified(t testing.TB, m *attacker, n *Node) {
 // returns once n counts the attacker as a peer on both topics.
 func (a *attacker) joinGossip(n *Node) {
 	a.t.Helper()
-	a.h.SetStreamHandler(pubsub.GossipSubID_v11, func(s network.Stream) {
+	a.joinGossipWith(n, func(s network.Stream) {
 		_, _ = io.Copy(io.Discard, s)
 		s.Reset()
 	})
+}
+
+// joinGossipWith is joinGossip with onStream handling the node's stream to
+// the attacker.
+func (a *attacker) joinGossipWith(n *Node, onStream network.StreamHandler) {
+	a.t.Helper()
+	a.h.SetStreamHandler(pubsub.GossipSubID_v11, onStream)
 	a.txTopic, a.blockTopic = n.Topics()
 	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -49,6 +50,29 @@ func newRogue(t testing.TB, net *memnet.Network, id PeerID, cfg Config, serve ro
 		return serve(req), nil
 	})
 	return rg
+}
+
+// serveOnly answers GetTxs with body for its id and not-found for every
+// other id, counting into asked (when not nil) each time body is served.
+func serveOnly(body []byte, asked *atomic.Int64) rogueServe {
+	return func(req wire.Request) []byte {
+		q, ok := req.(*wire.GetTxs)
+		if !ok {
+			return nil
+		}
+		out := &wire.Txs{}
+		for _, id := range q.IDs {
+			if id == txID(body) {
+				if asked != nil {
+					asked.Add(1)
+				}
+				out.Bodies = append(out.Bodies, body)
+			} else {
+				out.Bodies = append(out.Bodies, nil)
+			}
+		}
+		return encode(out)
+	}
 }
 
 // withhold never answers in time: it holds the exchange for an hour of
@@ -176,22 +200,7 @@ func TestInvalidTxRejected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := testConfig(BlockCompact)
 		bad := append([]byte{0xFF}, mkTx("invalid", 0, 60)...)
-		serveBad := func(req wire.Request) []byte {
-			q, ok := req.(*wire.GetTxs)
-			if !ok {
-				return nil
-			}
-			out := &wire.Txs{}
-			for _, id := range q.IDs {
-				if id == txID(bad) {
-					out.Bodies = append(out.Bodies, bad)
-				} else {
-					out.Bodies = append(out.Bodies, nil)
-				}
-			}
-			return encode(out)
-		}
-		_, r, w := fallbackNet(t, cfg, serveBad)
+		_, r, w := fallbackNet(t, cfg, serveOnly(bad, nil))
 		ctx := waitCtx(t, 20*time.Second)
 		data, err := (&wire.TxAnnounce{IDs: []ID{txID(bad)}}).Encode()
 		if err != nil {

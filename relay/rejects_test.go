@@ -23,25 +23,9 @@ func TestRecentRejects(t *testing.T) {
 		cfg.NoSync = true
 		bad := append([]byte{0xFF}, mkTx("bad", 0, 200)...)
 		var asked atomic.Int64
-		serve := func(req wire.Request) []byte {
-			q, ok := req.(*wire.GetTxs)
-			if !ok {
-				return nil
-			}
-			out := &wire.Txs{}
-			for _, id := range q.IDs {
-				if id == txID(bad) {
-					asked.Add(1)
-					out.Bodies = append(out.Bodies, bad)
-				} else {
-					out.Bodies = append(out.Bodies, nil)
-				}
-			}
-			return encode(out)
-		}
 		net := newNet(t, 0)
 		v := newNode(t, net, "V", cfg)
-		w := newRogue(t, net, "W", cfg, serve)
+		w := newRogue(t, net, "W", cfg, serveOnly(bad, &asked))
 		net.ConnectLatency(v.id, w.id, 5*time.Millisecond)
 		if err := v.r.Start(context.Background()); err != nil {
 			t.Fatal(err)
