@@ -55,6 +55,10 @@ type Report struct {
 	// Degree is the distribution of connections per node at the end of a
 	// sim run; null in process mode.
 	Degree *DegreeReport `json:"degree"`
+	// Loss is the fraction of gossip every sim node lost (--loss); absent
+	// when none. The self-check's plain push loses it too, so its ratio is
+	// no simulator check then.
+	Loss float64 `json:"loss,omitempty"`
 	// Partition describes a partition and its heal; absent when none.
 	Partition *PartitionReport `json:"partition,omitempty"`
 	// Chaos describes a --chaos run's kills and restarts; absent when
@@ -267,7 +271,8 @@ type Observations struct {
 	Duration    time.Duration // workload length actually run
 	Latency     time.Duration // injected one-way link latency; 0 in process mode
 	Submitted   int
-	Unconfirmed int // accepted txs still unconfirmed at their node at the end
+	Unconfirmed int     // accepted txs still unconfirmed at their node at the end
+	Loss        float64 // gossip lost per sim node (--loss)
 	Txs         []TxObs
 	Blocks      []BlockObs             // every walked block; InWindow marks the measured ones
 	TxSeen      []map[chain.Hash]int64 // per node: tx id -> first-seen (Unix µs)
@@ -440,6 +445,7 @@ func Analyze(o *Observations) *Analysis {
 	r.Txs.Submitted = o.Submitted
 	r.Txs.Accepted = len(o.Txs)
 	r.Txs.Unconfirmed = o.Unconfirmed
+	r.Loss = o.Loss
 	if r.DurationS > 0 {
 		r.Txs.AcceptedPerS = math.Round(float64(len(o.Txs))/o.Duration.Seconds()*10) / 10
 	}

@@ -236,6 +236,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Duration:    elapsed,
 		Submitted:   int(w.submitted.Load()),
 		Unconfirmed: unconfirmed,
+		Loss:        cfg.Loss,
 		Txs:         txs,
 		Blocks:      coll.blocks,
 		TxSeen:      coll.txSeen,
