@@ -75,6 +75,14 @@ const (
 	// WriteTimeout bounds writing one response (up to a block): 16 MiB at
 	// 10 Mbit/s takes 13 s.
 	WriteTimeout = 20 * time.Second
+	// MinWriteTime and MinReadRate shorten WriteTimeout for smaller
+	// answers: a response of n bytes gets MinWriteTime plus n at
+	// MinReadRate (1 MiB/s, 8 Mbit/s), at most WriteTimeout. The server
+	// holds an answer's bytes against its caps until the write ends, so a
+	// peer that reads slowly on purpose would otherwise hold a 64 KiB
+	// answer as long as a 16 MiB one.
+	MinWriteTime = 2 * time.Second
+	MinReadRate  = 1 << 20
 	// DefaultValidateTimeout bounds a validation whose topic sets none.
 	DefaultValidateTimeout = 10 * time.Second
 	// MessageIDBytes is the length of a message id: a SHA-256 prefix of
@@ -431,6 +439,12 @@ func (t *Transport) Serve(proto string, h transport.RequestHandler) {
 	t.host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) { t.serveStream(s, h) })
 }
 
+// writeTimeout is how long writing an answer of n bytes may take (see
+// MinWriteTime).
+func writeTimeout(n int) time.Duration {
+	return min(WriteTimeout, MinWriteTime+time.Duration(float64(n)/MinReadRate*float64(time.Second)))
+}
+
 // serveStream runs one inbound exchange on libp2p's handler goroutine.
 // Deadlines where the transport has them, and a reset timer for transports
 // without (mocknet); both bound a stalled peer.
@@ -450,8 +464,9 @@ func (t *Transport) serveStream(s network.Stream, h transport.RequestHandler) {
 		_ = s.Reset()
 		return
 	}
-	watchdog.Reset(WriteTimeout)
-	_ = s.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	limit := writeTimeout(len(resp))
+	watchdog.Reset(limit)
+	_ = s.SetWriteDeadline(time.Now().Add(limit))
 	if _, err := wire.WriteFrame(s, resp); err != nil {
 		_ = s.Reset()
 		return

@@ -254,3 +254,23 @@ func TestFramesOnStreams(t *testing.T) {
 		t.Fatalf("request to an unconnected peer: %v", err)
 	}
 }
+
+// TestWriteTimeoutFollowsSize: a small answer must be read within a few
+// seconds, a large one gets time at 1 MiB/s, and none more than
+// WriteTimeout: a slow reader cannot hold a small answer (and the server's
+// byte reservation for it) for the whole WriteTimeout.
+func TestWriteTimeoutFollowsSize(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, p2p.MinWriteTime},
+		{64 << 10, p2p.MinWriteTime + time.Second/16},
+		{8 << 20, p2p.MinWriteTime + 8*time.Second},
+		{64 << 20, p2p.WriteTimeout},
+	} {
+		if got := p2p.WriteTimeoutFor(tc.n); got != tc.want {
+			t.Errorf("%d bytes: %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}
