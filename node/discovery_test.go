@@ -97,7 +97,11 @@ func TestDiscoveryThirtyNodesFromOneSeed(t *testing.T) {
 		state = s
 		return ok
 	}) {
-		t.Fatalf("after %v: %s; degrees %v", deadline, state, degrees(all))
+		bans := 0
+		for _, n := range all {
+			bans += len(n.Bans())
+		}
+		t.Fatalf("after %v: %s; degrees %v; bans in force over all nodes %d", deadline, state, degrees(all), bans)
 	}
 	t.Logf("property first held after %v: %s; degrees %v", time.Since(began).Round(time.Millisecond), state, degrees(all))
 
