@@ -70,15 +70,10 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 		}
 		want = append(want, id)
 	}
-	if rejected {
-		if len(want) > 0 {
-			if _, err := r.fetch.fetch(ctx, from, kindTx, want, nil); err != nil {
-				r.log.Debugw("tx announcement: fetch failed", "from", from, "err", err)
-			}
-		}
-		return transport.Ignore
-	}
 	if len(want) == 0 {
+		if rejected {
+			return transport.Ignore
+		}
 		// This is the first copy of the announcement to reach us, yet we
 		// hold every id: we learned the txs another way (pool sync, our
 		// own client, another batch). Forward it when we can serve them, or
@@ -90,6 +85,9 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 	if err != nil {
 		r.log.Debugw("tx announcement: fetch failed", "from", from, "err", err)
 		return transport.Ignore
+	}
+	if rejected {
+		return transport.Ignore // the rest is fetched; the junk goes no further
 	}
 	accepted := 0
 	for _, res := range results {
