@@ -61,7 +61,7 @@ func (o observer) Duplicate(topic string, from transport.PeerID, data []byte) {
 			return
 		}
 		r.fetch.addSources(from, kindTx, ann.IDs)
-		r.noteTxAnnounced(from, ann.IDs)
+		r.noteTxHeld(from, ann.IDs)
 		return
 	}
 	ann, err := wire.DecodeBlockAnnounce(data)

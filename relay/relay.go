@@ -21,17 +21,17 @@ var log = golog.Logger("rumor/relay")
 // topics and fetches the bodies it lacks over its request protocol. See the
 // package documentation for the design and doc.go's concurrency contract.
 type Relay struct {
-	cfg       Config
-	tr        transport.Transport
-	self      PeerID
-	chain     Chain
-	pool      TxPool
-	proto     string
-	metrics   *Metrics
-	penalty   PenaltyHook
-	budget    ServeBudget
-	announced TxHeldHook
-	log       *golog.ZapEventLogger
+	cfg     Config
+	tr      transport.Transport
+	self    PeerID
+	chain   Chain
+	pool    TxPool
+	proto   string
+	metrics *Metrics
+	penalty PenaltyHook
+	budget  ServeBudget
+	held    TxHeldHook
+	log     *golog.ZapEventLogger
 
 	txTopicName, blockTopicName string
 	txTopic, blockTopic         transport.Topic
@@ -72,11 +72,11 @@ type Relay struct {
 type Option func(*options)
 
 type options struct {
-	metrics   *Metrics
-	penalty   PenaltyHook
-	log       *golog.ZapEventLogger
-	budget    ServeBudget
-	announced TxHeldHook
+	metrics *Metrics
+	penalty PenaltyHook
+	log     *golog.ZapEventLogger
+	budget  ServeBudget
+	held    TxHeldHook
 }
 
 // TxHeldHook learns that a peer holds tx ids: it announced them to this
@@ -89,14 +89,14 @@ type TxHeldHook func(from PeerID, ids []ID)
 // WithTxHeldHook installs h (for instance, to confirm that peers hold the
 // txs this node's clients submitted).
 func WithTxHeldHook(h TxHeldHook) Option {
-	return func(o *options) { o.announced = h }
+	return func(o *options) { o.held = h }
 }
 
-// noteTxAnnounced hands ids a peer announced, or fetched from us, to the
+// noteTxHeld hands ids a peer announced, or fetched from us, to the
 // hook.
-func (r *Relay) noteTxAnnounced(from PeerID, ids []ID) {
-	if r.announced != nil && from != "" && from != r.self && len(ids) > 0 {
-		r.announced(from, ids)
+func (r *Relay) noteTxHeld(from PeerID, ids []ID) {
+	if r.held != nil && from != "" && from != r.self && len(ids) > 0 {
+		r.held(from, ids)
 	}
 }
 
@@ -160,7 +160,7 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		metrics:        o.metrics,
 		penalty:        o.penalty,
 		budget:         o.budget,
-		announced:      o.announced,
+		held:           o.held,
 		log:            o.log,
 		txTopicName:    cfg.TxTopic(),
 		blockTopicName: cfg.BlockTopic(),

@@ -173,7 +173,7 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 // txs answered, once the answer has passed every charge (a busy answer
 // delivers nothing).
 func (r *Relay) noteServedTxs(p PeerID, q *wire.GetTxs, a *wire.Txs) {
-	if r.announced == nil {
+	if r.held == nil {
 		return
 	}
 	var held []ID
@@ -182,7 +182,7 @@ func (r *Relay) noteServedTxs(p PeerID, q *wire.GetTxs, a *wire.Txs) {
 			held = append(held, q.IDs[i])
 		}
 	}
-	r.noteTxAnnounced(p, held)
+	r.noteTxHeld(p, held)
 }
 
 // chargeBytes takes n bytes from the node's upload cap and then from p's

@@ -53,7 +53,7 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 		r.penalize(from, OffenseMalformed)
 		return transport.Reject
 	}
-	r.noteTxAnnounced(from, ann.IDs)
+	r.noteTxHeld(from, ann.IDs)
 	want := make([]ID, 0, len(ann.IDs))
 	rejected := false
 	for _, id := range ann.IDs {
