@@ -10,8 +10,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/rumor-relay/rumor/chain/durable"
 )
 
 // Genesis policy defaults, used by FillDefaults for limits a genesis file
@@ -248,26 +249,7 @@ func (g *Genesis) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("genesis: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".genesis-*.json")
-	if err != nil {
-		return fmt.Errorf("genesis: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("genesis: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("genesis: sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("genesis: close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("genesis: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := durable.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("genesis: %w", err)
 	}
 	return nil

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/chain/durable"
 )
 
 // The pool file (like Bitcoin Core's mempool.dat):
@@ -163,29 +163,8 @@ func (p *Pool) Save(path string) error {
 	p.mu.RUnlock()
 
 	data := encodeFile(records)
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := durable.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("mempool: save: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("mempool: save: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; not all systems support it
-		_ = d.Close()
 	}
 	log.Infow("saved pool", "path", path, "txs", len(records), "bytes", len(data))
 	return nil

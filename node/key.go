@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/rumor-relay/rumor/chain/durable"
 )
 
 // keyFileMode is the only mode the node writes its key with: owner read and
@@ -67,34 +68,9 @@ func createKey(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
-	if err := writeFileAtomic(path, b, keyFileMode); err != nil {
+	if err := durable.WriteFile(path, b, keyFileMode); err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
 	log.Infow("created node key", "path", path)
 	return k, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

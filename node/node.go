@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/chain/durable"
 	"github.com/rumor-relay/rumor/chain/store"
 	"github.com/rumor-relay/rumor/mempool"
 	"github.com/rumor-relay/rumor/node/rpc"
@@ -491,7 +492,7 @@ func (n *Node) startRPC() error {
 		}
 		token = hex.EncodeToString(raw[:])
 		n.cookiePath = filepath.Join(cfg.DataDir, CookieFile)
-		if err := writeFileAtomic(n.cookiePath, []byte(token), keyFileMode); err != nil {
+		if err := durable.WriteFile(n.cookiePath, []byte(token), keyFileMode); err != nil {
 			n.cookiePath = ""
 			return fmt.Errorf("node: rpc cookie: %w", err)
 		}

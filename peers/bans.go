@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -53,7 +52,7 @@ type Ban struct {
 // ever done under.
 type BanList struct {
 	path string
-	// write stores data at path crash-safely; writeFileAtomic except in
+	// write stores data at path crash-safely; writeBanFile except in
 	// tests, which block or count writes through it.
 	write func(path string, data []byte) error
 
@@ -84,7 +83,7 @@ type BanList struct {
 // exists but cannot be read (permissions, a directory in its place) is an
 // error.
 func OpenBanList(path string) (*BanList, error) {
-	return openBanList(path, writeFileAtomic)
+	return openBanList(path, writeBanFile)
 }
 
 // openBanList is OpenBanList with the file writer injected.
@@ -292,36 +291,13 @@ func (l *BanList) save() error {
 	return nil
 }
 
-// writeFileAtomic replaces path with data so that a crash at any point
-// leaves either the old file or the new one, complete: the data goes to a
-// temp file in the same directory, which is synced, renamed over path, and
-// the directory is synced so the rename itself is durable.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+// writeBanFile stores the ban list's encoding at path crash-safely
+// (durable.WriteFile).
+func writeBanFile(path string, data []byte) error {
+	if err := durable.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("peers: save ban list: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("peers: save ban list: %w", err)
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return durable.SyncDir(dir)
+	return nil
 }
 
 // trimLocked drops the bans that expire first while over MaxBans. One

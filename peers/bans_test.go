@@ -60,7 +60,7 @@ func (g *gate) write(path string, data []byte) error {
 		close(g.entered)
 		<-g.release
 	}
-	return writeFileAtomic(path, data)
+	return writeBanFile(path, data)
 }
 
 // TestBanListBadFileStartsEmpty: whatever is in the way of decoding the
@@ -209,7 +209,7 @@ func TestBanListFlush(t *testing.T) {
 		if fail.Load() {
 			return errors.New("disk full")
 		}
-		return writeFileAtomic(p, data)
+		return writeBanFile(p, data)
 	})
 	if err != nil {
 		t.Fatal(err)

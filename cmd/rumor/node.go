@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/rumor-relay/rumor/chain/durable"
 	"github.com/rumor-relay/rumor/node"
 )
 
@@ -164,7 +165,7 @@ func runNode(cmd *cobra.Command, nf *nodeFlags) error {
 	if a := n.RPCAddr(); a != "" {
 		fmt.Fprintf(out, "rpc: http://%s/ (ws://%s/ws)\n", a, a)
 		if f := fc.rpcAddrFile(nf.dataDir); f != "" {
-			if err := writeFileAtomic(f, []byte(a+"\n"), 0o644); err != nil {
+			if err := durable.WriteFile(f, []byte(a+"\n"), 0o644); err != nil {
 				_ = n.Close()
 				return fmt.Errorf("rpc addr file: %w", err)
 			}
@@ -189,30 +190,9 @@ func writeConfigFile(cmd *cobra.Command, path string, fc fileConfig, force bool)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, b, 0o644); err != nil {
+	if err := durable.WriteFile(path, b, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path, so a reader polling for path never sees a partial write.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
