@@ -14,8 +14,8 @@ import (
 
 const (
 	// bootstrapMinBackoff and bootstrapMaxBackoff bound the retry delay while
-	// no bootstrap dial has succeeded and the node has too few peers; the
-	// delay doubles from the first to the second (Kubo retries its bootstrap
+	// the node has too few peers (a successful dial resets it to the first);
+	// the delay doubles from the first to the second (Kubo retries its bootstrap
 	// every 30 s; a node with no peers at all should try sooner).
 	bootstrapMinBackoff = time.Second
 	bootstrapMaxBackoff = time.Minute
@@ -80,10 +80,13 @@ func (b *bootstrapper) loop(ctx context.Context) {
 		if len(b.h.Network().Peers()) < b.minPeers {
 			if b.dialAll(ctx) {
 				backoff = bootstrapMinBackoff
-			} else {
-				delay = backoff
-				backoff = min(2*backoff, bootstrapMaxBackoff)
 			}
+			// Short of peers, look again after the backoff even when the
+			// dial succeeded: a seed over its connection limit trims a
+			// joiner seconds after accepting it, and a full check interval
+			// would leave that joiner alone for 30 s.
+			delay = backoff
+			backoff = min(2*backoff, bootstrapMaxBackoff)
 		}
 		// Jitter of ±20% keeps a testnet's joiners from retrying in lockstep.
 		delay = time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
