@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/rumor-relay/rumor/chain"
 
 	"github.com/rumor-relay/rumor/chain/durable"
@@ -102,6 +104,10 @@ type JournalConfig struct {
 	// Path is the journal file. Its directory must exist; the file is
 	// created if missing.
 	Path string
+	// FS holds the file; nil is the operating system's. A simulated node
+	// passes an in-memory one (afero.NewMemMapFs) that outlives the node,
+	// as a data dir outlives a process.
+	FS afero.Fs
 	// Sync makes every batch of appends fsync before its Appends return,
 	// so an acknowledged transaction survives power loss as well as the
 	// process's death. Off, an Append returns once write(2) has put the
@@ -182,8 +188,10 @@ type Journal struct {
 	closeOnce sync.Once
 	done      chan struct{}
 
+	fs afero.Fs
+
 	// Owned by the goroutine (and by OpenJournal before it starts).
-	f           *os.File
+	f           afero.File
 	size        int64 // file size, header included
 	live        map[chain.Hash]*journalEntry
 	liveRec     int64 // bytes of live tx records
@@ -247,12 +255,16 @@ func OpenJournal(cfg JournalConfig) (*Journal, []JournalEntry, error) {
 	j := &Journal{
 		cfg:       cfg,
 		path:      cfg.Path,
+		fs:        cfg.FS,
 		maxFile:   cfg.maxFileSize(),
 		reqs:      make(chan *journalReq, journalQueue),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		live:      make(map[chain.Hash]*journalEntry),
 		compactAt: journalCompactMinDead,
+	}
+	if j.fs == nil {
+		j.fs = afero.NewOsFs()
 	}
 	entries, err := j.open()
 	if err != nil {
@@ -266,7 +278,7 @@ func OpenJournal(cfg JournalConfig) (*Journal, []JournalEntry, error) {
 func (j *Journal) open() ([]JournalEntry, error) {
 	// Not O_APPEND: every write names its offset (WriteAt), so a write
 	// cut back after a failure leaves no hole.
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := j.fs.OpenFile(j.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("mempool: open journal: %w", err)
 	}
@@ -294,12 +306,12 @@ func (j *Journal) open() ([]JournalEntry, error) {
 	case headerForeign:
 		aside := j.path + ".corrupt"
 		f.Close()
-		if err := os.Rename(j.path, aside); err != nil {
+		if err := j.fs.Rename(j.path, aside); err != nil {
 			return nil, fmt.Errorf("mempool: journal %s is not a journal and cannot be moved aside: %w", j.path, err)
 		}
 		log.Errorw("own-tx journal is not a journal (bad magic or version); moved aside, starting empty",
 			"path", j.path, "moved_to", aside)
-		if j.f, err = os.OpenFile(j.path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		if j.f, err = j.fs.OpenFile(j.path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 			return nil, fmt.Errorf("mempool: open journal: %w", err)
 		}
 		if err := j.reset(); err != nil {
@@ -407,7 +419,16 @@ func (j *Journal) reset() error {
 		return err
 	}
 	j.size = int64(journalHeaderSize)
-	return durable.SyncDir(filepath.Dir(j.path))
+	return j.syncDir(filepath.Dir(j.path))
+}
+
+// syncDir makes a file created or renamed in dir durable. Only an
+// operating-system directory has anything to sync.
+func (j *Journal) syncDir(dir string) error {
+	if _, ok := j.fs.(*afero.OsFs); !ok {
+		return nil
+	}
+	return durable.SyncDir(dir)
 }
 
 func journalHeader() []byte {
@@ -873,14 +894,14 @@ func sealJournalRecord(b []byte, start int) []byte {
 func (j *Journal) compact() (err error) {
 	start := time.Now()
 	dir := filepath.Dir(j.path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(j.path)+".*.tmp")
+	tmp, err := afero.TempFile(j.fs, dir, "."+filepath.Base(j.path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = j.fs.Remove(tmp.Name())
 		}
 	}()
 	type move struct {
@@ -925,12 +946,12 @@ func (j *Journal) compact() (err error) {
 	if err = tmp.Sync(); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp.Name(), j.path); err != nil {
+	if err = j.fs.Rename(tmp.Name(), j.path); err != nil {
 		return err
 	}
 	// From here the new file is the journal: switch to it whatever
 	// happens to the directory sync.
-	serr := durable.SyncDir(dir)
+	serr := j.syncDir(dir)
 	old := j.f
 	j.f = tmp
 	old.Close()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/rumor-relay/rumor/chain"
 )
 
@@ -551,5 +553,42 @@ func fuzzJournalBody(t *testing.T, data []byte) {
 		if len(last) != 1 || last[0].Tx.ID() != extra.ID() {
 			t.Fatalf("after remove and append: %d entries", len(last))
 		}
+	}
+}
+
+// TestJournalInMemoryFS: a journal kept in an in-memory file system (a
+// simulated node's data dir) survives its Journal the way a file on disk
+// does, compactions included, and touches no real file.
+func TestJournalInMemoryFS(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	dir := t.TempDir()
+	cfg := JournalConfig{Path: filepath.Join(dir, "owntx.journal"), FS: fs}
+	j, _ := openJournal(t, cfg)
+	const n, payload = 120, 16 << 10 // enough removals to compact
+	txs := journalTxs(n, payload)
+	mustAppend(t, j, txs...)
+	var keep []*chain.Tx
+	for i, tx := range txs {
+		if i%10 == 0 {
+			keep = append(keep, tx)
+			continue
+		}
+		if err := j.Remove(bg, tx.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := j.Stats(bg)
+	if st.Compactions == 0 {
+		t.Fatalf("no compaction: %+v", st)
+	}
+	_, entries := reopen(t, j, cfg)
+	if got := entryIDs(entries); !slicesEqual(got, idsOf(keep...)) {
+		t.Fatalf("reopened from memory: %d entries, want %d", len(got), len(keep))
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Fatalf("files on disk: %v", names)
+	}
+	if fi, err := fs.Stat(cfg.Path); err != nil || fi.Size() != st.FileBytes {
+		t.Fatalf("in-memory file: %v, %v (stats %+v)", fi, err, st)
 	}
 }

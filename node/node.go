@@ -67,6 +67,7 @@ type options struct {
 	sigs          *mempool.SigCache
 	gossipTopics  []string
 	loss          *messageLoss
+	memDir        *MemDataDir
 }
 
 // WithGossipTopics lets other subsystems join these GossipSub topics on
@@ -242,16 +243,34 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		return n, nil
 	}
 
-	dir := ""
-	if !cfg.InMemory {
-		dir = filepath.Join(cfg.DataDir, ChainDir)
-	}
-	st, err := store.Open(n.genesis, store.Options{Dir: dir, SyncWrites: cfg.SyncWrites})
-	if err != nil {
-		pp.close()
-		return nil, fmt.Errorf("node: store: %w", err)
+	var st *store.Store
+	if o.memDir != nil {
+		if cfg.DataDir != "" {
+			pp.close()
+			return nil, fmt.Errorf("%w: a memory data dir and a data dir on disk", ErrConfig)
+		}
+		st = o.memDir.store
+		if st.GenesisID() != n.genesis.ID() {
+			pp.close()
+			return nil, fmt.Errorf("%w: the memory data dir holds another genesis", ErrConfig)
+		}
+	} else {
+		dir := ""
+		if !cfg.InMemory {
+			dir = filepath.Join(cfg.DataDir, ChainDir)
+		}
+		var err error
+		if st, err = store.Open(n.genesis, store.Options{Dir: dir, SyncWrites: cfg.SyncWrites}); err != nil {
+			pp.close()
+			return nil, fmt.Errorf("node: store: %w", err)
+		}
 	}
 	n.store = st
+	closeStore := func() {
+		if o.memDir == nil {
+			st.Close()
+		}
+	}
 	mcfg := cfg.Mempool
 	if mcfg.PersistPath != "" && !filepath.IsAbs(mcfg.PersistPath) {
 		if cfg.DataDir == "" {
@@ -267,7 +286,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.pool, err = mempool.New(mcfg, n.genesis, st, popts...)
 	if err != nil {
-		st.Close()
+		closeStore()
 		pp.close()
 		return nil, fmt.Errorf("node: mempool: %w", err)
 	}
@@ -421,7 +440,7 @@ func (n *Node) start(ctx context.Context) error {
 	// Own txs: replayed before RPC takes new ones, announced by the
 	// relay just started, tracked by their loop from now.
 	if n.own != nil {
-		jc, keep := cfg.journalConfig(n.pool)
+		jc, keep := cfg.journalConfig(n.pool, n.opts.memDir)
 		if err := n.own.open(jc, keep, n.store, r); err != nil {
 			return err
 		}
@@ -660,7 +679,7 @@ func (n *Node) Close() error {
 				errs = append(errs, fmt.Errorf("mempool save: %w", err))
 			}
 		}
-		if n.store != nil {
+		if n.store != nil && n.opts.memDir == nil { // a memory data dir outlives the node
 			errs = append(errs, n.store.Close())
 		}
 		if n.cookiePath != "" {

@@ -485,15 +485,23 @@ func (o *ownTxs) close() error {
 
 // journalConfig returns the own-tx journal's config, or false when the
 // node keeps none: no JournalPath, no data dir, or an in-memory chain
-// (whose txs would be replayed against a fresh genesis).
-func (c *Config) journalConfig(pool *mempool.Pool) (mempool.JournalConfig, bool) {
+// (whose txs would be replayed against a fresh genesis). With a memory
+// data dir (mem non-nil) the journal lives there, beside its chain.
+func (c *Config) journalConfig(pool *mempool.Pool, mem *MemDataDir) (mempool.JournalConfig, bool) {
 	p := c.Mempool.JournalPath
-	if p == "" || c.InMemory || (c.DataDir == "" && !filepath.IsAbs(p)) {
-		return mempool.JournalConfig{}, false
-	}
-	if !filepath.IsAbs(p) {
+	pc := pool.Config()
+	jc := mempool.JournalConfig{Sync: c.Mempool.JournalSync, MaxTxs: pc.MaxTxs, MaxBytes: pc.MaxBytes}
+	switch {
+	case p == "":
+		return jc, false
+	case mem != nil:
+		jc.Path, jc.FS = filepath.Join(string(filepath.Separator), p), mem.fs
+		return jc, true
+	case c.InMemory || (c.DataDir == "" && !filepath.IsAbs(p)):
+		return jc, false
+	case !filepath.IsAbs(p):
 		p = filepath.Join(c.DataDir, p)
 	}
-	pc := pool.Config()
-	return mempool.JournalConfig{Path: p, Sync: c.Mempool.JournalSync, MaxTxs: pc.MaxTxs, MaxBytes: pc.MaxBytes}, true
+	jc.Path = p
+	return jc, true
 }

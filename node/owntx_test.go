@@ -33,7 +33,13 @@ func journalNodeConfig(t *testing.T, g *chain.Genesis, dir string) Config {
 // startStop runs fn on a started node and closes it, failing on errors.
 func startStop(t *testing.T, cfg Config, fn func(n *Node)) {
 	t.Helper()
-	n, err := New(cfg)
+	startStopOpts(t, cfg, nil, fn)
+}
+
+// startStopOpts is startStop with node options.
+func startStopOpts(t *testing.T, cfg Config, opts []Option, fn func(n *Node)) {
+	t.Helper()
+	n, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -134,10 +140,10 @@ func TestOwnTxJournalOff(t *testing.T) {
 	if n.own == nil || n.own.j != nil {
 		t.Fatal("journal kept for an in-memory chain (or no own-tx tracking)")
 	}
-	if _, ok := (&Config{DataDir: "/x", Mempool: mempool.Config{}}).journalConfig(n.Pool()); ok {
+	if _, ok := (&Config{DataDir: "/x", Mempool: mempool.Config{}}).journalConfig(n.Pool(), nil); ok {
 		t.Fatal("journal kept without a path")
 	}
-	jc, ok := (&Config{DataDir: "/x", Mempool: mempool.Config{JournalPath: "j", JournalSync: true}}).journalConfig(n.Pool())
+	jc, ok := (&Config{DataDir: "/x", Mempool: mempool.Config{JournalPath: "j", JournalSync: true}}).journalConfig(n.Pool(), nil)
 	if !ok || jc.Path != filepath.Join("/x", "j") || !jc.Sync || jc.MaxTxs != n.Pool().Config().MaxTxs {
 		t.Fatalf("journal config %+v", jc)
 	}
