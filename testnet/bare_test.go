@@ -28,7 +28,7 @@ func TestPlainGossipSubAtFloor(t *testing.T) {
 		n := 100
 		mn := newSimMocknet()
 		for range n {
-			if err := addSimPeer(mn, rand.Reader); err != nil {
+			if _, err := addSimPeer(mn, rand.Reader); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -50,6 +50,7 @@ package testnet
 // goroutines read through reroute.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,9 +103,13 @@ const (
 // ChaosReport is report.json's "chaos" object: what a --chaos run did to
 // its nodes and how they came back.
 type ChaosReport struct {
-	// EveryMs and PauseMs are the configured kill interval and downtime.
+	// EveryMs and PauseMs are the configured kill interval (0 for churn)
+	// and downtime.
 	EveryMs float64 `json:"every_ms"`
 	PauseMs float64 `json:"pause_ms"`
+	// Churn is the fraction of nodes a churn run (sim mode) crashed once
+	// each; 0 for --chaos.
+	Churn float64 `json:"churn"`
 	// Kills counts SIGKILLs; Restarts the killed nodes that served RPC
 	// again; CaughtUp those whose head then reached the cluster's head at
 	// their restart.
@@ -161,7 +167,8 @@ func (c *ChaosReport) ok() bool {
 // chaosRun is chaos in progress.
 type chaosRun struct {
 	cfg        *Config
-	pc         *procCluster
+	pc         *procCluster // process mode (--chaos)
+	sim        *simCluster  // sim mode (--churn)
 	clients    []*rpcclient.Client
 	w          *workload
 	fromHeight uint64 // node 0's head when the workload started
@@ -171,30 +178,32 @@ type chaosRun struct {
 	done       chan struct{}
 	cancel     context.CancelFunc
 
-	mu   sync.Mutex
-	down []bool     // node is killed or restarting
-	pick *rand.Rand // reroute's choices
+	mu       sync.Mutex
+	down     []bool          // node is killed or restarting
+	pick     *rand.Rand      // reroute's choices
+	restarts []RestartReport // per kill
+	stopped  []bool          // node is down for good (its restart failed)
 
-	// Owned by the loop until done, then by Run.
+	// A node's slots are owned by the cycle of that node (one at a time
+	// per node) until done, then by Run.
 	lifeStart  []time.Time            // start of the node's current process; zero: never restarted
 	savedTx    []map[chain.Hash]int64 // first-seen times from earlier lives
 	savedBlock []map[chain.Hash]int64 // same for blocks
 	snapHeight []uint64               // highest height whose block was snapshotted in the current life
 	statsBase  []Stats                // counters at the start of the current life's measurement
 	statsCarry []Stats                // counters of earlier lives
-	restarts   []RestartReport        // per kill
-	stopped    []bool                 // node is down for good (its restart failed)
 }
 
-// startChaos starts the kill loop for the workload [wStart, end) and hooks
+// startChaos starts the kill loop (process mode, --chaos) or the churn
+// schedule (sim mode, --churn) for the workload [wStart, end) and hooks
 // the workload's reroute. statsStart are the counters the run's stats
 // window starts from; fromHeight is node 0's head at the workload's start.
-func startChaos(ctx context.Context, cfg *Config, pc *procCluster, clients []*rpcclient.Client, w *workload,
+func startChaos(ctx context.Context, cfg *Config, cl cluster, clients []*rpcclient.Client, w *workload,
 	statsStart []Stats, fromHeight uint64, wStart, end time.Time) *chaosRun {
 	n := len(clients)
 	ctx, cancel := context.WithCancel(ctx)
 	ch := &chaosRun{
-		cfg: cfg, pc: pc, clients: clients, w: w, fromHeight: fromHeight, wStart: wStart, end: end,
+		cfg: cfg, clients: clients, w: w, fromHeight: fromHeight, wStart: wStart, end: end,
 		victims:    rand.New(rand.NewPCG(seed64(cfg.Seed+"/chaos"), 0)),
 		pick:       rand.New(rand.NewPCG(seed64(cfg.Seed+"/chaos"), 1)),
 		done:       make(chan struct{}),
@@ -217,7 +226,16 @@ func startChaos(ctx context.Context, cfg *Config, pc *procCluster, clients []*rp
 		ch.snapHeight[i] = fromHeight
 	}
 	w.reroute = ch.reroute
-	go ch.loop(ctx)
+	switch c := cl.(type) {
+	case *procCluster:
+		ch.pc = c
+		go ch.loop(ctx)
+	case *simCluster:
+		ch.sim = c
+		go ch.churnLoop(ctx)
+	default:
+		panic(fmt.Sprintf("testnet: chaos on a %T", cl))
+	}
 	return ch
 }
 
@@ -251,6 +269,19 @@ func (ch *chaosRun) setDown(i int, d bool) {
 	ch.mu.Unlock()
 }
 
+// setStopped marks node i down for good: its restart failed.
+func (ch *chaosRun) setStopped(i int) {
+	ch.mu.Lock()
+	ch.stopped[i] = true
+	ch.mu.Unlock()
+}
+
+func (ch *chaosRun) isStopped(i int) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.stopped[i]
+}
+
 // loop kills a victim every ChaosEvery until the workload ends.
 func (ch *chaosRun) loop(ctx context.Context) {
 	defer close(ch.done)
@@ -272,12 +303,59 @@ func (ch *chaosRun) loop(ctx context.Context) {
 	}
 }
 
+// churnVictims is how many nodes a churn run crashes: Churn of them,
+// rounded, at most every non-authority node.
+func churnVictims(c *Config) int {
+	return min(int(c.Churn*float64(c.Nodes)+0.5), c.Nodes-c.Authorities)
+}
+
+// churnEvent is one crash of a churn run: which node, and when after the
+// workload's start.
+type churnEvent struct {
+	node int
+	at   time.Duration
+}
+
+// churnSchedule draws a churn run's crashes from the seed: churnVictims
+// distinct non-authority nodes, each at a time uniform in the first
+// churnWindow of the workload, so every node is back before it ends.
+func churnSchedule(cfg *Config) []churnEvent {
+	rng := rand.New(rand.NewPCG(seed64(cfg.Seed+"/churn"), 0))
+	k := churnVictims(cfg)
+	window := time.Duration(float64(cfg.Duration) * churnWindow)
+	ev := make([]churnEvent, 0, k)
+	for _, j := range rng.Perm(cfg.Nodes - cfg.Authorities)[:k] {
+		ev = append(ev, churnEvent{node: cfg.Authorities + j, at: time.Duration(rng.Int64N(int64(window) + 1))})
+	}
+	slices.SortFunc(ev, func(a, b churnEvent) int { return cmp.Compare(a.at, b.at) })
+	return ev
+}
+
+// churnWindow is the part of the workload in which churn crashes fall:
+// the rest leaves time to come back and to carry load again.
+const churnWindow = 0.8
+
+// churnLoop runs each crash of the churn schedule at its time, in a
+// goroutine of its own: crashes overlap when their downtimes do.
+func (ch *chaosRun) churnLoop(ctx context.Context) {
+	defer close(ch.done)
+	var wg sync.WaitGroup
+	for _, e := range churnSchedule(ch.cfg) {
+		wg.Go(func() {
+			if waitUntil(ctx, ch.wStart.Add(e.at)) {
+				ch.cycle(ctx, e.node)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // victim draws a non-authority node that is up, provided another one
 // stays up.
 func (ch *chaosRun) victim() (int, bool) {
 	var up []int
 	for i := ch.cfg.Authorities; i < len(ch.clients); i++ {
-		if !ch.stopped[i] {
+		if !ch.isStopped(i) {
 			up = append(up, i)
 		}
 	}
@@ -287,14 +365,29 @@ func (ch *chaosRun) victim() (int, bool) {
 	return up[ch.victims.IntN(len(up))], true
 }
 
+// restarter starts a crashed node again on its data dir and waits until
+// it serves RPC. It returns how many starts it made and when the one that
+// succeeded (or the last) began.
+type restarter func(ctx context.Context) (attempts int, started time.Time, err error)
+
+// crash kills node v at once, process or simulated node, and returns how
+// to start it again.
+func (ch *chaosRun) crash(ctx context.Context, v int) (restarter, error) {
+	if ch.sim != nil {
+		return ch.sim.crash(v)
+	}
+	return ch.crashProcess(ctx, v)
+}
+
 // cycle kills node v, restarts it after the pause and waits for it to
-// catch up, recording a RestartReport.
+// catch up, recording a RestartReport. Cycles of different nodes may run
+// at once (churn); each touches only its node's slots of the per-node
+// state, and the shared parts under mu.
 func (ch *chaosRun) cycle(ctx context.Context, v int) {
-	listen := ch.listenAddr(ctx, v)
 	stats, statsOK := ch.snapshot(ctx, v)
 	ch.setDown(v, true)
 	killed := time.Now()
-	c, err := ch.pc.kill(v)
+	restart, err := ch.crash(ctx, v)
 	if err != nil {
 		// Already dead (the run fails on that) or the testnet is stopping.
 		log.Warnf("chaos: %v", err)
@@ -302,46 +395,28 @@ func (ch *chaosRun) cycle(ctx context.Context, v int) {
 		return
 	}
 	rr := RestartReport{Node: v}
-	defer func() { ch.restarts = append(ch.restarts, rr) }()
+	defer func() {
+		ch.mu.Lock()
+		ch.restarts = append(ch.restarts, rr)
+		ch.mu.Unlock()
+	}()
 	if statsOK {
 		ch.statsCarry[v] = addStats(ch.statsCarry[v], stats.Sub(ch.statsBase[v]))
 	}
-	ch.statsBase[v] = Stats{} // the next process counts from zero
+	ch.statsBase[v] = Stats{} // the next life counts from zero
 	rr.KilledAtMs = roundUs(ms(killed.Sub(ch.wStart)))
-	log.Infof("chaos: killed node %d (kill -9); restarting in %v", v, ch.cfg.ChaosPause)
+	log.Infof("chaos: killed node %d; restarting in %v", v, ch.cfg.ChaosPause)
 	if !waitUntil(ctx, killed.Add(ch.cfg.ChaosPause)) {
 		rr.Error = "run ended while the node was down"
 		return
 	}
-
-	u, err := url.Parse(ch.pc.endpoints[v])
-	if err != nil {
-		rr.Error = err.Error()
-		ch.stopped[v] = true
-		return
-	}
-	var restarted time.Time
-	var lastErr error
-	for attempt := 1; attempt <= chaosRestartAttempts; attempt++ {
-		rr.Attempts = attempt
-		if listen == "" || attempt == chaosRestartAttempts {
-			listen = chaosAnyPort // let libp2p pick a free TCP port
-		}
-		args := setFlag(setFlag(c.args, "--rpc-addr", u.Host), "--listen", listen)
-		rr.TargetHeight = ch.clusterHead(ctx, v)
-		restarted = time.Now()
-		if lastErr = ch.restart(ctx, v, c.dir, args); lastErr == nil {
-			break
-		}
-		log.Warnf("chaos: node %d restart attempt %d: %v", v, attempt, lastErr)
-		if ctx.Err() != nil || !waitUntil(ctx, time.Now().Add(ch.cfg.ChaosPause)) {
-			break
-		}
-	}
+	rr.TargetHeight = ch.clusterHead(ctx, v)
+	attempts, restarted, err := restart(ctx)
+	rr.Attempts = attempts
 	rr.DownMs = roundUs(ms(restarted.Sub(killed)))
-	if lastErr != nil {
-		rr.Error = fmt.Sprintf("restart failed after %d attempts: %v", rr.Attempts, lastErr)
-		ch.stopped[v] = true // stays down; reroute keeps avoiding it
+	if err != nil {
+		rr.Error = fmt.Sprintf("restart failed after %d attempts: %v", attempts, err)
+		ch.setStopped(v) // stays down; reroute keeps avoiding it
 		return
 	}
 	ready := roundUs(ms(time.Since(restarted)))
@@ -371,6 +446,39 @@ func (ch *chaosRun) cycle(ctx context.Context, v int) {
 			return
 		}
 	}
+}
+
+// crashProcess SIGKILLs node v's process group; the restarter starts it
+// with the same argv: data dir, key, RPC port and (unless taken meanwhile)
+// TCP port.
+func (ch *chaosRun) crashProcess(ctx context.Context, v int) (restarter, error) {
+	listen := ch.listenAddr(ctx, v)
+	c, err := ch.pc.kill(v)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (attempts int, restarted time.Time, lastErr error) {
+		u, err := url.Parse(ch.pc.endpoints[v])
+		if err != nil {
+			return 0, time.Now(), err
+		}
+		for attempt := 1; attempt <= chaosRestartAttempts; attempt++ {
+			attempts = attempt
+			if listen == "" || attempt == chaosRestartAttempts {
+				listen = chaosAnyPort // let libp2p pick a free TCP port
+			}
+			args := setFlag(setFlag(c.args, "--rpc-addr", u.Host), "--listen", listen)
+			restarted = time.Now()
+			if lastErr = ch.restart(ctx, v, c.dir, args); lastErr == nil {
+				return attempts, restarted, nil
+			}
+			log.Warnf("chaos: node %d restart attempt %d: %v", v, attempt, lastErr)
+			if ctx.Err() != nil || !waitUntil(ctx, time.Now().Add(ch.cfg.ChaosPause)) {
+				break
+			}
+		}
+		return attempts, restarted, lastErr
+	}, nil
 }
 
 // restart starts node v's process with args and waits for its RPC to
@@ -413,7 +521,7 @@ func (ch *chaosRun) clusterHead(ctx context.Context, v int) uint64 {
 	defer cancel()
 	heights := make([]uint64, len(ch.clients))
 	_ = forEachNode(len(ch.clients), func(i int) error {
-		if i == v || ch.stopped[i] {
+		if i == v || ch.isStopped(i) {
 			return nil
 		}
 		if h, err := ch.clients[i].ChainHead(ctx); err == nil {
@@ -613,12 +721,16 @@ func (ch *chaosRun) downAtEnd() []bool {
 // Call after done.
 func (ch *chaosRun) report() *ChaosReport {
 	r := &ChaosReport{
-		EveryMs:      ms(ch.cfg.ChaosEvery),
+		Churn:        ch.cfg.Churn,
 		PauseMs:      ms(ch.cfg.ChaosPause),
 		SendFailures: ch.w.rerouted.Load(),
 		DownAtEnd:    []int{},
 		PerRestart:   append([]RestartReport{}, ch.restarts...),
 	}
+	if ch.cfg.Chaos {
+		r.EveryMs = ms(ch.cfg.ChaosEvery)
+	}
+	slices.SortStableFunc(r.PerRestart, func(a, b RestartReport) int { return cmp.Compare(a.KilledAtMs, b.KilledAtMs) })
 	var ready, up []float64
 	for _, rr := range ch.restarts {
 		r.Kills++
@@ -749,8 +861,12 @@ func printChaos(w io.Writer, c *ChaosReport) {
 	if c == nil {
 		return
 	}
-	fmt.Fprintf(w, "chaos: %d kills (every %.1f s, down %.1f s), %d restarts, %d caught up; RPC back p50 %.0f max %.0f ms; catch-up p50 %.0f p90 %.0f max %.0f ms; %d tx_send calls failed on a down node (re-sent elsewhere); %d (item, node) pairs held across a restart (reached, no latency)",
-		c.Kills, c.EveryMs/1000, c.PauseMs/1000, c.Restarts, c.CaughtUp, c.RPCReadyMs.P50, c.RPCReadyMs.Max,
+	how := fmt.Sprintf("every %.1f s", c.EveryMs/1000)
+	if c.Churn > 0 {
+		how = fmt.Sprintf("churn %.0f%% of the nodes", 100*c.Churn)
+	}
+	fmt.Fprintf(w, "chaos: %d kills (%s, down %.1f s), %d restarts, %d caught up; RPC back p50 %.0f max %.0f ms; catch-up p50 %.0f p90 %.0f max %.0f ms; %d tx_send calls failed on a down node (re-sent elsewhere); %d (item, node) pairs held across a restart (reached, no latency)",
+		c.Kills, how, c.PauseMs/1000, c.Restarts, c.CaughtUp, c.RPCReadyMs.P50, c.RPCReadyMs.Max,
 		c.CatchUpMs.P50, c.CatchUpMs.P90, c.CatchUpMs.Max, c.SendFailures, c.HeldAfterRestart)
 	if len(c.DownAtEnd) > 0 {
 		fmt.Fprintf(w, "; DOWN at the end: nodes %v", c.DownAtEnd)

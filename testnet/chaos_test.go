@@ -280,3 +280,29 @@ func TestChaosReportKeys(t *testing.T) {
 		t.Error("chaos key present without chaos")
 	}
 }
+
+// TestChurnConfig: churn is a sim-mode fraction in [0, 1) that crashes at
+// least one non-authority node, and is not combined with a partition.
+func TestChurnConfig(t *testing.T) {
+	c := DefaultConfig()
+	c.Mode, c.Churn = ModeSim, 0.2
+	if err := c.Validate(); err != nil {
+		t.Fatalf("churn config: %v", err)
+	}
+	for name, f := range map[string]func(*Config){
+		"process":        func(c *Config) { c.Mode = ModeProcess },
+		"one":            func(c *Config) { c.Churn = 1 },
+		"negative":       func(c *Config) { c.Churn = -0.1 },
+		"with partition": func(c *Config) { c.Partition = 0.3 },
+		"no victim":      func(c *Config) { c.Nodes, c.Authorities, c.Churn = 4, 4, 0.5 },
+		"rounds to none": func(c *Config) { c.Churn = 0.01 },
+		"negative pause": func(c *Config) { c.ChaosPause = -time.Second },
+	} {
+		c := DefaultConfig()
+		c.Mode, c.Churn = ModeSim, 0.2
+		f(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

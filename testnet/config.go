@@ -130,8 +130,13 @@ type Config struct {
 	// that takes longer delays the next kill.
 	ChaosEvery time.Duration
 	// ChaosPause is how long a killed node stays down before its restart
-	// (>= 0).
+	// (>= 0), with Chaos or Churn.
 	ChaosPause time.Duration
+	// Churn (sim mode only) is the fraction of nodes, drawn from the seed
+	// among the non-authorities, that each crash once at a random time of
+	// the workload and restart ChaosPause later on their data dir (kept in
+	// memory); crashes may overlap (see chaos.go). 0 means none.
+	Churn float64
 	// NoReconcile turns mempool reconciliation off at every sim node (to
 	// measure what it costs and repairs).
 	NoReconcile bool
@@ -270,6 +275,21 @@ func (c *Config) Validate() error {
 				chaosMinVictims, c.Nodes, c.Authorities)
 		case c.ChaosEvery <= 0 || c.ChaosPause < 0:
 			bad("chaos needs --chaos-every > 0 and --chaos-pause >= 0 (are %v, %v)", c.ChaosEvery, c.ChaosPause)
+		}
+	}
+	if c.Churn < 0 || c.Churn >= 1 {
+		bad("churn must be in [0, 1), is %v", c.Churn)
+	}
+	if c.Churn > 0 {
+		switch {
+		case c.Mode != ModeSim:
+			bad("churn needs sim mode (--chaos kills processes)")
+		case c.Partition > 0:
+			bad("churn and partition cannot be combined: a restarted node is linked to every node again")
+		case c.ChaosPause < 0:
+			bad("churn needs --chaos-pause >= 0 (is %v)", c.ChaosPause)
+		case churnVictims(c) < 1:
+			bad("churn %v of %d nodes leaves no non-authority node to crash (authorities %d)", c.Churn, c.Nodes, c.Authorities)
 		}
 	}
 	if c.Loss < 0 || c.Loss >= 1 {

@@ -21,7 +21,7 @@ func delayPair(t *testing.T, latency time.Duration) (a, b host.Host) {
 	mn := newSimMocknet()
 	t.Cleanup(func() { _ = mn.Close() })
 	for range 2 {
-		if err := addSimPeer(mn, rand.Reader); err != nil {
+		if _, err := addSimPeer(mn, rand.Reader); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -42,5 +43,35 @@ func TestPartitionReport(t *testing.T) {
 	r := p.report(cfg, txs)
 	if r.TxsDuring != 3 || r.ReachedAll != 2 || r.HealToAllMs.Max != 1000 || r.Nodes != 1 || r.LinksCut != 2 {
 		t.Fatalf("report %+v", r)
+	}
+}
+
+// TestChurnSchedule: churn crashes round(fraction*n) distinct
+// non-authority nodes (at most all of them), each once, at times within
+// the first churnWindow of the workload, in order, the same for a seed.
+func TestChurnSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		nodes, authorities int
+		churn              float64
+		want               int
+	}{{200, 4, 0.1, 20}, {10, 4, 0.5, 5}, {10, 4, 0.9, 6}, {5, 1, 0.05, 0}} {
+		cfg := &Config{Nodes: tc.nodes, Authorities: tc.authorities, Churn: tc.churn, Duration: time.Minute, Seed: "s"}
+		ev := churnSchedule(cfg)
+		if len(ev) != tc.want {
+			t.Fatalf("%+v: %d crashes, want %d", tc, len(ev), tc.want)
+		}
+		seen := map[int]bool{}
+		for i, e := range ev {
+			if e.node < tc.authorities || e.node >= tc.nodes || seen[e.node] {
+				t.Fatalf("%+v: crash %d of node %d", tc, i, e.node)
+			}
+			seen[e.node] = true
+			if e.at < 0 || e.at > time.Duration(float64(cfg.Duration)*churnWindow) || (i > 0 && e.at < ev[i-1].at) {
+				t.Fatalf("%+v: crash %d at %v", tc, i, e.at)
+			}
+		}
+		if again := churnSchedule(cfg); !slices.Equal(again, ev) {
+			t.Fatal("same seed, different schedule")
+		}
 	}
 }

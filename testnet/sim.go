@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -56,8 +57,13 @@ type simCluster struct {
 	mn        mocknet.Mocknet
 	links     *linkModel
 	latency   func(i, j int) time.Duration // the links' one-way latency by node index
-	nodes     []*node.Node
+	specs     []simNodeSpec                // how each node is made, for restarts
 	endpoints []string
+
+	mu    sync.Mutex
+	nodes []*node.Node // the node's current life
+	down  []bool       // crashed and not yet started again (churn)
+
 	client    *http.Client
 	closeOnce sync.Once
 	closeErr  error
@@ -75,10 +81,16 @@ type inProcTransport struct{ sc *simCluster }
 
 func (t inProcTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var i int
-	if _, err := fmt.Sscanf(req.URL.Host, "node-%d", &i); err != nil || i < 0 || i >= len(t.sc.nodes) {
+	if _, err := fmt.Sscanf(req.URL.Host, "node-%d", &i); err != nil || i < 0 || i >= len(t.sc.specs) {
 		return nil, fmt.Errorf("sim: no node %q", req.URL.Host)
 	}
-	h := t.sc.nodes[i].RPCHandler()
+	n := t.sc.node(i)
+	if n == nil {
+		// A transport error, as a refused connection would be: the
+		// workload sends the tx to another node.
+		return nil, fmt.Errorf("sim: node %d is down", i)
+	}
+	h := n.RPCHandler()
 	if h == nil {
 		return nil, fmt.Errorf("sim: node %d serves no RPC", i)
 	}
@@ -99,9 +111,20 @@ func (sc *simCluster) Close() error {
 		// Streams first: data still in flight must not hold readers.
 		sc.links.close()
 		var errs []error
-		for i, n := range sc.nodes {
+		sc.mu.Lock()
+		nodes := append([]*node.Node(nil), sc.nodes...)
+		sc.mu.Unlock()
+		for i, n := range nodes {
+			if n == nil {
+				continue // down (churn)
+			}
 			if err := n.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("node %d: %w", i, err))
+			}
+		}
+		for _, sp := range sc.specs {
+			if sp.dir != nil {
+				errs = append(errs, sp.dir.Close())
 			}
 		}
 		// Nodes do not close hosts they were given (WithHost); the mock
@@ -146,11 +169,14 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		}
 		cpu = &m
 	}
+	idKeys := make(map[peer.ID]simKey, cfg.Nodes)
 	for range cfg.Nodes {
-		if err := addSimPeer(mn, keys); err != nil {
+		k, err := addSimPeer(mn, keys)
+		if err != nil {
 			_ = mn.Close()
 			return nil, fmt.Errorf("mocknet peer: %w", err)
 		}
+		idKeys[k.id] = k
 	}
 	if err := mn.LinkAll(); err != nil {
 		_ = mn.Close()
@@ -192,7 +218,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		if i < cfg.Authorities {
 			nc.ProducerKey = chain.TestnetAuthorityKey(cfg.Seed, i)
 		}
-		opts := []node.Option{node.WithHost(newDelayHost(h, sc.links)), node.WithInProcessRPC(), node.WithSharedSigCache(sigs),
+		opts := []node.Option{node.WithInProcessRPC(), node.WithSharedSigCache(sigs),
 			node.WithGossipTopics(probeTopic)} // the self-check's topic
 		if cpu != nil {
 			opts = append(opts, node.WithCPUModel(*cpu))
@@ -203,14 +229,26 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		if cfg.Loss > 0 {
 			opts = append(opts, node.WithMessageLoss(cfg.Loss, seed64(fmt.Sprintf("%s/drop/%d", cfg.Seed, i))))
 		}
-		n, err := node.New(nc, opts...)
+		sp := simNodeSpec{key: idKeys[h.ID()], cfg: nc, opts: opts}
+		if cfg.Churn > 0 {
+			// A crashed node restarts on its chain and own-tx journal,
+			// kept in memory as a data dir on disk would be.
+			dir, err := node.NewMemDataDir(g)
+			if err != nil {
+				return fail(fmt.Errorf("node %d: %w", i, err))
+			}
+			sp.dir = dir
+			sp.cfg.Mempool.JournalPath = node.DefaultJournalFile
+			sp.opts = append(sp.opts, node.WithMemDataDir(dir))
+		}
+		sc.specs = append(sc.specs, sp)
+		sc.nodes = append(sc.nodes, nil)
+		sc.down = append(sc.down, false)
+		n, err := sp.start(ctx, h, sc.links)
 		if err != nil {
 			return fail(fmt.Errorf("node %d: %w", i, err))
 		}
-		sc.nodes = append(sc.nodes, n)
-		if err := n.Start(ctx); err != nil {
-			return fail(fmt.Errorf("node %d start: %w", i, err))
-		}
+		sc.nodes[i] = n
 		sc.endpoints[i] = fmt.Sprintf("http://node-%d/", i)
 		addrs = append(addrs, n.Addrs()[0].String())
 	}
@@ -232,18 +270,111 @@ const simTick = 100 * time.Microsecond
 // (about 25 MB) cover 87 minutes of 50 tx/s.
 const simSigCacheSize = 1 << 18
 
+// simKey is a sim node's identity and address, which it keeps across
+// restarts.
+type simKey struct {
+	id   peer.ID
+	sk   crypto.PrivKey
+	addr ma.Multiaddr
+}
+
+// simNodeSpec is how a sim node is made: its identity, config and options
+// (all but its host), and its memory data dir when it may crash (churn).
+type simNodeSpec struct {
+	key  simKey
+	cfg  node.Config
+	opts []node.Option
+	dir  *node.MemDataDir
+}
+
+// start makes and starts a node of the spec on host h.
+func (sp *simNodeSpec) start(ctx context.Context, h host.Host, links *linkModel) (*node.Node, error) {
+	n, err := node.New(sp.cfg, append([]node.Option{node.WithHost(newDelayHost(h, links))}, sp.opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	return n, nil
+}
+
+// node returns node i's current life; nil while it is down.
+func (sc *simCluster) node(i int) *node.Node {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.down[i] {
+		return nil
+	}
+	return sc.nodes[i]
+}
+
+// crash takes node i down at once, as a killed process goes: every link
+// to it is cut first (no peer reaches it, none can dial it, nothing it
+// had queued is delivered), then the node and its host are closed, which
+// loses its memory (pool, scores, first-seen times) but not its memory
+// data dir. The restarter makes a new host with the same key and address,
+// links it to every node again and starts a new node on the data dir,
+// bootstrapping from the same peers as the first life.
+func (sc *simCluster) crash(i int) (restarter, error) {
+	sc.mu.Lock()
+	n := sc.nodes[i]
+	if sc.down[i] || n == nil {
+		sc.mu.Unlock()
+		return nil, fmt.Errorf("sim: node %d is already down", i)
+	}
+	sc.down[i] = true
+	sc.mu.Unlock()
+	sp := &sc.specs[i]
+	id := sp.key.id
+	for _, other := range sc.mn.Peers() {
+		if other != id {
+			_ = sc.mn.UnlinkPeers(id, other)
+			_ = sc.mn.DisconnectPeers(id, other)
+		}
+	}
+	h := sc.mn.Host(id)
+	if err := n.Close(); err != nil {
+		log.Warnf("sim: node %d close at its crash: %v", i, err)
+	}
+	_ = h.Close()
+	return func(ctx context.Context) (int, time.Time, error) {
+		started := time.Now()
+		h, err := sc.mn.AddPeer(sp.key.sk, sp.key.addr)
+		if err != nil {
+			return 1, started, fmt.Errorf("mocknet peer: %w", err)
+		}
+		for _, other := range sc.mn.Peers() {
+			if other != id {
+				if _, err := sc.mn.LinkPeers(id, other); err != nil {
+					return 1, started, fmt.Errorf("mocknet link: %w", err)
+				}
+			}
+		}
+		n, err := sp.start(ctx, h, sc.links)
+		if err != nil {
+			_ = h.Close()
+			return 1, started, err
+		}
+		sc.mu.Lock()
+		sc.nodes[i], sc.down[i] = n, false
+		sc.mu.Unlock()
+		return 1, started, nil
+	}, nil
+}
+
 // addSimPeer adds a peer with an Ed25519 identity drawn from keys, like a real rumor node
 // (mocknet's GenPeer makes ECDSA keys, whose GossipSub signature checks
 // cost several times more CPU), at a unique fake address in mocknet's
 // blackhole range 100::/64.
-func addSimPeer(mn mocknet.Mocknet, keys io.Reader) error {
+func addSimPeer(mn mocknet.Mocknet, keys io.Reader) (simKey, error) {
 	sk, _, err := crypto.GenerateEd25519Key(keys)
 	if err != nil {
-		return err
+		return simKey{}, err
 	}
 	id, err := peer.IDFromPrivateKey(sk)
 	if err != nil {
-		return err
+		return simKey{}, err
 	}
 	ip := make(net.IP, net.IPv6len)
 	ip[0] = 1 // 100::
@@ -251,10 +382,12 @@ func addSimPeer(mn mocknet.Mocknet, keys io.Reader) error {
 	copy(ip[8:], suffix[len(suffix)-8:])
 	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip6/%s/tcp/4242", ip))
 	if err != nil {
-		return err
+		return simKey{}, err
 	}
-	_, err = mn.AddPeer(sk, addr)
-	return err
+	if _, err = mn.AddPeer(sk, addr); err != nil {
+		return simKey{}, err
+	}
+	return simKey{id: id, sk: sk, addr: addr}, nil
 }
 
 // linkLatencies returns the one-way latency of each link by node index:

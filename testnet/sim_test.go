@@ -127,3 +127,54 @@ func TestSimSelfCheck(t *testing.T) {
 		}
 	})
 }
+
+// TestSimChurn runs a sim testnet with churn in virtual time: the drawn
+// nodes crash once each (links cut, node and host closed) and restart on
+// their memory data dirs; txs sent to a down node go elsewhere; every tx
+// any node acknowledged, the crashed ones included, reaches every node,
+// the nodes end on one tip, and each crash is reported with its restart
+// and catch-up. No goroutine of a crashed life outlives the run.
+func TestSimChurn(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Mode = ModeSim
+		cfg.Nodes = 8
+		cfg.Duration = 8 * time.Second
+		cfg.TxRate = 50
+		cfg.BlockInterval = 500 * time.Millisecond
+		cfg.Latency = 5 * time.Millisecond
+		cfg.Accounts = 64
+		cfg.Churn = 0.3
+		cfg.ChaosPause = time.Second
+		cfg.Out = t.TempDir()
+		cfg.VirtualTime = true
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res.Report
+		if !r.OK() {
+			t.Fatalf("churn run not OK: errors %q", r.Errors)
+		}
+		c := r.Chaos
+		if c == nil {
+			t.Fatal("no chaos report")
+		}
+		want := churnVictims(&cfg) // 2 of 8
+		if c.Kills != want || c.Restarts != want || c.CaughtUp != want || len(c.DownAtEnd) != 0 || c.Churn != cfg.Churn {
+			t.Fatalf("chaos %+v, want %d kills, restarts and catch-ups", *c, want)
+		}
+		for _, rr := range c.PerRestart {
+			if rr.Node < cfg.Authorities || rr.DownMs < ms(cfg.ChaosPause) || rr.KilledAtMs > ms(cfg.Duration)*churnWindow {
+				t.Fatalf("restart %+v", rr)
+			}
+		}
+		if c.HeldAfterRestart == 0 {
+			t.Fatal("no item held across a restart: the restarted nodes lost their chain")
+		}
+		if r.Txs.Accepted < 300 {
+			t.Fatalf("only %d txs accepted", r.Txs.Accepted)
+		}
+	})
+}

@@ -163,8 +163,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		part = sc.startPartition(runCtx, &cfg, wStart)
 	}
 	var ch *chaosRun
-	if pc, ok := cl.(*procCluster); ok && cfg.Chaos {
-		ch = startChaos(runCtx, &cfg, pc, clients, w, statsStart, head0.Height, wStart, end)
+	if cfg.Chaos || cfg.Churn > 0 {
+		ch = startChaos(runCtx, &cfg, cl, clients, w, statsStart, head0.Height, wStart, end)
 		defer ch.stop() // before cl.Close: a node it is starting must not outlive Run
 	}
 	elapsed := w.run(runCtx, end)

@@ -63,10 +63,13 @@ its data dir, key and ports; txs sent to it while it is down go to
 another node. The report then judges coverage at the nodes up at the end,
 adds how long each restarted node took to serve RPC and to catch up with
 the chain, and the exit status is 1 also when a killed node did not come
-back or catch up. --compare runs the workload under compact, pull and push
+back or catch up. --churn f (sim mode) does the same to a fraction f of
+the nodes, each crashed once at a random time (crashes may overlap) and
+restarted on its chain and own-tx journal, kept in memory. --compare runs the workload under compact, pull and push
 block relay and prints ratios against compact.`,
 		Example: `  rumor testnet --nodes 8 --duration 60s --tx-rate 500 --tx-size 250 --block-interval 1s --out ./tn
-  rumor testnet --nodes 6 --duration 60s --tx-rate 200 --chaos`,
+  rumor testnet --nodes 6 --duration 60s --tx-rate 200 --chaos
+  rumor testnet --mode sim --nodes 200 --latency 50ms --duration 60s --tx-rate 50 --churn 0.1 --chaos-pause 3s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Progress = os.Stderr
@@ -138,7 +141,8 @@ block relay and prints ratios against compact.`,
 	fl.DurationVar(&cfg.PartitionFor, "partition-for", cfg.PartitionFor, "sim mode: how long the partition lasts before the network heals")
 	fl.BoolVar(&cfg.Chaos, "chaos", cfg.Chaos, "process mode: kill -9 a random non-authority node every --chaos-every during the workload and restart it on its data dir")
 	fl.DurationVar(&cfg.ChaosEvery, "chaos-every", cfg.ChaosEvery, "process mode, with --chaos: time between kills")
-	fl.DurationVar(&cfg.ChaosPause, "chaos-pause", cfg.ChaosPause, "process mode, with --chaos: how long a killed node stays down before its restart")
+	fl.DurationVar(&cfg.ChaosPause, "chaos-pause", cfg.ChaosPause, "with --chaos or --churn: how long a killed node stays down before its restart")
+	fl.Float64Var(&cfg.Churn, "churn", cfg.Churn, "sim mode: fraction of nodes (non-authorities) that each crash once at a random time of the workload and restart --chaos-pause later on their data dir")
 	fl.BoolVar(&cfg.NoReconcile, "no-reconcile", cfg.NoReconcile, "sim mode: turn mempool reconciliation (anti-entropy) off")
 	fl.IntVar(&cfg.Probe, "probe", cfg.Probe, "sim mode: tiny messages gossiped by plain GossipSub push before the workload, to check the simulator against the mesh floor (0 = none)")
 	fl.StringVar(&cfg.Out, "out", cfg.Out, "output directory (default: a new temporary directory)")
