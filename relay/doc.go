@@ -105,8 +105,10 @@
 //     one snapshot of the server's pool; if the difference does not
 //     decode, the next attempt asks 4x as many symbols under a new key, at
 //     most MaxReconcileAttempts (3) requests. The first attempt asks 1.5x
-//     the last difference found with that peer, at least
-//     MinReconcileSymbols (32).
+//     the last difference found with that peer (with a peer it has none
+//     for, the last any session found), at least MinReconcileSymbols
+//     (32); a session that did not decode counts as a difference of its
+//     last attempt's symbol count.
 //   - Result: ids the peer holds and we lack are fetched from it (other
 //     announcers as fallback), and those the pool takes are announced, so
 //     they spread by push again. Ids we hold and it lacks are left for its

@@ -116,7 +116,9 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 	var dec *recon.Decoder
 	for attempt := 0; ; attempt++ {
 		if attempt == MaxReconcileAttempts {
-			r.noteReconcile(p, -1)
+			// The difference is bigger than the last attempt's symbols
+			// decode: start the next session (any peer) from there.
+			r.noteReconcile(p, count)
 			return res, ErrUndecoded
 		}
 		var key recon.Key
@@ -152,7 +154,9 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 		if dec.Decoded() {
 			break
 		}
-		count = min(4*count, recon.MaxSymbolsPerBatch)
+		if attempt < MaxReconcileAttempts-1 {
+			count = min(4*count, recon.MaxSymbolsPerBatch)
+		}
 	}
 	res.Missing, res.Extra = dec.Remote(), len(dec.Local())
 	r.noteReconcile(p, len(res.Missing)+res.Extra)
@@ -196,11 +200,18 @@ func (r *Relay) pullMissing(ctx context.Context, p PeerID, ids []ID) int {
 
 // reconSymbols is the first attempt's symbol count with p: 1.5 symbols per
 // id of the last difference found with it (the codec needs ~1.4 for
-// differences of tens of ids), at least MinReconcileSymbols.
+// differences of tens of ids), at least MinReconcileSymbols. With a peer
+// it has no difference for, the node guesses the difference its latest
+// session found with any peer: pools differ alike across peers, and after
+// a partition heals or a restart empties the pool every peer is far off,
+// where starting from the minimum would fail session after session.
 func (r *Relay) reconSymbols(p PeerID) int {
 	r.reconMu.Lock()
 	defer r.reconMu.Unlock()
-	d := r.reconDiff[p]
+	d, ok := r.reconDiff[p]
+	if !ok {
+		d = r.reconGuess
+	}
 	return min(max(MinReconcileSymbols, d+d/2+8), recon.MaxSymbolsPerBatch)
 }
 
@@ -214,14 +225,14 @@ func (r *Relay) noteReconcileStart(p PeerID) {
 	r.reconLast[p] = r.now()
 }
 
-// noteReconcile records the difference a session with p found (-1: it
-// did not decode, so start bigger next time).
+// noteReconcile records the difference a session with p found, or for a
+// session that did not decode the symbol count of its last attempt (the
+// difference is larger: the next session starts at 1.5 times that), for p
+// and as the node's guess for peers it has none for.
 func (r *Relay) noteReconcile(p PeerID, diff int) {
 	r.reconMu.Lock()
 	defer r.reconMu.Unlock()
-	if diff < 0 {
-		diff = 4 * max(r.reconDiff[p], MinReconcileSymbols)
-	}
+	r.reconGuess = diff
 	if _, ok := r.reconDiff[p]; !ok && len(r.reconDiff) >= MaxReconcilePeers {
 		return // past the bound: such a peer starts from the minimum
 	}

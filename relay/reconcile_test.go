@@ -266,3 +266,34 @@ func TestReconcileRotatesPastFailingPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestReconcileGuessFromLastSession: B lacks 600 txs that A and C both
+// hold, more than a session from the minimum decodes (32, 128, 512
+// symbols: ~350 ids). The session with A fails; the next, with C, a peer
+// B never reconciled with, starts from what the failed session reached
+// instead of from the minimum, and pulls all 600.
+func TestReconcileGuessFromLastSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync, cfg.NoReconcile = true, true
+		_, nodes := simNet(t, 3, [][2]int{{0, 1}, {1, 2}}, 10*time.Millisecond, func(int) Config { return cfg })
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		ctx := waitCtx(t, time.Minute)
+		for _, n := range []*tnode{a, b, c} {
+			addTxs(t, n, "shared", 0, 100)
+		}
+		addTxs(t, a, "far", 0, 600)
+		addTxs(t, c, "far", 0, 600)
+		time.Sleep(ReconcileMinAge)
+		if _, err := b.r.Reconcile(ctx, a.id); !errors.Is(err, ErrUndecoded) {
+			t.Fatalf("first session: %v, want ErrUndecoded", err)
+		}
+		res, err := b.r.Reconcile(ctx, c.id)
+		if err != nil || res.Added != 600 {
+			t.Fatalf("session with a new peer: %+v %v; want 600 added", res, err)
+		}
+		if first := 512 + 512/2 + 8; res.Symbols < first {
+			t.Fatalf("%d symbols: the session did not start from the failed one's last count", res.Symbols)
+		}
+	})
+}

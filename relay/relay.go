@@ -57,6 +57,9 @@ type Relay struct {
 	reconMu   sync.Mutex
 	reconDiff map[PeerID]int
 	reconLast map[PeerID]time.Time
+	// reconGuess is the difference the latest session found (any peer):
+	// the first guess with a peer this node has no difference for.
+	reconGuess int
 	symbols   symbolGate
 	stats     counters
 
