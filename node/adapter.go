@@ -75,7 +75,7 @@ type chainAdapter struct {
 	// on the caller's goroutine (under mu for onHead) and must not block.
 	onHead     func(h *chain.Header, id chain.Hash) // a block joined the best chain
 	onPending  func(id chain.Hash)                  // a tx became announceable
-	onPromoted func(ids []chain.Hash)               // queued txs became executable
+	onPromoted func(ids []chain.Hash)               // txs became executable without an announcement (promoted from the queue, taken from a side-chain block)
 
 	mu sync.Mutex
 
@@ -281,6 +281,7 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 	case store.Known:
 		return relay.ID(res.ID), relay.Known, errors.New("block already stored")
 	case store.SideChain:
+		a.offerSideTxs(blk, now)
 		return relay.ID(res.ID), relay.Accepted, nil
 	}
 	for _, d := range res.Disconnected {
@@ -298,6 +299,42 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 		log.Infow("reorg", "disconnected", len(res.Disconnected), "connected", len(res.Connected), "tip", res.ID.Short())
 	}
 	return relay.ID(res.ID), relay.Accepted, nil
+}
+
+// offerSideTxs gives the pool the txs of a block stored on a side branch
+// that it neither holds nor finds on the best chain, and has those it
+// takes as executable announced. Without it a tx that only a losing branch
+// carried (the far side of a healed partition mined it) would be pending
+// nowhere on the winning side: gossip had announced it only on its own
+// side, and reconciliation repairs only what some pool holds. Whatever
+// conflicts with the best chain (a nonce it spent) the pool refuses.
+func (a *chainAdapter) offerSideTxs(blk *chain.Block, now time.Time) {
+	var fresh []chain.Hash
+	for _, tx := range blk.Txs {
+		id := tx.ID()
+		if a.pool.Known(id) {
+			continue
+		}
+		if _, mined := a.store.TxLocation(id); mined {
+			continue
+		}
+		res := a.pool.Add(tx, now)
+		if res.Code.Held() && res.Executable {
+			fresh = append(fresh, res.ID)
+		}
+		fresh = append(fresh, res.Promoted...)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if a.onPending != nil {
+		for _, id := range fresh {
+			a.onPending(id)
+		}
+	}
+	if a.onPromoted != nil {
+		a.onPromoted(fresh)
+	}
 }
 
 // blockVerdict maps a store error to the relay's verdict.

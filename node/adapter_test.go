@@ -291,3 +291,46 @@ func TestProducerIdleWhenNotItsTurn(t *testing.T) {
 		t.Fatal("authority 1 does not see height 1 as its slot")
 	}
 }
+
+// TestAdapterSideChainTxsPooled: the txs of a block stored on a side
+// branch that the pool lacks and the best chain does not hold enter the
+// pool and are handed on for announcement; a tx the best chain already
+// mined, and one whose nonce the best chain spent, do not.
+func TestAdapterSideChainTxsPooled(t *testing.T) {
+	f := newAdapterFixture(t)
+	g := f.g
+	genesis, _ := f.st.Tip()
+	mined := signedTx(g, 3, 1, 0, 10, 0)
+	now := time.Now()
+	b1 := g.BuildBlock(genesis, now, authorityKey(), []*chain.Tx{mined})
+	b2 := g.BuildBlock(&b1.Header, now, authorityKey(), nil)
+	for _, b := range []*chain.Block{b1, b2} {
+		if _, v, err := f.a.AddBlock(b.Encode()); v != relay.Accepted {
+			t.Fatalf("best chain block: %v %v", v, err)
+		}
+	}
+	fresh := signedTx(g, 0, 1, 0, 10, 0)
+	fresh2 := signedTx(g, 0, 1, 1, 10, 0)
+	spent := signedTx(g, 3, 2, 0, 11, 0) // the nonce the best chain's tx used
+	side := g.BuildBlock(genesis, now, authorityKey(), []*chain.Tx{fresh, fresh2, mined, spent})
+	if _, v, err := f.a.AddBlock(side.Encode()); v != relay.Accepted || err != nil {
+		t.Fatalf("side block: %v %v", v, err)
+	}
+	if st, _, ok := f.st.BlockStatus(side.ID()); !ok || st != store.StatusSide {
+		t.Fatalf("side block status %v %v, want StatusSide", st, ok)
+	}
+	if h, _ := f.a.Tip(); h != 2 {
+		t.Fatalf("tip %d, want 2", h)
+	}
+	if !f.pool.Has(fresh.ID()) || !f.pool.Has(fresh2.ID()) {
+		t.Fatal("side-branch txs not pooled")
+	}
+	if f.pool.Has(mined.ID()) || f.pool.Has(spent.ID()) {
+		t.Fatal("a mined or conflicting tx pooled")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.promoted) != 2 || f.promoted[0] != fresh.ID() || f.promoted[1] != fresh2.ID() {
+		t.Fatalf("announced %v, want the two fresh txs", f.promoted)
+	}
+}
