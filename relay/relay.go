@@ -60,8 +60,8 @@ type Relay struct {
 	// reconGuess is the difference the latest session found (any peer):
 	// the first guess with a peer this node has no difference for.
 	reconGuess int
-	symbols   symbolGate
-	stats     counters
+	symbols    symbolGate
+	stats      counters
 
 	sync *syncer.Syncer // catch-up and mempool sync; nil when cfg.NoSync
 
