@@ -124,6 +124,23 @@ func TestJournalAppendRemoveReopen(t *testing.T) {
 	}
 }
 
+// keepEveryTenth removes all of txs from j but every tenth, which it
+// returns.
+func keepEveryTenth(t testing.TB, j *Journal, txs []*chain.Tx) []*chain.Tx {
+	t.Helper()
+	var keep []*chain.Tx
+	for i, tx := range txs {
+		if i%10 == 0 {
+			keep = append(keep, tx)
+			continue
+		}
+		if err := j.Remove(bg, tx.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keep
+}
+
 func slicesEqual(a, b []chain.Hash) bool {
 	if len(a) != len(b) {
 		return false
@@ -285,16 +302,7 @@ func TestJournalCompaction(t *testing.T) {
 		t.Fatalf("before removals: %+v", before)
 	}
 	// Remove all but every tenth: dead passes live and 1 MiB.
-	var keep []*chain.Tx
-	for i, tx := range txs {
-		if i%10 == 0 {
-			keep = append(keep, tx)
-			continue
-		}
-		if err := j.Remove(bg, tx.ID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	keep := keepEveryTenth(t, j, txs)
 	after, _ := j.Stats(bg)
 	liveRec := int64(after.TxBytes + after.Txs*journalTxOverhead)
 	if after.Compactions == 0 || after.Txs != len(keep) || after.DeadBytes >= max(liveRec, journalCompactMinDead) ||
@@ -567,16 +575,7 @@ func TestJournalInMemoryFS(t *testing.T) {
 	const n, payload = 120, 16 << 10 // enough removals to compact
 	txs := journalTxs(n, payload)
 	mustAppend(t, j, txs...)
-	var keep []*chain.Tx
-	for i, tx := range txs {
-		if i%10 == 0 {
-			keep = append(keep, tx)
-			continue
-		}
-		if err := j.Remove(bg, tx.ID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	keep := keepEveryTenth(t, j, txs)
 	st, _ := j.Stats(bg)
 	if st.Compactions == 0 {
 		t.Fatalf("no compaction: %+v", st)

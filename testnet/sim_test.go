@@ -21,17 +21,24 @@ func TestSimModeSmall(t *testing.T) {
 	synctest.Test(t, testSimModeSmall)
 }
 
-func testSimModeSmall(t *testing.T) {
+// smallSimConfig is a virtual-time sim of n nodes on 5 ms links, 50 tx/s
+// and 500 ms blocks for d, writing into a test directory.
+func smallSimConfig(t *testing.T, n int, d time.Duration) Config {
 	cfg := DefaultConfig()
 	cfg.Mode = ModeSim
-	cfg.Nodes = 5
-	cfg.Duration = 3 * time.Second
+	cfg.Nodes = n
+	cfg.Duration = d
 	cfg.TxRate = 50
 	cfg.BlockInterval = 500 * time.Millisecond
 	cfg.Latency = 5 * time.Millisecond
 	cfg.Accounts = 64
 	cfg.Out = t.TempDir()
 	cfg.VirtualTime = true
+	return cfg
+}
+
+func testSimModeSmall(t *testing.T) {
+	cfg := smallSimConfig(t, 5, 3*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, cfg)
@@ -137,18 +144,9 @@ func TestSimSelfCheck(t *testing.T) {
 func TestSimChurn(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	synctest.Test(t, func(t *testing.T) {
-		cfg := DefaultConfig()
-		cfg.Mode = ModeSim
-		cfg.Nodes = 8
-		cfg.Duration = 8 * time.Second
-		cfg.TxRate = 50
-		cfg.BlockInterval = 500 * time.Millisecond
-		cfg.Latency = 5 * time.Millisecond
-		cfg.Accounts = 64
+		cfg := smallSimConfig(t, 8, 8*time.Second)
 		cfg.Churn = 0.3
 		cfg.ChaosPause = time.Second
-		cfg.Out = t.TempDir()
-		cfg.VirtualTime = true
 		res, err := Run(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
