@@ -324,16 +324,22 @@ func (a *chainAdapter) offerSideTxs(blk *chain.Block, now time.Time) {
 		}
 		fresh = append(fresh, res.Promoted...)
 	}
-	if len(fresh) == 0 {
+	a.notePromoted(fresh)
+}
+
+// notePromoted tells the hooks that ids became executable without an
+// announcement of their own: each is pending, and all are to be announced.
+func (a *chainAdapter) notePromoted(ids []chain.Hash) {
+	if len(ids) == 0 {
 		return
 	}
 	if a.onPending != nil {
-		for _, id := range fresh {
+		for _, id := range ids {
 			a.onPending(id)
 		}
 	}
 	if a.onPromoted != nil {
-		a.onPromoted(fresh)
+		a.onPromoted(ids)
 	}
 }
 
@@ -390,16 +396,7 @@ func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 	if v == relay.Accepted && a.onPending != nil {
 		a.onPending(res.ID)
 	}
-	if len(res.Promoted) > 0 {
-		if a.onPending != nil {
-			for _, id := range res.Promoted {
-				a.onPending(id)
-			}
-		}
-		if a.onPromoted != nil {
-			a.onPromoted(res.Promoted)
-		}
-	}
+	a.notePromoted(res.Promoted)
 	return relay.ID(res.ID), v, err
 }
 

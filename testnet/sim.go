@@ -61,8 +61,7 @@ type simCluster struct {
 	endpoints []string
 
 	mu    sync.Mutex
-	nodes []*node.Node // the node's current life
-	down  []bool       // crashed and not yet started again (churn)
+	nodes []*node.Node // the node's current life; nil while it is down (churn)
 
 	client    *http.Client
 	closeOnce sync.Once
@@ -243,7 +242,6 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		}
 		sc.specs = append(sc.specs, sp)
 		sc.nodes = append(sc.nodes, nil)
-		sc.down = append(sc.down, false)
 		n, err := sp.start(ctx, h, sc.links)
 		if err != nil {
 			return fail(fmt.Errorf("node %d: %w", i, err))
@@ -303,9 +301,6 @@ func (sp *simNodeSpec) start(ctx context.Context, h host.Host, links *linkModel)
 func (sc *simCluster) node(i int) *node.Node {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if sc.down[i] {
-		return nil
-	}
 	return sc.nodes[i]
 }
 
@@ -319,11 +314,11 @@ func (sc *simCluster) node(i int) *node.Node {
 func (sc *simCluster) crash(i int) (restarter, error) {
 	sc.mu.Lock()
 	n := sc.nodes[i]
-	if sc.down[i] || n == nil {
+	if n == nil {
 		sc.mu.Unlock()
 		return nil, fmt.Errorf("sim: node %d is already down", i)
 	}
-	sc.down[i] = true
+	sc.nodes[i] = nil
 	sc.mu.Unlock()
 	sp := &sc.specs[i]
 	id := sp.key.id
@@ -357,7 +352,7 @@ func (sc *simCluster) crash(i int) (restarter, error) {
 			return 1, started, err
 		}
 		sc.mu.Lock()
-		sc.nodes[i], sc.down[i] = n, false
+		sc.nodes[i] = n
 		sc.mu.Unlock()
 		return 1, started, nil
 	}, nil
