@@ -21,6 +21,9 @@ import (
 
 const catchupChainID = "rumor-catchup-test"
 
+// catchupTipPoll is the tip exchange period of the catch-up test's nodes.
+const catchupTipPoll = 2 * time.Second
+
 // catchupConfig is a node on loopback TCP with an on-disk store in its own
 // data dir, no RPC, no mDNS and no metrics.
 func catchupConfig(t testing.TB, g *chain.Genesis, dir string, bootstrap ...*Node) Config {
@@ -175,10 +178,15 @@ func testRestartedNodeCatchesUp(t *testing.T, halt bool) {
 	g := chain.NewTestnetGenesis(catchupChainID, seed, senders, 1, interval, time.Now())
 	cfgA := catchupConfig(t, g, t.TempDir())
 	cfgA.ProducerKey = chain.TestnetAuthorityKey(seed, 0)
-	a := startNode(t, cfgA)
-	b := startNode(t, catchupConfig(t, g, t.TempDir(), a))
+	// At a 10 ms slot under -race on two cores a gossiped block can be
+	// dropped (validation queue full, a body fetch that fails); the
+	// periodic tip exchange is what repairs that, so it runs several
+	// times within each wait below rather than once per 30 s.
+	fastPoll := WithRelayConfig(func(c *relay.Config) { c.Sync.TipPollInterval = catchupTipPoll })
+	a := startNode(t, cfgA, fastPoll)
+	b := startNode(t, catchupConfig(t, g, t.TempDir(), a), fastPoll)
 	dirC := t.TempDir()
-	c := startNode(t, catchupConfig(t, g, dirC, a))
+	c := startNode(t, catchupConfig(t, g, dirC, a), fastPoll)
 
 	// C follows the chain while up. (Not "on A's tip": at a 10 ms slot a
 	// loaded machine may never see all three tips equal at one instant.)
@@ -227,7 +235,7 @@ func testRestartedNodeCatchesUp(t *testing.T, halt bool) {
 	restartHeight, _ := tipOf(a)
 	cfgC := catchupConfig(t, g, dirC, b)
 	start := time.Now()
-	c2 := startNode(t, cfgC)
+	c2 := startNode(t, cfgC, fastPoll)
 	// The store survived the restart: C resumes from where it stopped.
 	resumed, _ := tipOf(c2)
 	if resumed < lo || resumed > stopHeight {
