@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"slices"
 	"time"
 
 	"github.com/rumor-relay/rumor/chain"
@@ -74,30 +75,37 @@ func (p *Pool) touched(b *chain.Block) []*sender {
 // to the confirmed state: spent nonces leave, transactions its balance no
 // longer covers leave with their later nonces, queued ones whose gap b
 // filled are promoted. It returns the ids of held transactions that left,
-// b's own included.
-func (p *Pool) BlockConnected(b *chain.Block, now time.Time) []chain.Hash {
+// b's own included, and of those promoted: they were queued until now, so
+// nothing has announced them as executable yet.
+func (p *Pool) BlockConnected(b *chain.Block, now time.Time) (left, promoted []chain.Hash) {
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	ids := b.TxIDs() // hashing outside the lock
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []chain.Hash
 	for _, id := range ids {
 		if e, ok := p.byID[id]; ok {
 			p.remove(e)
-			out = append(out, id)
+			left = append(left, id)
 		}
 		p.recent.add(id)
 	}
 	// Every sender of b is touched, so one whose txs were all mined is
 	// re-synced to nothing and forgotten here.
 	for _, s := range p.touched(b) {
-		p.syncSender(s, p.state.Account(s.addr), true, &out, nil)
+		p.syncSender(s, p.state.Account(s.addr), true, &left, &promoted)
 		p.gc(s)
 	}
-	out = append(out, p.trim()...)
-	return out
+	if evicted := p.trim(); len(evicted) > 0 {
+		left = append(left, evicted...)
+		// A promoted tx the limits then evicted is not held.
+		promoted = slices.DeleteFunc(promoted, func(id chain.Hash) bool {
+			_, held := p.byID[id]
+			return !held
+		})
+	}
+	return left, promoted
 }
 
 // BlockDisconnected updates the pool after the store disconnected b from

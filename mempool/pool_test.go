@@ -135,7 +135,7 @@ func TestBlockConnectedRevalidates(t *testing.T) {
 		state[addr(i)] = f.st.Account(addr(i))
 	}
 	f.st.replace(applyBlock(t, state, blk, f.g.MinFee))
-	left := f.p.BlockConnected(blk, t0)
+	left, promoted := f.p.BlockConnected(blk, t0)
 	if err := f.p.checkInvariants(false); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +143,11 @@ func TestBlockConnectedRevalidates(t *testing.T) {
 	// a2 (25 more) does not.
 	if !sameIDs(left, idsOf(b0, a0, a2)) {
 		t.Fatalf("%d txs left, want b0, a0, a2", len(left))
+	}
+	// c1 and c2 waited behind c0: the block made them executable, and
+	// nothing else would tell the relay to announce them.
+	if !sameIDs(promoted, idsOf(c1, c2)) {
+		t.Fatalf("%d txs promoted, want c1, c2", len(promoted))
 	}
 	snap := f.p.snapshot()
 	for _, x := range []*chain.Tx{a1, b1, c1, c2} {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -287,14 +288,23 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 	for _, d := range res.Disconnected {
 		a.pool.BlockDisconnected(d, now)
 	}
+	var promoted []chain.Hash
 	for _, c := range res.Connected {
-		a.pool.BlockConnected(c, now)
+		_, p := a.pool.BlockConnected(c, now)
+		promoted = append(promoted, p...)
 		a.recent.add(c)
 		if a.onHead != nil {
 			h := c.Header
 			a.onHead(&h, c.ID())
 		}
 	}
+	// Txs a block made executable (it filled their sender's nonce gap)
+	// were queued, so never announced or reported pending here: after a
+	// partition heals, a tx often arrives before its predecessor, which
+	// then comes only in a block. A later block of the same batch may
+	// have mined some of them.
+	promoted = slices.DeleteFunc(promoted, func(id chain.Hash) bool { return !a.pool.Has(id) })
+	a.notePromoted(promoted)
 	if len(res.Disconnected) > 0 {
 		log.Infow("reorg", "disconnected", len(res.Disconnected), "connected", len(res.Connected), "tip", res.ID.Short())
 	}

@@ -334,3 +334,50 @@ func TestAdapterSideChainTxsPooled(t *testing.T) {
 		t.Fatalf("announced %v, want the two fresh txs", f.promoted)
 	}
 }
+
+// TestAdapterBlockPromotesQueued: a tx queued behind a nonce gap that a
+// block then fills is executable from that block on, so it is reported
+// pending and announced, as a tx the pool takes directly would be. After
+// a partition heals a tx often lands before its predecessor, which comes
+// only in a block; without this the tx stayed unannounced, and unreported
+// to tx_get's subscribers, until a block mined it too.
+func TestAdapterBlockPromotesQueued(t *testing.T) {
+	f := newAdapterFixture(t)
+	g := f.g
+	genesis, _ := f.st.Tip()
+	first := signedTx(g, 0, 1, 0, 10, 0)
+	second := signedTx(g, 0, 1, 1, 10, 0)
+	if _, v, err := f.a.AddTx(second.Encode()); v != relay.Ignored || !errors.Is(err, ErrQueued) {
+		t.Fatalf("tx after a gap: %v %v, want queued", v, err)
+	}
+	b1 := g.BuildBlock(genesis, time.Now(), authorityKey(), []*chain.Tx{first})
+	if _, v, err := f.a.AddBlock(b1.Encode()); v != relay.Accepted {
+		t.Fatalf("block: %v %v", v, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.promoted) != 1 || f.promoted[0] != second.ID() {
+		t.Fatalf("announced %v, want the tx the block un-queued", f.promoted)
+	}
+	if len(f.pending) != 1 || f.pending[0] != second.ID() {
+		t.Fatalf("reported pending %v, want the tx the block un-queued", f.pending)
+	}
+
+	// A block that mines the queued tx along with its gap promotes nothing.
+	third := signedTx(g, 0, 1, 3, 10, 0)
+	fourth := signedTx(g, 0, 1, 2, 10, 0)
+	if _, v, _ := f.a.AddTx(third.Encode()); v != relay.Ignored {
+		t.Fatalf("tx after a gap: %v, want queued", v)
+	}
+	f.promoted, f.pending = nil, nil
+	f.mu.Unlock()
+	b2 := g.BuildBlock(&b1.Header, time.Now(), authorityKey(), []*chain.Tx{second, fourth, third})
+	_, v, err := f.a.AddBlock(b2.Encode())
+	f.mu.Lock()
+	if v != relay.Accepted {
+		t.Fatalf("block: %v %v", v, err)
+	}
+	if len(f.promoted) != 0 || len(f.pending) != 0 {
+		t.Fatalf("announced %v, reported %v for txs the block mined", f.promoted, f.pending)
+	}
+}
