@@ -94,7 +94,10 @@
 // Config.NoReconcile.
 //
 //   - Period: every ReconcileInterval (2 s, jittered by +-25%) a node starts
-//     one session, with the connected peer it reconciled least recently.
+//     one session, with the connected peer it reconciled least recently. A
+//     session that did not decode is followed at once by one more (next
+//     peer, from the failed one's count); a second failure waits for the
+//     next period.
 //   - Set: its pending ids (at most MaxReconcileSet, 5000) first seen here
 //     at least ReconcileMinAge (1 s) ago; both sides leave out younger txs,
 //     which gossip is still delivering.

@@ -26,7 +26,8 @@ import (
 // session would mix symbols of a pool that changed between rounds). When
 // the difference does not decode, the next attempt asks for four times as
 // many symbols under a new key, up to MaxSymbolsPerBatch; what still does
-// not decode is left to the next round and to sync.
+// not decode is retried at once with the next peer, then left to the next
+// round and to sync.
 const (
 	// ReconcileInterval is how often a node starts a session: each node
 	// is the requester once and, on average, the server once per
@@ -246,17 +247,32 @@ const MaxReconcilePeers = 1024
 
 // reconcileLoop starts a session every interval (jittered by up to a
 // quarter either way, so nodes do not all reconcile in step) with the
-// connected peer reconciled least recently.
+// connected peer reconciled least recently. A session that did not decode
+// is followed at once by one more, with the next peer and from the count
+// the failed one reached: a difference that large (a partition healed, a
+// restart emptied the pool) is what reconciliation exists to repair, and
+// waiting a whole interval for it doubled the repair time. One retry per
+// round bounds the work when the difference is beyond any session's reach;
+// it never asks the failed peer again (a second session within its
+// GetSymbols window would be refused as a flood).
 func (r *Relay) reconcileLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTimer(jitter(interval))
 	defer t.Stop()
+	retried, failed := false, PeerID("")
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if p, ok := r.nextReconcilePeer(); ok {
+		next := jitter(interval)
+		p, ok := r.nextReconcilePeer()
+		if retried && p == failed {
+			// The only peer: asking it again now would exceed its
+			// GetSymbols ration (MaxSymbolsPerWindow).
+			ok = false
+		}
+		if ok {
 			sctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout+interval)
 			res, err := r.Reconcile(sctx, p)
 			cancel()
@@ -266,6 +282,10 @@ func (r *Relay) reconcileLoop(ctx context.Context, interval time.Duration) {
 					r.log.Debugw("reconciled", "peer", p, "symbols", res.Symbols, "missing", len(res.Missing), "added", res.Added, "extra", res.Extra)
 				}
 			case errors.Is(err, ErrNoReconcile), errors.Is(err, ErrPeerNoReconcile), errors.Is(err, ErrClosed), ctx.Err() != nil:
+			case errors.Is(err, ErrUndecoded):
+				if !retried {
+					next, failed = 0, p
+				}
 			default:
 				r.log.Debugw("reconciliation failed", "peer", p, "err", err)
 				if o, ok := offenseOfErr(err); ok {
@@ -273,7 +293,8 @@ func (r *Relay) reconcileLoop(ctx context.Context, interval time.Duration) {
 				}
 			}
 		}
-		t.Reset(jitter(interval))
+		retried = next == 0
+		t.Reset(next)
 	}
 }
 

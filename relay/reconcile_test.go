@@ -297,3 +297,66 @@ func TestReconcileGuessFromLastSession(t *testing.T) {
 		}
 	})
 }
+
+// TestReconcileRetriesUndecodedAtOnce: B lacks 600 txs that A and C both
+// hold, more than a session from the minimum decodes. With the sessions of
+// B's own loop a minute apart (jittered to 45..75 s), B holds all 600
+// before a second interval could start: the failed session is followed at
+// once by one with the other peer, from the failed one's count.
+func TestReconcileRetriesUndecodedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Minute
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync, cfg.NoReconcile = true, false
+		cfg.ReconcileInterval = interval
+		_, nodes := simNet(t, 3, [][2]int{{0, 1}, {1, 2}}, 10*time.Millisecond, func(int) Config { return cfg })
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		far := addTxs(t, a, "far", 0, 600)
+		addTxs(t, c, "far", 0, 600)
+		start := time.Now()
+		deadline := start.Add(2 * interval * 3 / 4) // the earliest a second round could start
+		for {
+			held := 0
+			for _, id := range far {
+				if b.pool.HasTx(id) {
+					held++
+				}
+			}
+			if held == len(far) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("B holds %d of %d after %v", held, len(far), time.Since(start))
+			}
+			time.Sleep(time.Second)
+		}
+		if st := b.r.Stats(); st.Reconciliations != 1 {
+			t.Fatalf("B decoded %d sessions, want 1 (after one that did not decode)", st.Reconciliations)
+		}
+	})
+}
+
+// TestReconcileNoRetryWithOnlyPeer: with one peer, a session that did not
+// decode is not followed at once by another with the same peer (its
+// GetSymbols ration would refuse it as a flood and penalize us); the next
+// round, from the failed session's count, repairs the difference.
+func TestReconcileNoRetryWithOnlyPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Minute
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync, cfg.NoReconcile = true, false
+		cfg.ReconcileInterval = interval
+		_, nodes := simNet(t, 2, [][2]int{{0, 1}}, 10*time.Millisecond, func(int) Config { return cfg })
+		a, b := nodes[0], nodes[1]
+		far := addTxs(t, a, "far", 0, 600)
+		time.Sleep(2*interval*5/4 + time.Second)
+		for _, id := range far {
+			if !b.pool.HasTx(id) {
+				t.Fatal("B lacks txs after two rounds")
+			}
+		}
+		if offs := a.offs.all(); len(offs) != 0 {
+			t.Fatalf("A recorded offenses %v", offs)
+		}
+	})
+}
