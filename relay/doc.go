@@ -115,7 +115,8 @@
 //   - Result: ids the peer holds and we lack are fetched from it (other
 //     announcers as fallback), and those the pool takes are announced, so
 //     they spread by push again. Ids we hold and it lacks are left for its
-//     own sessions.
+//     own sessions. Every other id of our set it holds: the TxHeldHook
+//     hears so (delivery confirmation of own txs).
 //   - Bounds: a request is served under the same budgets and byte caps as
 //     any other (one encoder of at most 5000 ids per request); a decoder
 //     holds at most 8192 symbols and peels at most as many ids.

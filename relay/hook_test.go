@@ -62,3 +62,55 @@ func TestTxHeldHook(t *testing.T) {
 		}
 	})
 }
+
+// TestTxHeldHookFromReconciliation: a decoded session tells the hook which
+// of this node's txs the peer holds, without a single announcement: B
+// learns that A holds the 50 txs they share, and not the 5 only B has.
+func TestTxHeldHookFromReconciliation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		net := newNet(t, 5*time.Millisecond)
+		var mu sync.Mutex
+		heard := map[ID]bool{}
+		a := newNode(t, net, "A", cfg)
+		b := newNode(t, net, "B", cfg, WithTxHeldHook(func(from PeerID, ids []ID) {
+			mu.Lock()
+			defer mu.Unlock()
+			if from != "A" {
+				t.Errorf("held ids from %s", from)
+			}
+			for _, id := range ids {
+				heard[id] = true
+			}
+		}))
+		net.Connect("A", "B")
+		for _, n := range []*tnode{a, b} {
+			if err := n.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		shared := addTxs(t, a, "shared", 0, 50)
+		addTxs(t, b, "shared", 0, 50)
+		only := addTxs(t, b, "only-b", 0, 5)
+		time.Sleep(ReconcileMinAge)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		res, err := b.r.Reconcile(ctx, "A")
+		if err != nil || res.Extra != len(only) {
+			t.Fatalf("session: %+v %v", res, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range shared {
+			if !heard[id] {
+				t.Fatal("B did not learn that A holds a tx they share")
+			}
+		}
+		for _, id := range only {
+			if heard[id] {
+				t.Fatal("B learned that A holds a tx A lacks")
+			}
+		}
+	})
+}

@@ -159,11 +159,34 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 			count = min(4*count, recon.MaxSymbolsPerBatch)
 		}
 	}
-	res.Missing, res.Extra = dec.Remote(), len(dec.Local())
+	local := dec.Local()
+	res.Missing, res.Extra = dec.Remote(), len(local)
 	r.noteReconcile(p, len(res.Missing)+res.Extra)
 	r.stats.reconciled.Add(1)
+	r.noteReconciledHeld(p, ids, local)
 	res.Added = r.pullMissing(ctx, p, res.Missing)
 	return res, nil
+}
+
+// noteReconciledHeld tells the TxHeldHook that p holds every id of our
+// session set but the decoded extras: the symbols of its pool cancelled
+// them. (A peer can lie about that as it can in an announcement; the hook's
+// user counts distinct peers.)
+func (r *Relay) noteReconciledHeld(p PeerID, set, extra []ID) {
+	if r.held == nil || len(set) == 0 {
+		return
+	}
+	lacks := make(map[ID]struct{}, len(extra))
+	for _, id := range extra {
+		lacks[id] = struct{}{}
+	}
+	held := make([]ID, 0, len(set)-min(len(extra), len(set)))
+	for _, id := range set {
+		if _, ok := lacks[id]; !ok {
+			held = append(held, id)
+		}
+	}
+	r.noteTxHeld(p, held)
 }
 
 // pullMissing fetches ids from p (p first; other announcers the fetcher

@@ -83,8 +83,10 @@ type options struct {
 }
 
 // TxHeldHook learns that a peer holds tx ids: it announced them to this
-// node (first copies and duplicates alike), or fetched their bodies from
-// it (the peer that announced them first is the one asked). It runs on
+// node (first copies and duplicates alike), fetched their bodies from it
+// (the peer that announced them first is the one asked), or a
+// reconciliation session with it found them in its pool (every id of the
+// session's set it did not lack: up to MaxReconcileSet at once). It runs on
 // the transport's goroutines, so it must be fast and must not block; ids
 // must not be kept (copy them).
 type TxHeldHook func(from PeerID, ids []ID)
