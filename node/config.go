@@ -205,6 +205,10 @@ type Config struct {
 	ProducerKey ed25519.PrivateKey `toml:"-"`
 	// BlockRelay selects how blocks are announced. "" = relay.BlockCompact.
 	BlockRelay relay.BlockMode `toml:"block_relay"`
+	// TxRelay selects how transactions are gossiped: "announce" (ids, the
+	// default) or "push" (whole txs, the plain-GossipSub baseline). "" =
+	// relay.TxAnnounce.
+	TxRelay relay.TxMode `toml:"tx_relay"`
 	// Mempool configures the transaction pool. A relative PersistPath is
 	// taken inside DataDir; "" disables persistence.
 	Mempool mempool.Config `toml:"mempool"`
@@ -293,6 +297,7 @@ func DefaultConfig() Config {
 		RPCMaxBodyBytes: DefaultRPCMaxBodyBytes,
 		RPCMaxBatch:     DefaultRPCMaxBatch,
 		BlockRelay:      relay.BlockCompact,
+		TxRelay:         relay.TxAnnounce,
 		Mempool:         mempool.DefaultConfig(),
 		BanThreshold:    peers.DefaultBanThreshold,
 		BanDuration:     peers.DefaultBanDuration,
@@ -343,6 +348,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BlockRelay == "" {
 		c.BlockRelay = relay.BlockCompact
+	}
+	if c.TxRelay == "" {
+		c.TxRelay = relay.TxAnnounce
 	}
 	if c.Mempool == (mempool.Config{}) {
 		c.Mempool = mempool.DefaultConfig()
@@ -411,6 +419,11 @@ func (c *Config) Validate() error {
 	case relay.BlockCompact, relay.BlockPull, relay.BlockPush:
 	default:
 		return configErr("block_relay %q: want %q, %q or %q", c.BlockRelay, relay.BlockCompact, relay.BlockPull, relay.BlockPush)
+	}
+	switch c.TxRelay {
+	case relay.TxAnnounce, relay.TxPush:
+	default:
+		return configErr("tx_relay %q: want %q or %q", c.TxRelay, relay.TxAnnounce, relay.TxPush)
 	}
 	for _, s := range c.ListenAddrs {
 		if _, err := ma.NewMultiaddr(s); err != nil {

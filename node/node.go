@@ -384,6 +384,7 @@ func (n *Node) start(ctx context.Context) error {
 	// The relay.
 	rcfg := relay.DefaultConfig(n.chainID)
 	rcfg.BlockMode = cfg.BlockRelay
+	rcfg.TxMode = cfg.TxRelay
 	if n.adapter != nil {
 		// Rumor's own chain: its consensus limits are the relay's. An
 		// embedder sets its chain's in WithRelayConfig.

@@ -39,6 +39,31 @@ func ParseBlockMode(s string) (BlockMode, error) {
 	return "", fmt.Errorf("relay: unknown block mode %q (want compact, pull or push)", s)
 }
 
+// TxMode selects how this node gossips the transactions it publishes.
+// Receivers understand both whatever their own mode.
+type TxMode string
+
+const (
+	// TxAnnounce gossips batches of ids; receivers pull the bodies they
+	// lack from the announcer (push-pull). The default.
+	TxAnnounce TxMode = "announce"
+	// TxPush gossips batches of whole transactions, as a relay built on
+	// GossipSub alone would: one hop per link latency, each body received
+	// once per mesh peer. The baseline announce mode is measured against.
+	TxPush TxMode = "push"
+)
+
+// ParseTxMode parses a tx mode name; "" means TxAnnounce.
+func ParseTxMode(s string) (TxMode, error) {
+	switch m := TxMode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "":
+		return TxAnnounce, nil
+	case TxAnnounce, TxPush:
+		return m, nil
+	}
+	return "", fmt.Errorf("relay: unknown tx mode %q (want announce or push)", s)
+}
+
 // Defaults of Config. Each says where its number comes from.
 const (
 	// TxBatchWindow is how long a locally submitted tx id may wait for
@@ -94,6 +119,9 @@ type Config struct {
 	ChainID string
 	// BlockMode selects how locally produced blocks are announced.
 	BlockMode BlockMode
+	// TxMode selects how locally published txs are gossiped ("" is
+	// TxAnnounce).
+	TxMode TxMode
 	// TxBatchWindow is the longest a submitted tx waits to be announced.
 	TxBatchWindow time.Duration
 	// TxBatchMax is the announcement size that flushes a batch early
@@ -159,6 +187,7 @@ func DefaultConfig(chainID string) Config {
 	return Config{
 		ChainID:              chainID,
 		BlockMode:            BlockCompact,
+		TxMode:               TxAnnounce,
 		TxBatchWindow:        TxBatchWindow,
 		TxBatchMax:           TxBatchMax,
 		FetchTimeout:         FetchTimeout,
@@ -182,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseBlockMode(string(c.BlockMode)); err != nil || c.BlockMode == "" {
 		errs = append(errs, fmt.Errorf("block mode %q: want compact, pull or push", c.BlockMode))
+	}
+	if _, err := ParseTxMode(string(c.TxMode)); err != nil {
+		errs = append(errs, fmt.Errorf("tx mode %q: want announce or push", c.TxMode))
 	}
 	if c.TxBatchWindow <= 0 || c.TxBatchWindow > 10*time.Second {
 		errs = append(errs, fmt.Errorf("tx batch window %v: want (0, 10s]", c.TxBatchWindow))

@@ -48,6 +48,13 @@
 // path in the last validation timeout is forwarded too (we can serve them);
 // anything else is ignored.
 //
+// Config.TxMode TxPush gossips the bodies themselves (wire.TxPush), as a
+// relay on GossipSub alone would: the baseline the announce mode is
+// measured against (rumor testnet --compare). Every node accepts both
+// kinds; a pushed message is forwarded when the pool took one of its
+// bodies, and rejected (OffenseInvalidTx, OffenseMalformed or
+// OffenseOversize) when any body is junk.
+//
 // # Fallback
 //
 // The transport reports a duplicate delivery of a message with the peer

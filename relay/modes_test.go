@@ -1,10 +1,13 @@
 package relay
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // TestBlockModeCost propagates the same 200-tx block (about 55 KB) over 10
@@ -76,6 +79,105 @@ func TestBlockModeCost(t *testing.T) {
 		}
 		if bodyBytes[BlockCompact]*3 > bodyBytes[BlockPush] {
 			t.Fatalf("compact moved %d block bytes, push %d: expected compact to be several times smaller", bodyBytes[BlockCompact], bodyBytes[BlockPush])
+		}
+	})
+}
+
+// TestTxPushMode: a node in TxPush mode gossips whole txs; nodes in the
+// default announce mode take them and forward the messages unchanged, so
+// every pool gets every tx without a single tx request. The same txs in
+// announce mode cost requests and far fewer gossip bytes.
+func TestTxPushMode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, ntx = 8, 40
+		gossip := map[TxMode]uint64{}
+		for _, mode := range []TxMode{TxPush, TxAnnounce} {
+			rng := rand.New(rand.NewPCG(3, 3))
+			_, nodes := simNet(t, n, sparseGraph(n, 4, rng), 5*time.Millisecond, func(i int) Config {
+				cfg := testConfig(BlockCompact)
+				cfg.NoSync = true
+				if i == 0 {
+					cfg.TxMode = mode
+				}
+				return cfg
+			})
+			ctx := waitCtx(t, time.Minute)
+			var ids []ID
+			for i := range ntx {
+				id, v, err := nodes[0].r.SubmitTx(mkTx("push-"+string(mode), i, 250))
+				if v != Accepted {
+					t.Fatal(v, err)
+				}
+				ids = append(ids, id)
+			}
+			waitPools(t, ctx, nodes, ids)
+			time.Sleep(time.Second) // duplicates land
+			var requests uint64
+			for _, nd := range nodes {
+				s := nd.r.Stats()
+				requests += s.Classes[classRequest].In
+				gossip[mode] += s.Classes[classAnnounce].In
+				if offs := nd.offs.all(); len(offs) != 0 {
+					t.Fatalf("%s mode: offenses %v", mode, offs)
+				}
+			}
+			t.Logf("%-8s: gossip bytes in %d, request bytes in %d", mode, gossip[mode], requests)
+			if (mode == TxPush) != (requests == 0) {
+				t.Fatalf("%s mode: %d request bytes", mode, requests)
+			}
+			for _, nd := range nodes {
+				_ = nd.r.Close()
+			}
+		}
+		if gossip[TxPush] < 4*gossip[TxAnnounce] {
+			t.Fatalf("push gossiped %d bytes, announce %d: bodies should cost several times the ids", gossip[TxPush], gossip[TxAnnounce])
+		}
+	})
+}
+
+// TestTxPushHostile: pushed junk costs its sender and goes no further:
+// an invalid body OffenseInvalidTx, a malformed message OffenseMalformed,
+// each rejected; a valid push is taken.
+func TestTxPushHostile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		net := newNet(t, 0)
+		v := newNode(t, net, "V", cfg)
+		w := newRogue(t, net, "W", cfg, nil)
+		net.ConnectLatency(v.id, w.id, 5*time.Millisecond)
+		if err := v.r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx := waitCtx(t, time.Minute)
+		push := func(data []byte) {
+			t.Helper()
+			if err := w.tx.Publish(ctx, data); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		good := mkTx("good", 0, 100)
+		data, err := (&wire.TxPush{Bodies: [][]byte{good}}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(data)
+		if !v.pool.HasTx(txID(good)) || len(v.offs.all()) != 0 {
+			t.Fatalf("valid push: held %v, offenses %v", v.pool.HasTx(txID(good)), v.offs.all())
+		}
+		bad := append([]byte{0xFF}, mkTx("bad", 0, 100)...)
+		data, err = (&wire.TxPush{Nonce: 1, Bodies: [][]byte{mkTx("fine", 1, 100), bad}}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(data)
+		if !v.offs.has(w.id, OffenseInvalidTx) {
+			t.Fatalf("invalid body: offenses %v", v.offs.all())
+		}
+		push([]byte{wire.TagTxPush, 0, 0, 0, 0, 0, 0, 0, 9, 5, 1})
+		if !v.offs.has(w.id, OffenseMalformed) {
+			t.Fatalf("malformed push: offenses %v", v.offs.all())
 		}
 	})
 }

@@ -20,7 +20,64 @@ import (
 //	every id pending here by now      -> Accept (we can serve them all)
 //	all known / ignored / unavailable -> Ignore
 func (r *Relay) validateTx(ctx context.Context, from PeerID, data []byte) transport.Validation {
+	if len(data) > 0 && data[0] == wire.TagTxPush {
+		return r.validate(ctx, "tx", r.txSlots, from, data, r.checkTxPush)
+	}
 	return r.validate(ctx, "tx", r.txSlots, from, data, r.checkTxAnnounce)
+}
+
+// checkTxPush validates a batch of pushed bodies (TxPush, the baseline
+// mode): each new body goes to the pool; the message is forwarded when the
+// pool took at least one.
+//
+//	malformed message or body, oversize body -> Reject (+ OffenseMalformed / OffenseOversize)
+//	some body invalid by chain rules         -> Reject (+ OffenseInvalidTx)
+//	some body new and accepted               -> Accept
+//	otherwise                                -> Ignore
+func (r *Relay) checkTxPush(_ context.Context, from PeerID, data []byte) transport.Validation {
+	m, err := wire.DecodeTxPush(data)
+	if err != nil {
+		r.penalize(from, OffenseMalformed)
+		return transport.Reject
+	}
+	ids := make([]ID, 0, len(m.Bodies))
+	accepted := 0
+	for _, body := range m.Bodies {
+		if len(body) > r.cfg.MaxTxBytes {
+			r.penalize(from, OffenseOversize)
+			return transport.Reject
+		}
+		id, err := r.pool.TxID(body)
+		if err != nil {
+			r.penalize(from, OffenseMalformed)
+			return transport.Reject
+		}
+		ids = append(ids, id)
+		if r.pool.HasTx(id) {
+			r.noteBody("tx", true)
+			continue
+		}
+		if r.recentlyRejected(id) {
+			continue
+		}
+		_, v, _ := r.pool.AddTx(body)
+		r.noteBody("tx", v == Known)
+		switch v {
+		case Invalid:
+			r.txRejected(id)
+			r.penalize(from, OffenseInvalidTx)
+			return transport.Reject
+		case Accepted:
+			r.seen.record(id, r.now())
+			accepted++
+		}
+	}
+	r.noteTxHeld(from, ids)
+	if accepted == 0 {
+		return transport.Ignore
+	}
+	r.seen.markAnnounced(ids)
+	return transport.Accept
 }
 
 // validate runs check on a message from a peer (ours are accepted as they
@@ -182,6 +239,10 @@ func (r *Relay) countValidation(topic string, res transport.Validation) {
 // publishTxBatch announces a batch of locally submitted tx ids. It runs on
 // the batcher goroutine.
 func (r *Relay) publishTxBatch(ids []ID) {
+	if r.cfg.TxMode == TxPush {
+		r.pushTxBatch(ids)
+		return
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), wire.MaxAnnounceIDs)
 		batch := ids[:n]
@@ -201,4 +262,46 @@ func (r *Relay) publishTxBatch(ids []ID) {
 		r.stats.annPub.Add(1)
 		r.metrics.announcement("published", "tx")
 	}
+}
+
+// pushTxBatch publishes the bodies of ids (those the pool still serves) in
+// TxPush messages, as many per message as fit the gossip size limit.
+func (r *Relay) pushTxBatch(ids []ID) {
+	// Room for the tag, nonce, count and GossipSub's own framing.
+	limit := r.cfg.MaxGossipMessageSize - 1024
+	var (
+		batch  []ID
+		bodies [][]byte
+		size   int
+	)
+	flush := func() {
+		if len(bodies) == 0 {
+			return
+		}
+		data, err := (&wire.TxPush{Nonce: mrand.Uint64(), Bodies: bodies}).Encode()
+		if err == nil {
+			err = r.txTopic.Publish(r.ctx, data)
+		}
+		if err != nil {
+			if r.ctx.Err() == nil {
+				r.log.Warnw("publish tx push", "err", err)
+			}
+		} else {
+			r.seen.markAnnounced(batch)
+			r.stats.annPub.Add(1)
+			r.metrics.announcement("published", "tx")
+		}
+		batch, bodies, size = nil, nil, 0
+	}
+	for _, id := range ids {
+		b, ok := r.pool.GetTx(id)
+		if !ok {
+			continue
+		}
+		if len(bodies) == wire.MaxAnnounceIDs || (len(bodies) > 0 && size+len(b)+4 > limit) {
+			flush()
+		}
+		batch, bodies, size = append(batch, id), append(bodies, b), size+len(b)+4
+	}
+	flush()
 }

@@ -8,12 +8,28 @@ import (
 	"text/tabwriter"
 )
 
-// CompareModes are the block relay modes --compare runs, baseline first.
-var CompareModes = []string{"compact", "pull", "push"}
+// CompareRun is one configuration --compare runs.
+type CompareRun struct {
+	// Name labels the run in the table and names its output directory.
+	Name string
+	// BlockRelay and TxRelay are the nodes' modes.
+	BlockRelay, TxRelay string
+}
 
-// Compare runs the same workload once per block relay mode, each on a
-// fresh network, with outputs in <out>/<mode>/. It returns the results in
-// CompareModes order. A run that could not be carried out stops the
+// CompareRuns are the runs of --compare, the one the others are divided by
+// first: rumor's default, its other block modes with announced txs, and
+// plain GossipSub (whole txs and whole blocks pushed), which is what a
+// relay built on GossipSub alone would do.
+var CompareRuns = []CompareRun{
+	{"compact", "compact", "announce"},
+	{"pull", "pull", "announce"},
+	{"push", "push", "announce"},
+	{"gossipsub", "push", "push"},
+}
+
+// Compare runs the same workload once per CompareRuns entry, each on a
+// fresh network, with outputs in <out>/<name>/. It returns the results in
+// CompareRuns order. A run that could not be carried out stops the
 // comparison.
 func Compare(ctx context.Context, cfg Config) ([]*Result, error) {
 	base := cfg.Out
@@ -25,14 +41,14 @@ func Compare(ctx context.Context, cfg Config) ([]*Result, error) {
 		base = d
 	}
 	var results []*Result
-	for _, mode := range CompareModes {
+	for _, run := range CompareRuns {
 		c := cfg
-		c.BlockRelay = mode
-		c.Out = filepath.Join(base, mode)
-		log.Infof("compare: running %s", mode)
+		c.BlockRelay, c.TxRelay = run.BlockRelay, run.TxRelay
+		c.Out = filepath.Join(base, run.Name)
+		log.Infof("compare: running %s", run.Name)
 		r, err := Run(ctx, c)
 		if err != nil {
-			return results, fmt.Errorf("%s run: %w", mode, err)
+			return results, fmt.Errorf("%s run: %w", run.Name, err)
 		}
 		results = append(results, r)
 	}
@@ -57,7 +73,7 @@ func PrintCompare(w io.Writer, results []*Result) {
 		return
 	}
 	b := results[0].Report
-	fmt.Fprintf(w, "block relay comparison (%d nodes, %s mode; ratios are mode / %s)\n", b.Nodes, b.Mode, b.BlockRelay)
+	fmt.Fprintf(w, "relay comparison (%d nodes, %s mode; ratios are run / %s)\n", b.Nodes, b.Mode, compareName(b))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mode\taccepted tx/s\tblock to all p50 ms\tratio\tp99 ms\tratio\ttx to all p50 ms\tratio\tbytes in/node\tratio\tbytes out/node\tratio\tdup/body\tcoverage\t")
 	for _, res := range results {
@@ -66,7 +82,7 @@ func PrintCompare(w io.Writer, results []*Result) {
 		if !r.OK() {
 			cov = "INCOMPLETE"
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t\n", r.BlockRelay, r.Txs.AcceptedPerS,
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t\n", compareName(r), r.Txs.AcceptedPerS,
 			r.Blocks.TimeToAllMs.P50, ratio(r.Blocks.TimeToAllMs.P50, b.Blocks.TimeToAllMs.P50),
 			r.Blocks.TimeToAllMs.P99, ratio(r.Blocks.TimeToAllMs.P99, b.Blocks.TimeToAllMs.P99),
 			r.Txs.TimeToAllMs.P50, ratio(r.Txs.TimeToAllMs.P50, b.Txs.TimeToAllMs.P50),
@@ -75,4 +91,14 @@ func PrintCompare(w io.Writer, results []*Result) {
 			r.DuplicatesPerBody, cov)
 	}
 	tw.Flush()
+}
+
+// compareName is the CompareRuns name of a report's modes.
+func compareName(r *Report) string {
+	for _, run := range CompareRuns {
+		if run.BlockRelay == r.BlockRelay && (run.TxRelay == r.TxRelay || r.TxRelay == "" && run.TxRelay == "announce") {
+			return run.Name
+		}
+	}
+	return r.BlockRelay + "/" + r.TxRelay
 }

@@ -15,11 +15,16 @@ func TestPrintCompareRatios(t *testing.T) {
 		return &Result{Report: r}
 	}
 	var buf bytes.Buffer
-	PrintCompare(&buf, []*Result{mk("compact", 100, 1000), mk("pull", 150, 2500), mk("push", 50, 0)})
+	gossipsub := mk("push", 40, 4000)
+	gossipsub.Report.TxRelay = "push"
+	PrintCompare(&buf, []*Result{mk("compact", 100, 1000), mk("pull", 150, 2500), mk("push", 50, 0), gossipsub})
 	out := buf.String()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("want title, header and 3 rows:\n%s", out)
+	if len(lines) != 6 {
+		t.Fatalf("want title, header and 4 rows:\n%s", out)
+	}
+	if row := strings.Fields(lines[5]); row[0] != "gossipsub" || row[3] != "0.40" || !strings.Contains(lines[5], "4.00") {
+		t.Errorf("plain GossipSub row %q", lines[5])
 	}
 	pull := strings.Fields(lines[3])
 	// mode, tx/s, block p50, ratio, ...

@@ -3,11 +3,12 @@ package testnet
 import (
 	"errors"
 	"fmt"
-	"github.com/rumor-relay/rumor/node"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/rumor-relay/rumor/chain"
+	"github.com/rumor-relay/rumor/node"
 )
 
 // Modes of running a testnet.
@@ -22,6 +23,9 @@ const (
 
 // Block relay modes, as the node's --block-relay flag spells them.
 var blockRelayModes = []string{"compact", "pull", "push"}
+
+// Tx relay modes, as the node's --tx-relay flag spells them.
+var txRelayModes = []string{"announce", "push"}
 
 // Defaults. Each is what `rumor testnet --help` shows.
 const (
@@ -94,6 +98,9 @@ type Config struct {
 	BlockInterval time.Duration
 	// BlockRelay is the nodes' block relay mode: compact, pull or push.
 	BlockRelay string
+	// TxRelay is the nodes' tx relay mode: announce (ids, the default) or
+	// push (whole txs: the plain-GossipSub baseline).
+	TxRelay string
 	// Latency is the one-way link latency injected in sim mode (ignored in
 	// process mode); with LatencyMax, the lowest.
 	Latency time.Duration
@@ -205,6 +212,7 @@ func DefaultConfig() Config {
 		TxSize:        DefaultTxSize,
 		BlockInterval: DefaultBlockInterval,
 		BlockRelay:    "compact",
+		TxRelay:       "announce",
 		Authorities:   1,
 		Accounts:      DefaultAccounts,
 		Concurrency:   DefaultConcurrency,
@@ -253,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if !okMode {
 		bad("block relay must be one of %v, is %q", blockRelayModes, c.BlockRelay)
+	}
+	if c.TxRelay != "" && !slices.Contains(txRelayModes, c.TxRelay) {
+		bad("tx relay must be one of %v, is %q", txRelayModes, c.TxRelay)
 	}
 	if c.Latency < 0 || c.Bandwidth < 0 {
 		bad("latency and bandwidth must be >= 0")
@@ -329,4 +340,12 @@ func (c *Config) Validate() error {
 		bad("min peers must be <= nodes-1 (%d), is %d", c.Nodes-1, c.MinPeers)
 	}
 	return errors.Join(errs...)
+}
+
+// txRelay is the tx relay mode, "announce" when unset.
+func (c *Config) txRelay() string {
+	if c.TxRelay == "" {
+		return "announce"
+	}
+	return c.TxRelay
 }

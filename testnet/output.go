@@ -186,7 +186,7 @@ func plotArrivals(path string, a *Analysis) error {
 
 // PrintTable writes the human summary of a report.
 func PrintTable(w io.Writer, r *Report, dir string) {
-	fmt.Fprintf(w, "rumor testnet: %d nodes, %s mode, %s block relay, %.1f s workload", r.Nodes, r.Mode, r.BlockRelay, r.DurationS)
+	fmt.Fprintf(w, "rumor testnet: %d nodes, %s mode, %s block relay, %s tx relay, %.1f s workload", r.Nodes, r.Mode, r.BlockRelay, r.TxRelay, r.DurationS)
 	if r.Mode == ModeSim {
 		fmt.Fprintf(w, ", %.0f ms link latency", r.LatencyMs)
 	}

@@ -152,6 +152,7 @@ func startProcesses(ctx context.Context, cfg *Config, g *chain.Genesis, dir stri
 			// address, and must not join other testnets on this host.
 			"--mdns=false",
 			"--block-relay", cfg.BlockRelay,
+			"--tx-relay", cfg.txRelay(),
 			"--log-level", cfg.NodeLogLevel,
 		)
 		if i < cfg.Authorities {

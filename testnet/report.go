@@ -21,6 +21,8 @@ type Report struct {
 	Mode string `json:"mode"`
 	// BlockRelay is the block relay mode: "compact", "pull" or "push".
 	BlockRelay string `json:"block_relay"`
+	// TxRelay is the tx relay mode: "announce" or "push".
+	TxRelay string `json:"tx_relay"`
 	// DurationS is how long the workload ran, in seconds.
 	DurationS float64 `json:"duration_s"`
 	// LatencyMs is the injected one-way link latency (0 in process mode).
@@ -268,6 +270,7 @@ type Observations struct {
 	Nodes       int
 	Mode        string
 	BlockRelay  string
+	TxRelay     string
 	Duration    time.Duration // workload length actually run
 	Latency     time.Duration // injected one-way link latency; 0 in process mode
 	Submitted   int
@@ -383,6 +386,7 @@ func Analyze(o *Observations) *Analysis {
 		Nodes:        o.Nodes,
 		Mode:         o.Mode,
 		BlockRelay:   o.BlockRelay,
+		TxRelay:      o.TxRelay,
 		DurationS:    math.Round(o.Duration.Seconds()*1000) / 1000,
 		LatencyMs:    roundUs(float64(o.Latency) / float64(time.Millisecond)),
 		VirtualTime:  o.VirtualTime,

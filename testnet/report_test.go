@@ -312,7 +312,7 @@ func TestReportSchemaKeys(t *testing.T) {
 		top = append(top, k)
 	}
 	sort.Strings(top)
-	check("top", top, "nodes", "mode", "block_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
+	check("top", top, "nodes", "mode", "block_relay", "tx_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
 		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_conn", "degree", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms", "unconfirmed")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")

@@ -211,6 +211,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		nc.RPCAddr = ""
 		nc.MetricsAddr = ""
 		nc.BlockRelay = relay.BlockMode(cfg.BlockRelay)
+		nc.TxRelay = relay.TxMode(cfg.txRelay())
 		for _, j := range rng.Perm(len(addrs))[:min(nboot, len(addrs))] {
 			nc.Bootstrap = append(nc.Bootstrap, addrs[j])
 		}

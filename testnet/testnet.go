@@ -233,6 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Nodes:       cfg.Nodes,
 		Mode:        cfg.Mode,
 		BlockRelay:  cfg.BlockRelay,
+		TxRelay:     cfg.txRelay(),
 		Duration:    elapsed,
 		Submitted:   int(w.submitted.Load()),
 		Unconfirmed: unconfirmed,

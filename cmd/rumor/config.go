@@ -79,6 +79,7 @@ type fileConfig struct {
 	MetricsAddr   string      `toml:"metrics_addr" comment:"Prometheus /metrics and /debug/pprof host:port; \"\" = off"`
 	ProducerKey   string      `toml:"producer_key" comment:"authority key file (relative to the data dir): produce blocks in this key's slots; \"\" = not a producer"`
 	BlockRelay    string      `toml:"block_relay" comment:"how this node announces blocks: compact, pull or push"`
+	TxRelay       string      `toml:"tx_relay" comment:"how this node gossips txs: announce (ids) or push (whole txs, the plain-GossipSub baseline)"`
 	LogLevel      string      `toml:"log_level" comment:"e.g. \"info,rumor/relay=debug\""`
 	InMemory      bool        `toml:"in_memory" comment:"keep the chain in memory (nothing persists)"`
 	SyncWrites    bool        `toml:"sync_writes" comment:"fsync every block commit (survives power loss)"`
@@ -104,6 +105,7 @@ func defaultFileConfig() fileConfig {
 		RPCAddr:       d.RPCAddr,
 		MetricsAddr:   d.MetricsAddr,
 		BlockRelay:    string(d.BlockRelay),
+		TxRelay:       string(d.TxRelay),
 		LogLevel:      "info",
 		Mempool: mempoolFile{
 			MaxTxs:       mp.MaxTxs,
@@ -215,6 +217,11 @@ func (fc fileConfig) nodeConfig(dataDir string) (node.Config, error) {
 		return c, err
 	}
 	c.BlockRelay = mode
+	txMode, err := relay.ParseTxMode(fc.TxRelay)
+	if err != nil {
+		return c, err
+	}
+	c.TxRelay = txMode
 	c.Mempool.MaxTxs = fc.Mempool.MaxTxs
 	c.Mempool.MaxQueued = 0 // derived from MaxTxs (a tenth of the default, capped at MaxTxs)
 	c.Mempool.MaxBytes = fc.Mempool.MaxBytes

@@ -74,6 +74,7 @@ start puts them back in the pool.`,
 	fl.StringVar(&nf.v.MetricsAddr, "metrics-addr", d.MetricsAddr, `Prometheus /metrics and /debug/pprof host:port ("" = off)`)
 	fl.StringVar(&nf.v.ProducerKey, "producer-key", "", "authority key file (rumor genesis writes them): produce blocks in its slots")
 	fl.StringVar(&nf.v.BlockRelay, "block-relay", d.BlockRelay, "how this node announces blocks: compact, pull or push")
+	fl.StringVar(&nf.v.TxRelay, "tx-relay", d.TxRelay, "how this node gossips txs: announce (ids; peers pull bodies) or push (whole txs, the plain-GossipSub baseline)")
 	fl.BoolVar(&nf.v.InMemory, "in-memory", false, "keep the chain in memory; nothing persists")
 	return cmd
 }
@@ -99,6 +100,7 @@ func applyNodeFlags(fs *pflag.FlagSet, nf *nodeFlags, fc *fileConfig) error {
 		"metrics-addr":  func() { fc.MetricsAddr = nf.v.MetricsAddr },
 		"producer-key":  func() { fc.ProducerKey = abs(nf.v.ProducerKey) },
 		"block-relay":   func() { fc.BlockRelay = nf.v.BlockRelay },
+		"tx-relay":      func() { fc.TxRelay = nf.v.TxRelay },
 		"in-memory":     func() { fc.InMemory = nf.v.InMemory },
 	}
 	for name, apply := range set {

@@ -131,6 +131,7 @@ block relay and prints ratios against compact.`,
 	fl.IntVar(&cfg.TxSize, "tx-size", cfg.TxSize, "encoded transaction size in bytes")
 	fl.DurationVar(&cfg.BlockInterval, "block-interval", cfg.BlockInterval, "block interval written into the genesis")
 	fl.StringVar(&cfg.BlockRelay, "block-relay", cfg.BlockRelay, "block relay mode: compact, pull or push")
+	fl.StringVar(&cfg.TxRelay, "tx-relay", cfg.TxRelay, "tx relay mode: announce (ids; bodies pulled) or push (whole txs: plain GossipSub)")
 	fl.DurationVar(&cfg.Latency, "latency", cfg.Latency, "sim mode: one-way link latency, e.g. 50ms (0 = none); the lowest with --latency-max")
 	fl.DurationVar(&cfg.LatencyMax, "latency-max", cfg.LatencyMax, "sim mode: draw each link's latency uniformly from --latency..--latency-max")
 	fl.Float64Var(&cfg.Bandwidth, "bandwidth", cfg.Bandwidth, "sim mode: each node's upload bandwidth in bytes/s, shared by its links (0 = unlimited; default 100 Mbit/s)")

@@ -39,6 +39,27 @@ func FuzzDecodeTxAnnounce(f *testing.F) {
 	})
 }
 
+func FuzzDecodeTxPush(f *testing.F) {
+	f.Add(mustEncode(f, &TxPush{Bodies: [][]byte{{1, 2, 3}}}))
+	f.Add(mustEncode(f, &TxPush{Nonce: 7, Bodies: [][]byte{{1}, bytes.Repeat([]byte{9}, 300)}}))
+	f.Add([]byte{TagTxPush, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{TagTxPush, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0})
+	f.Add([]byte{TagTxPush, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x03})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeTxPush(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error not ErrMalformed: %v", err)
+			}
+			return
+		}
+		out, err := m.Encode()
+		if err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("re-encode mismatch: %v", err)
+		}
+	})
+}
+
 func FuzzDecodeBlockAnnounce(f *testing.F) {
 	hdr := bytes.Repeat([]byte{3}, 176)
 	f.Add(mustEncode(f, &CompactBlock{Header: hdr, Nonce: 9, ShortIDs: []uint64{1, 2, 3}}))

@@ -10,6 +10,9 @@ import (
 const (
 	// TagTxAnnounce marks a batch of transaction ids.
 	TagTxAnnounce byte = 0x01
+	// TagTxPush marks a batch of whole transactions pushed inside the
+	// message (the plain-GossipSub baseline, relay.TxPush).
+	TagTxPush byte = 0x02
 	// TagBlockCompact marks a compact block: header, nonce, short ids and
 	// prefilled transactions (BIP152's cmpctblock).
 	TagBlockCompact byte = 0x10
@@ -72,6 +75,50 @@ func DecodeTxAnnounce(b []byte) (*TxAnnounce, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// TxPush is a batch of whole transactions, gossiped as they are: what a
+// relay built on GossipSub alone does. Rumor announces ids instead
+// (TxAnnounce); this mode is the baseline it is measured against.
+//
+//	TxPush = 0x02 nonce[u64] uvarint(n) n×(uvarint(len) body)   1 <= n <= MaxAnnounceIDs, 1 <= len <= MaxTxBytes
+//
+// The nonce keeps two publications of the same bodies distinct messages,
+// as in TxAnnounce.
+type TxPush struct {
+	Nonce  uint64
+	Bodies [][]byte
+}
+
+// Encode returns the message payload. It fails when the batch is empty,
+// over MaxAnnounceIDs, or holds an empty or oversized body.
+func (m *TxPush) Encode() ([]byte, error) {
+	if len(m.Bodies) == 0 || len(m.Bodies) > MaxAnnounceIDs {
+		return nil, fmt.Errorf("wire: tx push of %d bodies (want 1..%d)", len(m.Bodies), MaxAnnounceIDs)
+	}
+	for _, b := range m.Bodies {
+		if len(b) == 0 {
+			return nil, fmt.Errorf("wire: tx push with an empty body")
+		}
+	}
+	return appendBlobList(TagTxPush, binary.BigEndian.AppendUint64(nil, m.Nonce), m.Bodies, MaxTxBytes)
+}
+
+// DecodeTxPush decodes a tx push message. Bodies alias b.
+func DecodeTxPush(b []byte) (*TxPush, error) {
+	r := newReader(b)
+	if tag := r.Byte("tx push tag"); r.Err() == nil && tag != TagTxPush {
+		return nil, malformed("tx push: tag %#x", tag)
+	}
+	nonce := r.U64("tx push nonce")
+	bodies := r.blobList(MaxAnnounceIDs, MaxTxBytes, false, "tx push body")
+	if r.Err() == nil && len(bodies) == 0 {
+		r.Fail(malformed("tx push: no bodies"))
+	}
+	if err := r.Done("tx push"); err != nil {
+		return nil, err
+	}
+	return &TxPush{Nonce: nonce, Bodies: bodies}, nil
 }
 
 // BlockAnnounce is one of *CompactBlock, *BlockPull or *BlockPush.
