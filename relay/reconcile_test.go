@@ -298,6 +298,16 @@ func TestReconcileGuessFromLastSession(t *testing.T) {
 	})
 }
 
+// reconcilingNet is n nodes linked by edges (10 ms) whose own loops
+// reconcile every interval; sync is off, so only reconciliation repairs.
+func reconcilingNet(t *testing.T, n int, edges [][2]int, interval time.Duration) []*tnode {
+	cfg := testConfig(BlockCompact)
+	cfg.NoSync, cfg.NoReconcile = true, false
+	cfg.ReconcileInterval = interval
+	_, nodes := simNet(t, n, edges, 10*time.Millisecond, func(int) Config { return cfg })
+	return nodes
+}
+
 // TestReconcileRetriesUndecodedAtOnce: B lacks 600 txs that A and C both
 // hold, more than a session from the minimum decodes. With the sessions of
 // B's own loop a minute apart (jittered to 45..75 s), B holds all 600
@@ -306,10 +316,7 @@ func TestReconcileGuessFromLastSession(t *testing.T) {
 func TestReconcileRetriesUndecodedAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Minute
-		cfg := testConfig(BlockCompact)
-		cfg.NoSync, cfg.NoReconcile = true, false
-		cfg.ReconcileInterval = interval
-		_, nodes := simNet(t, 3, [][2]int{{0, 1}, {1, 2}}, 10*time.Millisecond, func(int) Config { return cfg })
+		nodes := reconcilingNet(t, 3, [][2]int{{0, 1}, {1, 2}}, interval)
 		a, b, c := nodes[0], nodes[1], nodes[2]
 		far := addTxs(t, a, "far", 0, 600)
 		addTxs(t, c, "far", 0, 600)
@@ -343,10 +350,7 @@ func TestReconcileRetriesUndecodedAtOnce(t *testing.T) {
 func TestReconcileNoRetryWithOnlyPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Minute
-		cfg := testConfig(BlockCompact)
-		cfg.NoSync, cfg.NoReconcile = true, false
-		cfg.ReconcileInterval = interval
-		_, nodes := simNet(t, 2, [][2]int{{0, 1}}, 10*time.Millisecond, func(int) Config { return cfg })
+		nodes := reconcilingNet(t, 2, [][2]int{{0, 1}}, interval)
 		a, b := nodes[0], nodes[1]
 		far := addTxs(t, a, "far", 0, 600)
 		time.Sleep(2*interval*5/4 + time.Second)
