@@ -181,3 +181,25 @@ func TestTxPushHostile(t *testing.T) {
 		}
 	})
 }
+
+// TestTxPushTooLarge: in push mode a tx too large for any gossip message
+// is announced instead, and peers fetch it.
+func TestTxPushTooLarge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		cfg.TxMode = TxPush
+		cfg.MaxGossipMessageSize = 64 << 10
+		_, nodes := simNet(t, 2, [][2]int{{0, 1}}, 5*time.Millisecond, func(int) Config { return cfg })
+		ctx := waitCtx(t, time.Minute)
+		small, _, _ := nodes[0].r.SubmitTx(mkTx("small", 0, 250))
+		big, v, err := nodes[0].r.SubmitTx(mkTx("big", 0, 70<<10))
+		if v != Accepted {
+			t.Fatal(v, err)
+		}
+		waitPools(t, ctx, nodes[1:], []ID{small, big})
+		if s := nodes[1].r.Stats(); s.Classes[classBody].In < 70<<10 {
+			t.Fatalf("the large tx did not come as a fetched body: %+v", s.Classes)
+		}
+	})
+}

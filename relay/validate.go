@@ -236,13 +236,18 @@ func (r *Relay) countValidation(topic string, res transport.Validation) {
 	r.metrics.validated(topic, label)
 }
 
-// publishTxBatch announces a batch of locally submitted tx ids. It runs on
-// the batcher goroutine.
+// publishTxBatch gossips a batch of locally submitted tx ids in the
+// configured TxMode. It runs on the batcher goroutine.
 func (r *Relay) publishTxBatch(ids []ID) {
 	if r.cfg.TxMode == TxPush {
 		r.pushTxBatch(ids)
 		return
 	}
+	r.announceTxBatch(ids)
+}
+
+// announceTxBatch publishes ids in TxAnnounce messages.
+func (r *Relay) announceTxBatch(ids []ID) {
 	for len(ids) > 0 {
 		n := min(len(ids), wire.MaxAnnounceIDs)
 		batch := ids[:n]
@@ -265,7 +270,9 @@ func (r *Relay) publishTxBatch(ids []ID) {
 }
 
 // pushTxBatch publishes the bodies of ids (those the pool still serves) in
-// TxPush messages, as many per message as fit the gossip size limit.
+// TxPush messages, as many per message as fit the gossip size limit; a tx
+// too large for any message is announced instead, as block push mode
+// falls back to compact.
 func (r *Relay) pushTxBatch(ids []ID) {
 	// Room for the tag, nonce, count and GossipSub's own framing.
 	limit := r.cfg.MaxGossipMessageSize - 1024
@@ -293,9 +300,14 @@ func (r *Relay) pushTxBatch(ids []ID) {
 		}
 		batch, bodies, size = nil, nil, 0
 	}
+	var tooLarge []ID
 	for _, id := range ids {
 		b, ok := r.pool.GetTx(id)
 		if !ok {
+			continue
+		}
+		if len(b)+4 > limit {
+			tooLarge = append(tooLarge, id)
 			continue
 		}
 		if len(bodies) == wire.MaxAnnounceIDs || (len(bodies) > 0 && size+len(b)+4 > limit) {
@@ -304,4 +316,7 @@ func (r *Relay) pushTxBatch(ids []ID) {
 		batch, bodies, size = append(batch, id), append(bodies, b), size+len(b)+4
 	}
 	flush()
+	if len(tooLarge) > 0 {
+		r.announceTxBatch(tooLarge)
+	}
 }
