@@ -66,7 +66,7 @@ the chain, and the exit status is 1 also when a killed node did not come
 back or catch up. --churn f (sim mode) does the same to a fraction f of
 the nodes, each crashed once at a random time (crashes may overlap) and
 restarted on its chain and own-tx journal, kept in memory. --compare runs the workload under compact, pull and push
-block relay and prints ratios against compact.`,
+block relay, then as plain GossipSub (whole txs and blocks pushed), and prints ratios against compact.`,
 		Example: `  rumor testnet --nodes 8 --duration 60s --tx-rate 500 --tx-size 250 --block-interval 1s --out ./tn
   rumor testnet --nodes 6 --duration 60s --tx-rate 200 --chaos
   rumor testnet --mode sim --nodes 200 --latency 50ms --duration 60s --tx-rate 50 --churn 0.1 --chaos-pause 3s`,
@@ -147,7 +147,7 @@ block relay and prints ratios against compact.`,
 	fl.BoolVar(&cfg.NoReconcile, "no-reconcile", cfg.NoReconcile, "sim mode: turn mempool reconciliation (anti-entropy) off")
 	fl.IntVar(&cfg.Probe, "probe", cfg.Probe, "sim mode: tiny messages gossiped by plain GossipSub push before the workload, to check the simulator against the mesh floor (0 = none)")
 	fl.StringVar(&cfg.Out, "out", cfg.Out, "output directory (default: a new temporary directory)")
-	fl.BoolVar(&compare, "compare", false, "run under compact, pull and push block relay and compare")
+	fl.BoolVar(&compare, "compare", false, "run under compact, pull and push block relay and as plain GossipSub (push txs and blocks), and compare")
 	fl.IntVar(&cfg.Authorities, "authorities", cfg.Authorities, "number of block producers (nodes 0..n-1)")
 	fl.IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "number of funded sender keys")
 	fl.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "most tx_send calls in flight")
