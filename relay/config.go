@@ -212,7 +212,9 @@ func (c Config) Validate() error {
 	if _, err := ParseBlockMode(string(c.BlockMode)); err != nil || c.BlockMode == "" {
 		errs = append(errs, fmt.Errorf("block mode %q: want compact, pull or push", c.BlockMode))
 	}
-	if _, err := ParseTxMode(string(c.TxMode)); err != nil {
+	switch c.TxMode {
+	case "", TxAnnounce, TxPush: // exact: the publisher compares it as is
+	default:
 		errs = append(errs, fmt.Errorf("tx mode %q: want announce or push", c.TxMode))
 	}
 	if c.TxBatchWindow <= 0 || c.TxBatchWindow > 10*time.Second {

@@ -271,20 +271,30 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 		case !r.txMatches(b, k.id):
 			out[i].status = stMismatch
 		default:
-			_, v, err := r.pool.AddTx(b)
+			v, err := r.takeTxBody(k.id, b)
 			out[i].verdict, out[i].err = v, err
 			out[i].status = stOK
 			if v == Invalid {
 				out[i].status = stInvalid
-				r.txRejected(k.id)
-			}
-			r.noteBody("tx", v == Known)
-			if v == Accepted {
-				r.seen.record(k.id, r.now())
 			}
 		}
 	}
 	return out
+}
+
+// takeTxBody hands a received body (already known to hash to id) to the
+// pool and keeps the relay's books on it: a body counted (duplicate when
+// known), junk remembered as rejected, a new tx's first-seen time.
+func (r *Relay) takeTxBody(id ID, body []byte) (Verdict, error) {
+	_, v, err := r.pool.AddTx(body)
+	if v == Invalid {
+		r.txRejected(id)
+	}
+	r.noteBody("tx", v == Known)
+	if v == Accepted {
+		r.seen.record(id, r.now())
+	}
+	return v, err
 }
 
 // execBlock fetches a whole block and checks that its header hashes to id.

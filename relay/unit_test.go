@@ -132,6 +132,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.ChainID = "" },
 		func(c *Config) { c.ChainID = "a/b" },
 		func(c *Config) { c.BlockMode = "flood" },
+		func(c *Config) { c.TxMode = "flood" },
+		func(c *Config) { c.TxMode = "PUSH" }, // the publisher compares the mode exactly
 		func(c *Config) { c.TxBatchWindow = 0 },
 		func(c *Config) { c.TxBatchMax = 1001 },
 		func(c *Config) { c.FetchTimeout = 0 },

@@ -60,15 +60,11 @@ func (r *Relay) checkTxPush(_ context.Context, from PeerID, data []byte) transpo
 		if r.recentlyRejected(id) {
 			continue
 		}
-		_, v, _ := r.pool.AddTx(body)
-		r.noteBody("tx", v == Known)
-		switch v {
+		switch v, _ := r.takeTxBody(id, body); v {
 		case Invalid:
-			r.txRejected(id)
 			r.penalize(from, OffenseInvalidTx)
 			return transport.Reject
 		case Accepted:
-			r.seen.record(id, r.now())
 			accepted++
 		}
 	}
@@ -251,22 +247,28 @@ func (r *Relay) announceTxBatch(ids []ID) {
 	for len(ids) > 0 {
 		n := min(len(ids), wire.MaxAnnounceIDs)
 		batch := ids[:n]
-		data, err := (&wire.TxAnnounce{Nonce: mrand.Uint64(), IDs: batch}).Encode()
 		ids = ids[n:]
+		data, err := (&wire.TxAnnounce{Nonce: mrand.Uint64(), IDs: batch}).Encode()
 		if err != nil {
 			r.log.Errorw("encode tx announcement", "err", err)
 			continue
 		}
-		if err := r.txTopic.Publish(r.ctx, data); err != nil {
-			if r.ctx.Err() == nil {
-				r.log.Warnw("publish tx announcement", "err", err)
-			}
-			continue
-		}
-		r.seen.markAnnounced(batch)
-		r.stats.annPub.Add(1)
-		r.metrics.announcement("published", "tx")
+		r.publishTxMessage(data, batch, "announcement")
 	}
+}
+
+// publishTxMessage publishes one message of the tx topic carrying ids
+// (an announcement or a push) and counts it.
+func (r *Relay) publishTxMessage(data []byte, ids []ID, kind string) {
+	if err := r.txTopic.Publish(r.ctx, data); err != nil {
+		if r.ctx.Err() == nil {
+			r.log.Warnw("publish tx "+kind, "err", err)
+		}
+		return
+	}
+	r.seen.markAnnounced(ids)
+	r.stats.annPub.Add(1)
+	r.metrics.announcement("published", "tx")
 }
 
 // pushTxBatch publishes the bodies of ids (those the pool still serves) in
@@ -285,18 +287,10 @@ func (r *Relay) pushTxBatch(ids []ID) {
 		if len(bodies) == 0 {
 			return
 		}
-		data, err := (&wire.TxPush{Nonce: mrand.Uint64(), Bodies: bodies}).Encode()
-		if err == nil {
-			err = r.txTopic.Publish(r.ctx, data)
-		}
-		if err != nil {
-			if r.ctx.Err() == nil {
-				r.log.Warnw("publish tx push", "err", err)
-			}
+		if data, err := (&wire.TxPush{Nonce: mrand.Uint64(), Bodies: bodies}).Encode(); err != nil {
+			r.log.Errorw("encode tx push", "err", err)
 		} else {
-			r.seen.markAnnounced(batch)
-			r.stats.annPub.Add(1)
-			r.metrics.announcement("published", "tx")
+			r.publishTxMessage(data, batch, "push")
 		}
 		batch, bodies, size = nil, nil, 0
 	}
