@@ -7,17 +7,27 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // blockFlight lets one validation per block id do the work; concurrent
-// validations of the same block wait for it. A tightly scoped mutex guards
-// the map; its size is bounded by BlockValidateConcurrency plus the
-// ancestor walks those run.
+// validations of the same block wait for it, and so do requests for a
+// block this node forwarded before storing it (cut-through). A tightly
+// scoped mutex guards the map; its size is bounded by
+// BlockValidateConcurrency, MaxBlockImports and the ancestor walks those
+// run.
 type blockFlight struct {
 	mu sync.Mutex
-	m  map[ID]chan struct{}
+	m  map[ID]*flightEntry
+}
+
+// flightEntry is one block being brought in.
+type flightEntry struct {
+	done  chan struct{} // closed when the work ends
+	ready chan struct{} // closed when body is set, or when the work ends
+	body  []byte        // the assembled block once known; written before ready closes
 }
 
 // begin returns (nil, true) when the caller leads the work for id, or a
@@ -25,13 +35,13 @@ type blockFlight struct {
 func (f *blockFlight) begin(id ID) (wait <-chan struct{}, leader bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if ch, ok := f.m[id]; ok {
-		return ch, false
+	if e, ok := f.m[id]; ok {
+		return e.done, false
 	}
 	if f.m == nil {
-		f.m = make(map[ID]chan struct{})
+		f.m = make(map[ID]*flightEntry)
 	}
-	f.m[id] = make(chan struct{})
+	f.m[id] = &flightEntry{done: make(chan struct{}), ready: make(chan struct{})}
 	return nil, true
 }
 
@@ -40,16 +50,61 @@ func (f *blockFlight) begin(id ID) (wait <-chan struct{}, leader bool) {
 func (f *blockFlight) running(id ID) <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.m[id]
+	if e, ok := f.m[id]; ok {
+		return e.done
+	}
+	return nil
+}
+
+// assembled publishes the body of the block the leader of id has put
+// together, so requests waiting for it are answered before it is stored.
+func (f *blockFlight) assembled(id ID, block []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.m[id]
+	if !ok {
+		return
+	}
+	if e.body == nil {
+		close(e.ready)
+	}
+	e.body = block // a whole block fetched after a bad rebuild replaces it
+}
+
+// waitBody waits up to timeout (or ctx) for the body of a block in flight.
+// tracked is false when id is not in flight at all; a tracked block whose
+// work ended without a body, or that took too long, yields nil.
+func (f *blockFlight) waitBody(ctx context.Context, id ID, timeout time.Duration) (body []byte, tracked bool) {
+	f.mu.Lock()
+	e, ok := f.m[id]
+	f.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-e.ready:
+	case <-t.C:
+		return nil, true
+	case <-ctx.Done():
+		return nil, true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return e.body, true
 }
 
 func (f *blockFlight) end(id ID) {
 	f.mu.Lock()
-	ch := f.m[id]
+	e := f.m[id]
 	delete(f.m, id)
+	if e != nil && e.body == nil {
+		close(e.ready)
+	}
 	f.mu.Unlock()
-	if ch != nil {
-		close(ch)
+	if e != nil {
+		close(e.done)
 	}
 }
 
@@ -121,7 +176,12 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 			return Ignored
 		}
 	}
-	defer r.flight.end(info.ID)
+	leading := true
+	defer func() {
+		if leading {
+			r.flight.end(info.ID)
+		}
+	}()
 	// Authenticate before anything is fetched or handed to sync on the
 	// block's behalf: a made-up block costs its announcer, not our uplink.
 	if err := r.verifyHeader(hdr); err != nil {
@@ -134,25 +194,37 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 		r.noteOrphan(from, info)
 		return Orphan
 	}
-
-	var v Verdict
-	switch a := ann.(type) {
-	case *wire.CompactBlock:
-		v = r.handleCompact(ctx, from, info, a)
-	case *wire.BlockPull:
-		res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{info.ID}, nil)
-		if err != nil || res[0].status != stOK {
-			return Ignored
-		}
-		v = r.addBlock(ctx, from, info, res[0].block)
-	case *wire.BlockPush:
-		r.noteBody("block", false)
-		if len(a.Block) > r.cfg.MaxBlockBytes {
-			v = Invalid
-			break
-		}
-		v = r.addBlock(ctx, from, info, a.Block)
+	if !r.announceWithinLimits(ann) {
+		r.penalize(from, OffenseInvalidBlock)
+		return Invalid
 	}
+	if r.forwardEarly(info) {
+		// Cut-through: the header is authentic and its parent is here or
+		// on its way, so the announcement goes on now and the block is
+		// brought in behind it; requests for it wait for its body.
+		leading = false
+		r.stats.earlyForward.Add(1)
+		r.wg.Go(func() {
+			defer r.imports.release()
+			defer r.flight.end(info.ID)
+			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.blockValidateTimeout())
+			defer cancel()
+			switch v := r.bringIn(ctx, from, info, ann); v {
+			case Invalid:
+				// The header was authentic: the proposer signed a block
+				// that fails, and the peer that passed it on could not
+				// know. Nobody here is penalized.
+				r.stats.lateInvalid.Add(1)
+				r.log.Warnw("block forwarded before import failed validation", "block", info.ID.Short(), "height", info.Height, "from", from)
+			case Orphan:
+				r.noteOrphan(from, info)
+			case Ignored:
+				r.log.Debugw("block forwarded before import not brought in", "block", info.ID.Short(), "from", from)
+			}
+		})
+		return Accepted
+	}
+	v := r.bringIn(ctx, from, info, ann)
 	switch v {
 	case Invalid:
 		r.penalize(from, OffenseInvalidBlock)
@@ -162,6 +234,66 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 	return v
 }
 
+// announceWithinLimits applies the chain's size limits to what an
+// announcement carries, before it is forwarded or anything is fetched for
+// it (the decoder has applied the wire's).
+func (r *Relay) announceWithinLimits(ann wire.BlockAnnounce) bool {
+	switch a := ann.(type) {
+	case *wire.CompactBlock:
+		if a.TxCount() > r.cfg.MaxBlockTxs {
+			return false
+		}
+		for _, p := range a.Prefilled {
+			if len(p.Tx) > r.cfg.MaxTxBytes {
+				return false
+			}
+		}
+	case *wire.BlockPush:
+		return len(a.Block) <= r.cfg.MaxBlockBytes
+	}
+	return true
+}
+
+// forwardEarly reports whether a block announcement whose header passed
+// the cheap checks may be forwarded before the block is stored, and if so
+// takes one of the MaxBlockImports slots for bringing it in. It needs a
+// chain that authenticates headers alone (else the cheap checks prove
+// nothing), a parent that is stored or being brought in (else the ancestor
+// walk decides), and a free slot.
+func (r *Relay) forwardEarly(info HeaderInfo) bool {
+	if r.cfg.StoreBeforeForward {
+		return false
+	}
+	if _, ok := r.chain.(HeaderVerifier); !ok {
+		return false
+	}
+	if !r.chain.HasBlock(info.Parent) && r.flight.running(info.Parent) == nil {
+		return false
+	}
+	return r.imports.tryAcquire()
+}
+
+// bringIn gets the block of an announcement whose header passed the cheap
+// checks and adds it to the chain, returning the chain's verdict.
+func (r *Relay) bringIn(ctx context.Context, from PeerID, info HeaderInfo, ann wire.BlockAnnounce) Verdict {
+	switch a := ann.(type) {
+	case *wire.CompactBlock:
+		return r.handleCompact(ctx, from, info, a)
+	case *wire.BlockPull:
+		res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{info.ID}, nil)
+		if err != nil || res[0].status != stOK {
+			return Ignored
+		}
+		r.flight.assembled(info.ID, res[0].block)
+		return r.addBlock(ctx, from, info, res[0].block)
+	case *wire.BlockPush:
+		r.noteBody("block", false)
+		r.flight.assembled(info.ID, a.Block)
+		return r.addBlock(ctx, from, info, a.Block)
+	}
+	return Invalid
+}
+
 // handleCompact rebuilds a compact block from the pool, fetches what is
 // missing by index from the announcer (or another source), and adds it.
 // If the rebuilt block is invalid although the announcement's own data is
@@ -169,16 +301,7 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 // whole block is fetched and tried once more before blaming anyone (BIP152).
 func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo, a *wire.CompactBlock) Verdict {
 	key := wire.NewShortIDKey(a.Header, a.Nonce)
-	total := a.TxCount()
-	if total > r.cfg.MaxBlockTxs {
-		return Invalid
-	}
-	for _, p := range a.Prefilled {
-		if len(p.Tx) > r.cfg.MaxTxBytes {
-			return Invalid
-		}
-	}
-	txs := make([][]byte, total)
+	txs := make([][]byte, a.TxCount())
 	for _, p := range a.Prefilled {
 		txs[p.Index] = p.Tx
 	}
@@ -224,6 +347,7 @@ func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo,
 	}
 	v := Invalid
 	if block != nil {
+		r.flight.assembled(info.ID, block)
 		v = r.addBlock(ctx, from, info, block)
 	}
 	if v != Invalid || !rebuilt {
@@ -234,12 +358,21 @@ func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo,
 	if err != nil || res[0].status != stOK {
 		return Ignored
 	}
+	r.flight.assembled(info.ID, res[0].block)
 	return r.addBlock(ctx, from, info, res[0].block)
 }
 
 // addBlock stores a block; on Orphan it fetches the missing ancestors from
 // the announcer (and other sources of the block) and tries again.
 func (r *Relay) addBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
+	// A parent forwarded early may still be on its way into the chain.
+	if wait := r.flight.running(info.Parent); wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Ignored
+		}
+	}
 	_, v, err := r.chain.AddBlock(block)
 	if v == Orphan && r.cfg.MaxOrphanDepth > 0 {
 		if r.fetchAncestors(ctx, from, info.Parent) {

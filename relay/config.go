@@ -143,6 +143,13 @@ type Config struct {
 	// MaxOrphanDepth bounds the ancestors fetched for a block whose parent
 	// is unknown (0 disables the ancestor fetch).
 	MaxOrphanDepth int
+	// StoreBeforeForward makes a node forward a block announcement only
+	// once the block is stored (store-and-forward). By default, on a chain
+	// that authenticates headers (HeaderVerifier), an announcement goes on
+	// as soon as its header verifies and its parent is stored or being
+	// brought in (cut-through, as BIP152's high-bandwidth mode); the block
+	// is then fetched, rebuilt and stored behind it.
+	StoreBeforeForward bool
 	// MaxGossipMessageSize is the transport's message size limit in bytes
 	// (give the transport the same): a push-mode block that would not fit
 	// goes out as a compact block.

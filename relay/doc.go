@@ -70,7 +70,7 @@
 // Compact (default): header, nonce and 6-byte SipHash short ids (BIP152;
 // the scheme is the wire format's). The receiver rebuilds the block from
 // its pool, fetches the missing txs by index (getblocktxn), stores it and
-// accepts. A rebuilt block that fails validation is fetched whole once (a
+// accepts (or accepts first: cut-through, below). A rebuilt block that fails validation is fetched whole once (a
 // short-id collision is nobody's fault). Pull: the header only; the
 // receiver fetches the whole block. Push: the whole block in the message.
 // A block whose parent is unknown makes the receiver fetch ancestors by id
@@ -78,7 +78,20 @@
 // When the chain can authenticate a header alone (HeaderVerifier), every
 // announced header is checked before anything is fetched for it, and so
 // are the ancestors and the headers sync receives: a made-up block costs
-// its sender OffenseInvalidBlock and the node no download. Past the first
+// its sender OffenseInvalidBlock and the node no download.
+//
+// Cut-through (on such chains, unless Config.StoreBeforeForward): an
+// announcement whose header verifies, whose parent is stored or being
+// brought in and whose carried txs are within the chain's limits is
+// forwarded at once, and the block is fetched, rebuilt and stored behind
+// it by one goroutine per block (at most MaxBlockImports; past that, store
+// and forward). A peer that asks for such a block (getblocktxn, getblock)
+// waits up to PendingServeWait for its body and is then served from the
+// assembled block, so a block crosses each hop in one link latency plus,
+// where txs are missing, one round trip at the far end only (block time to
+// all: mesh floor + 2 latencies, instead of up to 3 latencies a hop). A
+// block whose body then fails costs nobody here (its header was signed by
+// its proposer; LateInvalidBlocks counts them). Past the first
 // authentic header, ancestors are fixed by their ids (hash links), so an
 // honest peer ahead of us that hits the depth limit is not penalized; its
 // blocks are sync's job.
@@ -160,6 +173,9 @@
 //     bodies and calls TxPool.AddTx, then posts its results to the loop.
 //   - the batcher (batcher.run): owns the pending tx ids and the window
 //     timer; publishes announcements.
+//   - one import goroutine per block forwarded before it was stored
+//     (cut-through, at most MaxBlockImports): fetches what the block
+//     lacks, rebuilds it, waits for its parent's import, adds it.
 //   - the syncer's loop and its request goroutines (see package
 //     relay/syncer), unless Config.NoSync. The observer hands it peers
 //     without blocking; its loop calls Chain.AddBlock and TxPool.AddTx.
@@ -169,7 +185,8 @@
 //   - the transport's validation goroutines run validateTx/validateBlock,
 //     at most TxValidateConcurrency and BlockValidateConcurrency at once,
 //     bounded in time (TxValidateTimeout, BlockValidateTimeout); block
-//     validations add blocks to the Chain themselves.
+//     validations add blocks to the Chain themselves unless they forward
+//     early (cut-through), when an import goroutine does.
 //   - the transport's goroutines call the observer synchronously: it only
 //     updates atomics and metrics, parses an announcement and sends
 //     without blocking.

@@ -1,5 +1,7 @@
 package relay
 
+import "time"
+
 // Bounds on state a peer can grow. Figures come from
 // /work/shared/notes/anchors.md; wire-level caps live in package wire.
 const (
@@ -82,4 +84,33 @@ const (
 	// cross it too).
 	MaxTxValidationsPerPeer    = TxValidateConcurrency / 16
 	MaxBlockValidationsPerPeer = BlockValidateConcurrency / 8
+
+	// MaxBlockImports bounds the blocks brought in behind an announcement
+	// forwarded before they were stored (cut-through). Only authentic
+	// headers get there, one block per interval and a few forks; past the
+	// bound a block is stored before it is forwarded, as without
+	// cut-through.
+	MaxBlockImports = 16
+	// PendingServeWait is how long a request for a block this node
+	// forwarded but has not put together yet waits for it. Peers behind
+	// this node ask it as soon as they see the announcement, one link
+	// latency after it did; the block is normally complete one round trip
+	// (its own getblocktxn) later. Past the wait the answer is busy (no
+	// fault), and the asker tries its other sources. It stays under
+	// FetchTimeout, so the asker never times the node out for it.
+	PendingServeWait = time.Second
 )
+
+// importSlots is a counting semaphore with a non-blocking acquire.
+type importSlots chan struct{}
+
+func (s importSlots) tryAcquire() bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s importSlots) release() { <-s }

@@ -51,6 +51,7 @@ type Relay struct {
 	serveBytes *peerSlots
 	upload     *rate.Limiter
 	flight     blockFlight
+	imports    importSlots // blocks brought in behind an early forward (MaxBlockImports)
 	rejects    recentRejects
 	// Reconciliation state per peer (reconcile.go), bounded by
 	// MaxReconcilePeers and pruned to the connected peers each round.
@@ -175,6 +176,7 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		txSlots:        newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
 		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer, BlockValidateConcurrency),
 		limiter:        newPeerSlots(MaxServePerPeer, MaxServeTotal),
+		imports:        make(importSlots, MaxBlockImports),
 		upload:         cfg.uploadLimiter(),
 		reconDiff:      make(map[PeerID]int),
 		reconLast:      make(map[PeerID]time.Time),

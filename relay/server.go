@@ -295,14 +295,20 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 		return out
 	case *wire.GetBlock:
 		r.metrics.servedRequest("block")
-		b, ok := r.chain.GetBlock(q.ID)
+		b, ok, busy := r.blockToServe(q.ID)
+		if busy {
+			return &wire.Error{Code: wire.ErrCodeBusy}
+		}
 		if !ok || len(b) > r.cfg.MaxBlockBytes {
 			return &wire.Block{}
 		}
 		return &wire.Block{Block: b}
 	case *wire.GetBlockTxn:
 		r.metrics.servedRequest("blocktxn")
-		b, ok := r.chain.GetBlock(q.Block)
+		b, ok, busy := r.blockToServe(q.Block)
+		if busy {
+			return &wire.Error{Code: wire.ErrCodeBusy}
+		}
 		if !ok {
 			return &wire.BlockTxn{Block: q.Block}
 		}
@@ -366,6 +372,26 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 		return out
 	}
 	return &wire.Error{Code: wire.ErrCodeBadRequest}
+}
+
+// blockToServe returns a stored block, or one this node forwarded before
+// storing it (cut-through), waiting up to PendingServeWait for its body.
+// busy means the block was on its way but is not here yet (or its import
+// failed): not the asker's fault nor a sign that we withhold it, so the
+// answer is busy rather than not found.
+func (r *Relay) blockToServe(id ID) (block []byte, ok, busy bool) {
+	if b, ok := r.chain.GetBlock(id); ok {
+		return b, true, false
+	}
+	b, tracked := r.flight.waitBody(r.ctx, id, PendingServeWait)
+	if b == nil {
+		// The import may have stored it as the wait ended.
+		if b, ok := r.chain.GetBlock(id); ok {
+			return b, true, false
+		}
+		return nil, false, tracked
+	}
+	return b, true, false
 }
 
 // header returns a stored block's encoded header.

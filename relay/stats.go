@@ -62,6 +62,11 @@ type Stats struct {
 	// held at once or the node's upload cap were at their limit (not the
 	// requester's fault; budget and flood refusals are offenses instead).
 	RequestsBusy uint64 `json:"requests_busy"`
+	// BlocksForwardedEarly counts block announcements forwarded before the
+	// block was stored (cut-through); LateInvalidBlocks those of them whose
+	// block then failed validation.
+	BlocksForwardedEarly uint64 `json:"blocks_forwarded_early"`
+	LateInvalidBlocks    uint64 `json:"late_invalid_blocks"`
 	// Reconciliations counts reconciliation sessions this node ran that
 	// decoded; ReconcilePulled the txs they brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
@@ -85,6 +90,7 @@ type counters struct {
 	fetches, fetchFailures        atomic.Uint64
 	bodies, dupBodies, served     atomic.Uint64
 	serveBusy                     atomic.Uint64
+	earlyForward, lateInvalid     atomic.Uint64
 	reconciled, reconcilePulled   atomic.Uint64
 	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
@@ -107,6 +113,8 @@ func (c *counters) snapshot() Stats {
 		DuplicateBodies:        c.dupBodies.Load(),
 		RequestsServed:         c.served.Load(),
 		RequestsBusy:           c.serveBusy.Load(),
+		BlocksForwardedEarly:   c.earlyForward.Load(),
+		LateInvalidBlocks:      c.lateInvalid.Load(),
 		Reconciliations:        c.reconciled.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}

@@ -197,7 +197,8 @@ func (r *Relay) validationCtx(ctx context.Context) (context.Context, func()) {
 
 // validateBlock is the validator of the block topic (at most
 // BlockValidateConcurrency at once, a separate throttle from txs). It
-// accepts only once the block is stored.
+// accepts once the block is stored, or, on a chain that authenticates
+// headers, once the header verifies (cut-through, see handleBlockAnnounce).
 func (r *Relay) validateBlock(ctx context.Context, from PeerID, data []byte) transport.Validation {
 	return r.validate(ctx, "block", r.blockSlots, from, data, r.checkBlockAnnounce)
 }

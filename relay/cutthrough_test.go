@@ -1,0 +1,212 @@
+package relay
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rumor-relay/rumor/relay/memnet"
+	"github.com/rumor-relay/rumor/relay/relaytest"
+)
+
+// lineOfAuthNodes builds started relays a-b-c... in a line on a memnet with
+// link latency l, each on a chain that authenticates headers (so blocks may
+// be forwarded before they are stored).
+func lineOfAuthNodes(t *testing.T, n int, l time.Duration, cfg Config) []*tnode {
+	t.Helper()
+	net := newNet(t, l)
+	nodes := make([]*tnode, n)
+	for i := range nodes {
+		nodes[i] = newAuthNode(t, net, PeerID(string(rune('a'+i))), cfg)
+	}
+	for i := 1; i < n; i++ {
+		net.Connect(nodes[i-1].id, nodes[i].id)
+	}
+	for _, nd := range nodes {
+		if err := nd.r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let the gossip meshes form before anything is published.
+	time.Sleep(2 * time.Second)
+	return nodes
+}
+
+// newAuthNode is newNode on a relaytest.AuthChain.
+func newAuthNode(t *testing.T, net *memnet.Network, id PeerID, cfg Config) *tnode {
+	t.Helper()
+	pool := relaytest.NewPool()
+	n := &tnode{id: id, tr: net.Add(id), pool: pool, chain: relaytest.NewChain(pool), offs: &offenseLog{}}
+	r, err := New(n.tr, relaytest.AuthChain{Chain: n.chain}, pool, cfg, WithPenaltyHook(n.offs.hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.r = r
+	t.Cleanup(func() { _ = r.Close() })
+	return n
+}
+
+// TestBlockCutThrough: on a line a-b-c with link latency L, a publishes a
+// compact block of txs only it holds. b forwards the announcement as soon
+// as the header verifies and serves c's getblocktxn once its own has
+// come back, so c stores the block 4L after the publish: header 2L, its
+// request reaches b at 3L, when b's own answer from a arrives, and b's
+// answer reaches c at 4L. Store-and-forward takes 6L (b stores at 3L, c
+// has the header at 4L and b's answer at 6L). A child published right
+// half a latency behind its parent is forwarded while the parent is still coming in and
+// is stored after it.
+func TestBlockCutThrough(t *testing.T) {
+	const l = 10 * time.Millisecond
+	for _, tc := range []struct {
+		name         string
+		storeFirst   bool
+		want, early  time.Duration
+		wantForwards uint64
+	}{
+		{name: "cut-through", want: 4 * l, wantForwards: 2},
+		{name: "store-and-forward", storeFirst: true, want: 6 * l},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(BlockCompact)
+				cfg.StoreBeforeForward = tc.storeFirst
+				nodes := lineOfAuthNodes(t, 3, l, cfg)
+				a, b, c := nodes[0], nodes[1], nodes[2]
+				ctx := waitCtx(t, 30*time.Second)
+
+				var blocks [][]byte
+				var ids []ID
+				for k := range 2 {
+					var txs [][]byte
+					for i := range 3 {
+						tx := mkTx("secret", 10*k+i, 200)
+						if _, v, _ := a.pool.AddTx(tx); v != Accepted {
+							t.Fatal("add")
+						}
+						txs = append(txs, tx)
+					}
+					blk, id := a.chain.Build(uint64(k+1), txs)
+					if _, v, err := a.chain.AddBlock(blk); v != Accepted {
+						t.Fatalf("producer add: %v %v", v, err)
+					}
+					blocks, ids = append(blocks, blk), append(ids, id)
+				}
+				start := time.Now()
+				for k, blk := range blocks {
+					if k > 0 {
+						time.Sleep(l / 2) // the parent is in flight at b when the child comes
+					}
+					if err := a.r.PublishBlock(blk); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := c.chain.WaitFor(ctx, func() bool { return c.chain.HasBlock(ids[0]) }); err != nil {
+					t.Fatal(err)
+				}
+				if got := time.Since(start); got != tc.want {
+					t.Errorf("c stored the block %v after the publish, want %v (L = %v)", got, tc.want, l)
+				}
+				waitBlocks(t, ctx, nodes, ids...)
+				if got := b.r.Stats().BlocksForwardedEarly; got != tc.wantForwards {
+					t.Errorf("b forwarded %d blocks early, want %d", got, tc.wantForwards)
+				}
+				for _, nd := range nodes {
+					if offs := nd.offs.all(); len(offs) > 0 {
+						t.Errorf("node %s penalized: %v", nd.id, offs)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestBlockCutThroughInvalidBody: a block whose header is authentic but
+// whose body breaks a rule is forwarded before anyone finds out (that is
+// the trade), every node then refuses to store it, and nobody is
+// penalized: the relays passed on what the proposer signed.
+func TestBlockCutThroughInvalidBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nodes := lineOfAuthNodes(t, 3, 10*time.Millisecond, testConfig(BlockPush))
+		a, c := nodes[0], nodes[2]
+		bad := mkTx("bad", 0, 100)
+		bad[0] = 0xFF // the test chain's invalid tx
+		blk, id := a.chain.Build(1, [][]byte{bad})
+		if err := a.r.PublishBlock(blk); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, func() error {
+			if c.r.Stats().LateInvalidBlocks != 1 {
+				return errNotYet
+			}
+			return nil
+		})
+		for _, nd := range nodes[1:] {
+			if nd.chain.HasBlock(id) {
+				t.Errorf("node %s stored the invalid block", nd.id)
+			}
+			if offs := nd.offs.all(); len(offs) > 0 {
+				t.Errorf("node %s penalized: %v", nd.id, offs)
+			}
+		}
+	})
+}
+
+// TestBlockCutThroughForgedHeader: a header that does not verify is never
+// forwarded, and its sender pays.
+func TestBlockCutThroughForgedHeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nodes := lineOfAuthNodes(t, 3, 10*time.Millisecond, testConfig(BlockPush))
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		blk, id := a.chain.Build(relaytest.ForgedSalt|1, [][]byte{mkTx("tx", 0, 100)})
+		if err := a.r.PublishBlock(blk); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, func() error {
+			if !b.offs.has(a.id, OffenseInvalidBlock) {
+				return errNotYet
+			}
+			return nil
+		})
+		time.Sleep(time.Second)
+		if b.chain.HasBlock(id) || c.chain.HasBlock(id) || c.r.Stats().AnnouncementsIn != 0 {
+			t.Errorf("forged block went past b: b has %v, c has %v, c's announcements %d",
+				b.chain.HasBlock(id), c.chain.HasBlock(id), c.r.Stats().AnnouncementsIn)
+		}
+	})
+}
+
+// TestFlightWaitBody covers what a request for a block in flight gets: the
+// body once assembled, nothing (tracked) when the work ends without one or
+// takes longer than the wait, and untracked for a block nobody works on.
+func TestFlightWaitBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var f blockFlight
+		ctx := context.Background()
+		x, y := ID{1}, ID{2}
+		if b, tracked := f.waitBody(ctx, x, time.Second); b != nil || tracked {
+			t.Fatalf("untracked block: %v %v", b, tracked)
+		}
+		f.begin(x)
+		f.begin(y)
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			f.assembled(x, []byte("block x"))
+			time.Sleep(100 * time.Millisecond)
+			f.end(y)
+		}()
+		if b, tracked := f.waitBody(ctx, x, time.Second); string(b) != "block x" || !tracked {
+			t.Fatalf("assembled block: %q %v", b, tracked)
+		}
+		if b, tracked := f.waitBody(ctx, y, time.Second); b != nil || !tracked {
+			t.Fatalf("failed block: %q %v", b, tracked)
+		}
+		f.end(x)
+		f.begin(x)
+		start := time.Now()
+		if b, tracked := f.waitBody(ctx, x, 300*time.Millisecond); b != nil || !tracked || time.Since(start) != 300*time.Millisecond {
+			t.Fatalf("slow block: %q %v after %v", b, tracked, time.Since(start))
+		}
+		f.end(x)
+	})
+}
