@@ -839,6 +839,7 @@ func addStats(a, b Stats) Stats {
 		AnnounceBytesIn:  a.AnnounceBytesIn + b.AnnounceBytesIn,
 		BodyBytesIn:      a.BodyBytesIn + b.BodyBytesIn,
 		ReconcileBytesIn: a.ReconcileBytesIn + b.ReconcileBytesIn,
+		OverheadBytesIn:  a.OverheadBytesIn + b.OverheadBytesIn,
 		BodiesReceived:   a.BodiesReceived + b.BodiesReceived,
 		DuplicateBodies:  a.DuplicateBodies + b.DuplicateBodies,
 	}

@@ -359,6 +359,7 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		AnnounceBytesIn:  v.Classes["announce"].In,
 		BodyBytesIn:      v.Classes["body"].In,
 		ReconcileBytesIn: v.Classes["reconcile"].In,
+		OverheadBytesIn:  v.Classes["overhead"].In,
 		BodiesReceived:   v.BodiesReceived,
 		DuplicateBodies:  v.DuplicateBodies,
 	}, nil

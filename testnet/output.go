@@ -209,9 +209,10 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		hi = max(hi, h)
 	}
 	fmt.Fprintf(w, "heads: same tip %v (heights %d..%d)\n", r.Heads.SameTip, lo, hi)
-	fmt.Fprintf(w, "bytes per node (median): in %s, out %s; announcements %s, bodies %s, reconciliation %s (all nodes, received)\n",
+	fmt.Fprintf(w, "bytes per node (median): in %s, out %s; all nodes received: announcements %s + gossip framing and control %s (%.0f%% of bodies), bodies %s, reconciliation %s\n",
 		humanBytes(r.Bytes.PerNodeInMedian), humanBytes(r.Bytes.PerNodeOutMedian),
-		humanBytes(float64(r.Bytes.AnnounceBytes)), humanBytes(float64(r.Bytes.BodyBytes)),
+		humanBytes(float64(r.Bytes.AnnounceBytes)), humanBytes(float64(r.Bytes.GossipOverheadBytes)),
+		100*r.Bytes.AnnounceShareOfBodies, humanBytes(float64(r.Bytes.BodyBytes)),
 		humanBytes(float64(r.Bytes.ReconcileBytes)))
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)
 	printFloors(w, r)

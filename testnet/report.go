@@ -164,6 +164,15 @@ type BytesReport struct {
 	// ReconcileBytes is mempool reconciliation bytes (requests and coded
 	// symbols) received, summed over nodes.
 	ReconcileBytes int64 `json:"reconcile_bytes"`
+	// GossipOverheadBytes is what GossipSub adds around the messages
+	// (framing, envelopes) and its control traffic (IHAVE, IWANT, GRAFT,
+	// PRUNE, IDONTWANT), received, summed over nodes.
+	GossipOverheadBytes int64 `json:"gossip_overhead_bytes"`
+	// AnnounceShareOfBodies is what announcing costs against what it
+	// saves: announcement payloads plus the gossip overhead, over body
+	// bytes (0 without bodies). In push modes the overhead framing bodies
+	// is counted in too, so compare it between announce-mode runs.
+	AnnounceShareOfBodies float64 `json:"announce_share_of_bodies"`
 }
 
 // Percentiles summarises a distribution in milliseconds. An empty
@@ -223,6 +232,7 @@ type Stats struct {
 	AnnounceBytesIn  int64 // announcement bytes received
 	BodyBytesIn      int64 // tx and block body bytes received
 	ReconcileBytesIn int64 // reconciliation bytes received
+	OverheadBytesIn  int64 // GossipSub framing and control received
 	BodiesReceived   int64 // bodies received, duplicates included
 	DuplicateBodies  int64 // bodies received that were already held
 }
@@ -235,6 +245,7 @@ func (s Stats) Sub(o Stats) Stats {
 		AnnounceBytesIn:  s.AnnounceBytesIn - o.AnnounceBytesIn,
 		BodyBytesIn:      s.BodyBytesIn - o.BodyBytesIn,
 		ReconcileBytesIn: s.ReconcileBytesIn - o.ReconcileBytesIn,
+		OverheadBytesIn:  s.OverheadBytesIn - o.OverheadBytesIn,
 		BodiesReceived:   s.BodiesReceived - o.BodiesReceived,
 		DuplicateBodies:  s.DuplicateBodies - o.DuplicateBodies,
 	}
@@ -622,7 +633,12 @@ func Analyze(o *Observations) *Analysis {
 		r.Bytes.AnnounceBytes += s.AnnounceBytesIn
 		r.Bytes.BodyBytes += s.BodyBytesIn
 		r.Bytes.ReconcileBytes += s.ReconcileBytesIn
+		r.Bytes.GossipOverheadBytes += s.OverheadBytesIn
 		bodies += s.BodiesReceived
+	}
+	if r.Bytes.BodyBytes > 0 {
+		share := float64(r.Bytes.AnnounceBytes+r.Bytes.GossipOverheadBytes) / float64(r.Bytes.BodyBytes)
+		r.Bytes.AnnounceShareOfBodies = math.Round(share*1000) / 1000
 	}
 	r.Bytes.PerNodeInMedian = Median(in)
 	r.Bytes.PerNodeOutMedian = Median(out)
