@@ -150,6 +150,11 @@ type Config struct {
 	// brought in (cut-through, as BIP152's high-bandwidth mode); the block
 	// is then fetched, rebuilt and stored behind it.
 	StoreBeforeForward bool
+	// TxFetchBeforeForward makes a node forward a tx announcement only
+	// once it holds the bodies. By default a first announcement of txs
+	// the node lacks goes on at once and the bodies are fetched behind it
+	// (cut-through, txcut.go).
+	TxFetchBeforeForward bool
 	// MaxGossipMessageSize is the transport's message size limit in bytes
 	// (give the transport the same): a push-mode block that would not fit
 	// goes out as a compact block.
@@ -325,3 +330,11 @@ func (c Config) BlockTopic() string { return "/rumor/" + c.ChainID + "/block/2" 
 // RequestProtocol names the request/response protocol (a libp2p protocol
 // id on the p2p transport).
 func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/1.0.0" }
+
+// pendingServeWait is how long a request for something this node forwarded
+// before holding it waits: PendingServeWait, or half FetchTimeout when that
+// is shorter, so a peer on the same timeouts gets the busy answer before it
+// would time us out.
+func (c Config) pendingServeWait() time.Duration {
+	return min(PendingServeWait, c.FetchTimeout/2)
+}

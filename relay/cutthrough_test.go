@@ -2,12 +2,14 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/rumor-relay/rumor/relay/memnet"
 	"github.com/rumor-relay/rumor/relay/relaytest"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 // lineOfAuthNodes builds started relays a-b-c... in a line on a memnet with
@@ -208,5 +210,94 @@ func TestFlightWaitBody(t *testing.T) {
 			t.Fatalf("slow block: %q %v after %v", b, tracked, time.Since(start))
 		}
 		f.end(x)
+	})
+}
+
+// TestTxCutThrough: on a line a-b-c with link latency L, a tx submitted at
+// a reaches c 4L after a announces it when b forwards the announcement
+// before fetching the body (c's request waits at b for b's own fetch), and
+// 6L after when b fetches first. Nobody is penalized either way.
+func TestTxCutThrough(t *testing.T) {
+	const l = 10 * time.Millisecond
+	for _, tc := range []struct {
+		name       string
+		fetchFirst bool
+		want       time.Duration
+		early      uint64
+	}{
+		{name: "cut-through", want: 4 * l, early: 1},
+		{name: "fetch-first", fetchFirst: true, want: 6 * l},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(BlockCompact)
+				cfg.TxFetchBeforeForward = tc.fetchFirst
+				nodes := lineOfAuthNodes(t, 3, l, cfg)
+				a, b, c := nodes[0], nodes[1], nodes[2]
+				ctx := waitCtx(t, 10*time.Second)
+				tx := mkTx("cut", 0, 250)
+				if _, v, err := a.r.SubmitTx(tx); v != Accepted {
+					t.Fatalf("submit: %v %v", v, err)
+				}
+				start := time.Now()
+				a.r.batch.flush(ctx)
+				id := txID(tx)
+				if err := c.pool.WaitFor(ctx, func() bool { return c.pool.HasTx(id) }); err != nil {
+					t.Fatal(err)
+				}
+				if got := time.Since(start); got != tc.want {
+					t.Errorf("c holds the tx %v after the announcement, want %v (L = %v)", got, tc.want, l)
+				}
+				if got := b.r.Stats().TxAnnouncementsEarly; got != tc.early {
+					t.Errorf("b forwarded %d announcements early, want %d", got, tc.early)
+				}
+				for _, nd := range nodes {
+					if offs := nd.offs.all(); len(offs) > 0 {
+						t.Errorf("node %s penalized: %v", nd.id, offs)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestTxCutThroughWithheld: an announcer that never serves its tx gets its
+// first announcement forwarded (that is the trade); the node behind the
+// honest forwarder is answered busy, not charged anything against the
+// forwarder, and the withholder pays its direct peer.
+func TestTxCutThroughWithheld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		net := newNet(t, 10*time.Millisecond)
+		b := newNode(t, net, "b", cfg)
+		c := newNode(t, net, "c", cfg)
+		w := newRogue(t, net, "w", cfg, func(wire.Request) []byte { return encode(&wire.Txs{Bodies: [][]byte{nil}}) })
+		net.Connect(w.id, b.id)
+		net.Connect(b.id, c.id)
+		for _, nd := range []*tnode{b, c} {
+			if err := nd.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Second)
+		data, err := (&wire.TxAnnounce{IDs: []ID{txID([]byte("never served"))}}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.tx.Publish(context.Background(), data); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * cfg.txValidateTimeout())
+		if got := b.offs.all(); !slices.Equal(got, []offenseRec{{w.id, OffenseNotFound}}) {
+			t.Errorf("b's offenses %v, want one not-found of the withholder", got)
+		}
+		if got := c.offs.all(); len(got) != 0 {
+			t.Logf("b %+v\nc %+v", b.r.Stats(), c.r.Stats())
+			t.Errorf("c charged %v to the honest forwarder", got)
+		}
+		if st := b.r.Stats(); st.TxAnnouncementsEarly != 1 || st.RequestsServed == 0 {
+			t.Errorf("b: %d forwarded early, %d requests served; want 1 and c's request", st.TxAnnouncementsEarly, st.RequestsServed)
+		}
 	})
 }

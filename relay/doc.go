@@ -40,13 +40,21 @@
 // SubmitTx adds a local tx to the pool and queues its id; Announce queues
 // ids of txs the pool already holds (promoted from a nonce queue, reloaded
 // from disk). The batcher announces queued ids after TxBatchWindow or
-// TxBatchMax ids. A receiver's topic validator fetches the ids it lacks
-// from the peer the message came from, checks each body against its id
-// (TxPool.TxID), adds it to the pool, and only then accepts, so a node
-// forwards an announcement only when it holds the bodies. Invalid bodies
-// reject the message; an announcement of txs that reached us by another
-// path in the last validation timeout is forwarded too (we can serve them);
-// anything else is ignored.
+// TxBatchMax ids. A receiver fetches the ids it lacks from the peer the
+// message came from, checks each body against its id (TxPool.TxID) and
+// adds it to the pool. By default (cut-through, txcut.go) a first
+// announcement of txs it lacks is forwarded at once and the bodies are
+// fetched behind it: a peer that asks for them meanwhile waits for the
+// fetch (PendingServeWait) and is served from the pool, or hears busy if
+// it failed (no fault), so a tx crosses each hop in one link latency and
+// its body trails by one round trip at the far end. Only the pool serves,
+// so a bad body goes one hop; a peer that offended in the last
+// OffenderCooldown, an announcement with no id new here, and
+// Config.TxFetchBeforeForward take the fetch-first path: the validator
+// waits for the bodies and only then accepts; invalid bodies reject the
+// message. An announcement of txs that reached us by another path in the
+// last validation timeout is forwarded too (we can serve them); anything
+// else is ignored.
 //
 // Config.TxMode TxPush gossips the bodies themselves (wire.TxPush), as a
 // relay on GossipSub alone would: the baseline the announce mode is

@@ -3,7 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
-	"io"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -54,6 +54,25 @@ func newRogue(t testing.TB, net *memnet.Network, id PeerID, cfg Config, serve ro
 
 // serveOnly answers GetTxs with body for its id and not-found for every
 // other id, counting into asked (when not nil) each time body is served.
+// serveBodies answers tx requests with the given bodies (nil for others).
+func serveBodies(bodies ...[]byte) rogueServe {
+	byID := make(map[ID][]byte)
+	for _, b := range bodies {
+		byID[txID(b)] = b
+	}
+	return func(req wire.Request) []byte {
+		q, ok := req.(*wire.GetTxs)
+		if !ok {
+			return nil
+		}
+		out := &wire.Txs{}
+		for _, id := range q.IDs {
+			out.Bodies = append(out.Bodies, byID[id])
+		}
+		return encode(out)
+	}
+}
+
 func serveOnly(body []byte, asked *atomic.Int64) rogueServe {
 	return func(req wire.Request) []byte {
 		q, ok := req.(*wire.GetTxs)
@@ -194,34 +213,55 @@ func TestFallbackWrongBody(t *testing.T) {
 }
 
 // TestInvalidTxRejected: a peer announces and serves a tx the pool calls
-// invalid: the announcement is rejected, nothing enters the pool, the peer
-// is penalized.
+// invalid: nothing enters the pool and the peer is penalized. Fetching
+// first, the announcement is rejected. With cut-through the first one was
+// forwarded before its body came; the offense then puts the peer on the
+// fetch-first path, so its next junk announcement is rejected here.
 func TestInvalidTxRejected(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cfg := testConfig(BlockCompact)
-		bad := append([]byte{0xFF}, mkTx("invalid", 0, 60)...)
-		_, r, w := fallbackNet(t, cfg, serveOnly(bad, nil))
-		ctx := waitCtx(t, 20*time.Second)
-		data, err := (&wire.TxAnnounce{IDs: []ID{txID(bad)}}).Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.tx.Publish(ctx, data); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.offs.WaitFor(ctx, func() bool { return r.offs.has(w.id, OffenseInvalidTx) }); err != nil {
-			t.Fatalf("no penalty: %v", r.offs.all())
-		}
-		eventually(t, 5*time.Second, func() error {
-			if r.r.Stats().Rejected == 0 {
-				return io.ErrNoProgress
-			}
-			return nil
+	for _, fetchFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fetch-first=%v", fetchFirst), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(BlockCompact)
+				cfg.TxFetchBeforeForward = fetchFirst
+				bad := append([]byte{0xFF}, mkTx("invalid", 0, 60)...)
+				bad2 := append([]byte{0xFF}, mkTx("invalid", 1, 60)...)
+				_, r, w := fallbackNet(t, cfg, serveBodies(bad, bad2))
+				ctx := waitCtx(t, 20*time.Second)
+				for i, tx := range [][]byte{bad, bad2} {
+					data, err := (&wire.TxAnnounce{IDs: []ID{txID(tx)}}).Encode()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := w.tx.Publish(ctx, data); err != nil {
+						t.Fatal(err)
+					}
+					if err := r.offs.WaitFor(ctx, func() bool { return len(r.offs.all()) > i }); err != nil {
+						t.Fatalf("no penalty: %v", r.offs.all())
+					}
+				}
+				if got := r.offs.all(); !slices.Equal(got, []offenseRec{{w.id, OffenseInvalidTx}, {w.id, OffenseInvalidTx}}) {
+					t.Fatalf("offenses %v, want two invalid-tx offenses of %s", got, w.id)
+				}
+				eventually(t, 5*time.Second, func() error {
+					st := r.r.Stats()
+					want := uint64(2)
+					if !fetchFirst {
+						want = 1
+					}
+					if st.Rejected != want {
+						return fmt.Errorf("%d rejected, want %d: %+v", st.Rejected, want, st)
+					}
+					if !fetchFirst && st.TxAnnouncementsEarly != 1 {
+						return fmt.Errorf("%d forwarded early, want 1", st.TxAnnouncementsEarly)
+					}
+					return nil
+				})
+				if r.pool.HasTx(txID(bad)) || r.pool.HasTx(txID(bad2)) {
+					t.Fatal("invalid tx entered the pool")
+				}
+			})
 		})
-		if r.pool.HasTx(txID(bad)) {
-			t.Fatal("invalid tx entered the pool")
-		}
-	})
+	}
 }
 
 // TestFallbackCompactBlockTxn: R hears a compact block first through the

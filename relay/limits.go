@@ -91,14 +91,22 @@ const (
 	// bound a block is stored before it is forwarded, as without
 	// cut-through.
 	MaxBlockImports = 16
-	// PendingServeWait is how long a request for a block this node
-	// forwarded but has not put together yet waits for it. Peers behind
+	// PendingServeWait is how long a request for a block or tx this node
+	// forwarded but does not hold yet waits for it. Peers behind
 	// this node ask it as soon as they see the announcement, one link
 	// latency after it did; the block is normally complete one round trip
 	// (its own getblocktxn) later. Past the wait the answer is busy (no
-	// fault), and the asker tries its other sources. It stays under
-	// FetchTimeout, so the asker never times the node out for it.
+	// fault), and the asker tries its other sources. A node waits half its
+	// FetchTimeout when that is shorter, so an asker on the same timeouts
+	// hears busy before it would time the node out.
 	PendingServeWait = time.Second
+	// MaxOffenders bounds the peers remembered as recent offenders, and
+	// OffenderCooldown is how long an offense keeps a peer's tx
+	// announcements on the fetch-first path (txcut.go): a peer that
+	// announces txs it does not serve gets its junk forwarded at most once
+	// a cooldown, and its honest announcements one fetch later.
+	MaxOffenders     = 4096
+	OffenderCooldown = time.Minute
 )
 
 // importSlots is a counting semaphore with a non-blocking acquire.

@@ -52,7 +52,14 @@ type Relay struct {
 	upload     *rate.Limiter
 	flight     blockFlight
 	imports    importSlots // blocks brought in behind an early forward (MaxBlockImports)
-	rejects    recentRejects
+	// txImports bounds the tx fetches running behind early-forwarded
+	// announcements, per peer and in all (the tx validation shares);
+	// txFlight names their ids; offenders keeps peers that offended
+	// recently on the fetch-first path (txcut.go).
+	txImports *peerSlots
+	txFlight  txFlight
+	offenders offenders
+	rejects   recentRejects
 	// Reconciliation state per peer (reconcile.go), bounded by
 	// MaxReconcilePeers and pruned to the connected peers each round.
 	reconMu   sync.Mutex
@@ -84,7 +91,9 @@ type options struct {
 }
 
 // TxHeldHook learns that a peer holds tx ids: it announced them to this
-// node (first copies and duplicates alike), fetched their bodies from it
+// node (first copies and duplicates alike; with cut-through a peer
+// announces what it is still fetching, so this says "holds or is about
+// to"), fetched their bodies from it
 // (the peer that announced them first is the one asked), or a
 // reconciliation session with it found them in its pool (every id of the
 // session's set it did not lack: up to MaxReconcileSet at once). It runs on
@@ -177,6 +186,7 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		blockSlots:     newPeerSlots(MaxBlockValidationsPerPeer, BlockValidateConcurrency),
 		limiter:        newPeerSlots(MaxServePerPeer, MaxServeTotal),
 		imports:        make(importSlots, MaxBlockImports),
+		txImports:      newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
 		upload:         cfg.uploadLimiter(),
 		reconDiff:      make(map[PeerID]int),
 		reconLast:      make(map[PeerID]time.Time),
@@ -363,6 +373,7 @@ func (r *Relay) penalize(p PeerID, o Offense) {
 		return
 	}
 	r.log.Debugw("offense", "peer", p, "offense", o)
+	r.offenders.note(p, r.now())
 	r.metrics.offense(o)
 	if r.penalty != nil {
 		r.penalty(p, o)

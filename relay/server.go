@@ -279,6 +279,9 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	switch q := req.(type) {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
+		if r.awaitPendingTxs(q.IDs) {
+			return &wire.Error{Code: wire.ErrCodeBusy}
+		}
 		out := &wire.Txs{Bodies: make([][]byte, 0, len(q.IDs))}
 		size := 0
 		for _, id := range q.IDs {
@@ -375,7 +378,8 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 }
 
 // blockToServe returns a stored block, or one this node forwarded before
-// storing it (cut-through), waiting up to PendingServeWait for its body.
+// storing it (cut-through), waiting up to PendingServeWait (or half
+// FetchTimeout) for its body.
 // busy means the block was on its way but is not here yet (or its import
 // failed): not the asker's fault nor a sign that we withhold it, so the
 // answer is busy rather than not found.
@@ -383,7 +387,7 @@ func (r *Relay) blockToServe(id ID) (block []byte, ok, busy bool) {
 	if b, ok := r.chain.GetBlock(id); ok {
 		return b, true, false
 	}
-	b, tracked := r.flight.waitBody(r.ctx, id, PendingServeWait)
+	b, tracked := r.flight.waitBody(r.ctx, id, r.cfg.pendingServeWait())
 	if b == nil {
 		// The import may have stored it as the wait ended.
 		if b, ok := r.chain.GetBlock(id); ok {
@@ -392,6 +396,32 @@ func (r *Relay) blockToServe(id ID) (block []byte, ok, busy bool) {
 		return nil, false, tracked
 	}
 	return b, true, false
+}
+
+// awaitPendingTxs waits up to PendingServeWait (or half FetchTimeout) for the requested txs this
+// node is fetching behind an announcement it forwarded early (cut-through),
+// and reports whether one of them still did not land: then the answer is
+// busy (no fault; the asker tries its other sources), not a not-found the
+// asker would charge us for.
+func (r *Relay) awaitPendingTxs(ids []ID) (busy bool) {
+	var pending []ID
+	for _, id := range ids {
+		if !r.pool.HasTx(id) {
+			pending = append(pending, id)
+		}
+	}
+	// Peers behind us ask within about a round trip of our forward; a
+	// fetch that failed in the last FetchTimeout is still one we owe a
+	// busy answer for.
+	if len(pending) == 0 || !r.txFlight.wait(r.ctx, pending, r.cfg.pendingServeWait(), r.now(), r.cfg.FetchTimeout) {
+		return false
+	}
+	for _, id := range pending {
+		if !r.pool.HasTx(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // header returns a stored block's encoded header.

@@ -248,19 +248,25 @@ func TestClientRejectsOversizeResponse(t *testing.T) {
 
 // TestOneBadResponseOneOffense: a peer announces a tx and answers the fetch
 // with bytes that do not decode. The whole path (client, scheduler,
-// validator) reports exactly one offense for that one bad answer.
+// validator) reports exactly one offense for that one bad answer, whether
+// the announcement waits for the fetch (and is then ignored) or was
+// forwarded before it (cut-through).
 func TestOneBadResponseOneOffense(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		answer []byte
-		want   Offense
+		name       string
+		answer     []byte
+		want       Offense
+		fetchFirst bool
 	}{
-		{"malformed", []byte{0x81, 0xFF}, OffenseMalformed},
-		{"unrequested", encode(&wire.Txs{Bodies: [][]byte{nil, nil}}), OffenseUnrequested},
+		{"malformed", []byte{0x81, 0xFF}, OffenseMalformed, true},
+		{"unrequested", encode(&wire.Txs{Bodies: [][]byte{nil, nil}}), OffenseUnrequested, true},
+		{"malformed/cut-through", []byte{0x81, 0xFF}, OffenseMalformed, false},
+		{"unrequested/cut-through", encode(&wire.Txs{Bodies: [][]byte{nil, nil}}), OffenseUnrequested, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cfg := testConfig(BlockCompact)
+				cfg.TxFetchBeforeForward = tc.fetchFirst
 				cfg.NoSync = true // the rogue answers sync requests with junk too
 				net := newNet(t, 10*time.Millisecond)
 				r := newNode(t, net, "R", cfg)
@@ -279,8 +285,12 @@ func TestOneBadResponseOneOffense(t *testing.T) {
 				// Long enough for the fetch, the grace wait for another
 				// source and the validation timeout to end.
 				time.Sleep(2 * cfg.txValidateTimeout())
-				if st := r.r.Stats(); st.Ignored != 1 {
+				st := r.r.Stats()
+				if tc.fetchFirst && st.Ignored != 1 {
 					t.Fatalf("announcement not ignored once: %+v", st)
+				}
+				if !tc.fetchFirst && (st.Accepted != 1 || st.TxAnnouncementsEarly != 1) {
+					t.Fatalf("announcement not forwarded early once: %+v", st)
 				}
 				if got := r.offs.all(); !slices.Equal(got, []offenseRec{{w.id, tc.want}}) {
 					t.Fatalf("offenses %v, want exactly one %v", got, tc.want)

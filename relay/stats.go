@@ -67,6 +67,9 @@ type Stats struct {
 	// block then failed validation.
 	BlocksForwardedEarly uint64 `json:"blocks_forwarded_early"`
 	LateInvalidBlocks    uint64 `json:"late_invalid_blocks"`
+	// TxAnnouncementsEarly counts tx announcements forwarded before their
+	// bodies were fetched (cut-through, txcut.go).
+	TxAnnouncementsEarly uint64 `json:"tx_announcements_early"`
 	// Reconciliations counts reconciliation sessions this node ran that
 	// decoded; ReconcilePulled the txs they brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
@@ -91,6 +94,7 @@ type counters struct {
 	bodies, dupBodies, served     atomic.Uint64
 	serveBusy                     atomic.Uint64
 	earlyForward, lateInvalid     atomic.Uint64
+	earlyTxForward                atomic.Uint64
 	reconciled, reconcilePulled   atomic.Uint64
 	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
@@ -115,6 +119,7 @@ func (c *counters) snapshot() Stats {
 		RequestsBusy:           c.serveBusy.Load(),
 		BlocksForwardedEarly:   c.earlyForward.Load(),
 		LateInvalidBlocks:      c.lateInvalid.Load(),
+		TxAnnouncementsEarly:   c.earlyTxForward.Load(),
 		Reconciliations:        c.reconciled.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}

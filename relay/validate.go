@@ -134,6 +134,11 @@ func (r *Relay) checkTxAnnounce(ctx context.Context, from PeerID, data []byte) t
 		// further on; GossipSub drops the copies peers already saw.
 		return r.servable(ann.IDs)
 	}
+	if !rejected {
+		if res, ok := r.forwardTxsEarly(from, ann.IDs, want); ok {
+			return res
+		}
+	}
 	results, err := r.fetch.fetch(ctx, from, kindTx, want, nil)
 	if err != nil {
 		r.log.Debugw("tx announcement: fetch failed", "from", from, "err", err)
