@@ -90,6 +90,16 @@ const (
 	// collisions out of reach (2^80 messages for an even chance) and the
 	// ids in IHAVE/IWANT/IDONTWANT control messages short.
 	MessageIDBytes = 20
+	// GossipHistory is GossipSub's HistoryGossip: how many heartbeats a
+	// message id is advertised for in IHAVE gossip (GossipSub's default is
+	// 3). The relay repairs what gossip loses itself (mempool
+	// reconciliation, tip exchange, fetch fallback), so one advertisement
+	// is enough. Measured on a 200-node sim (50 tx/s of 250 B txs): the
+	// gossip framing and control received fell from 147 to 102 MiB, times
+	// to all unchanged, also at 5% loss. Embedders may pass their own
+	// pubsub.WithGossipSubParams in Config.PubSubOptions (it is applied
+	// after this one).
+	GossipHistory = 1
 )
 
 // MessageID is the GossipSub message id function of the transport: the
@@ -169,7 +179,10 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{host: h, log: cfg.Logger, ctx: ctx, cancel: cancel, topics: make(map[string]*topic), names: newNames()}
 	t.tracer = newTracer(t)
+	params := pubsub.DefaultGossipSubParams()
+	params.HistoryGossip = GossipHistory
 	opts := append([]pubsub.Option{
+		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(MessageID),
