@@ -528,7 +528,7 @@ func (r *Relay) compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.
 		if err != nil {
 			return nil, fmt.Errorf("tx %d of the block: %w", i, err)
 		}
-		if prefill[id] {
+		if prefill[id] || r.youngerThanPrefillAge(id) {
 			c.Prefilled = append(c.Prefilled, wire.PrefilledTx{Index: uint32(i), Tx: tx})
 			continue
 		}
@@ -538,4 +538,14 @@ func (r *Relay) compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.
 		return nil, errors.New("block has too many txs for a compact announcement")
 	}
 	return c, nil
+}
+
+// youngerThanPrefillAge reports whether this node first saw tx id less than
+// Config.PrefillAge ago: peers far away may not hold it yet.
+func (r *Relay) youngerThanPrefillAge(id ID) bool {
+	if r.cfg.PrefillAge <= 0 {
+		return false
+	}
+	at, ok := r.seen.get(id)
+	return ok && r.now().Sub(at) < r.cfg.PrefillAge
 }

@@ -90,6 +90,10 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 	r.noteBytes(false, protoRequest, reqClass, wire.FrameSize(len(payload)))
 	data, err := r.tr.Request(ctx, p, r.proto, payload, maxResp)
 	r.noteBytes(true, protoRequest, class, wire.FrameSize(len(data)))
+	switch req.(type) {
+	case *wire.GetBlock, *wire.GetBlockTxn:
+		r.stats.blockIn.Add(uint64(wire.FrameSize(len(data))))
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, wire.ErrFrameTooLarge):

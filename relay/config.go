@@ -155,6 +155,11 @@ type Config struct {
 	// the node lacks goes on at once and the bodies are fetched behind it
 	// (cut-through, txcut.go).
 	TxFetchBeforeForward bool
+	// PrefillAge makes a compact block carry whole the txs this node
+	// first saw less than PrefillAge ago (besides those still in its
+	// announcement batch), since the far side of the network may not
+	// hold them yet; zero prefills only the batch.
+	PrefillAge time.Duration
 	// MaxGossipMessageSize is the transport's message size limit in bytes
 	// (give the transport the same): a push-mode block that would not fit
 	// goes out as a compact block.

@@ -110,6 +110,9 @@ func (o observer) GossipTraffic(in bool, wireBytes int, msgs []transport.Publish
 			class = classBody
 		}
 		r.noteGossipClass(in, class, len(m.Data))
+		if in && m.Topic == r.blockTopicName {
+			r.stats.blockIn.Add(uint64(len(m.Data)))
+		}
 		if in {
 			r.stats.annIn.Add(1)
 		} else {

@@ -70,6 +70,11 @@ type Stats struct {
 	// TxAnnouncementsEarly counts tx announcements forwarded before their
 	// bodies were fetched (cut-through, txcut.go).
 	TxAnnouncementsEarly uint64 `json:"tx_announcements_early"`
+	// BlockBytesIn counts what blocks cost this node to receive: block
+	// announcement payloads (compact, pull or push, prefilled txs
+	// included) and the responses to its block and getblocktxn requests
+	// (catch-up sync not included). It overlaps the byte classes.
+	BlockBytesIn uint64 `json:"block_bytes_in"`
 	// Reconciliations counts reconciliation sessions this node ran that
 	// decoded; ReconcilePulled the txs they brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
@@ -95,6 +100,7 @@ type counters struct {
 	serveBusy                     atomic.Uint64
 	earlyForward, lateInvalid     atomic.Uint64
 	earlyTxForward                atomic.Uint64
+	blockIn                       atomic.Uint64
 	reconciled, reconcilePulled   atomic.Uint64
 	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
@@ -120,6 +126,7 @@ func (c *counters) snapshot() Stats {
 		BlocksForwardedEarly:   c.earlyForward.Load(),
 		LateInvalidBlocks:      c.lateInvalid.Load(),
 		TxAnnouncementsEarly:   c.earlyTxForward.Load(),
+		BlockBytesIn:           c.blockIn.Load(),
 		Reconciliations:        c.reconciled.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}

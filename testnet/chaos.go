@@ -840,6 +840,7 @@ func addStats(a, b Stats) Stats {
 		BodyBytesIn:      a.BodyBytesIn + b.BodyBytesIn,
 		ReconcileBytesIn: a.ReconcileBytesIn + b.ReconcileBytesIn,
 		OverheadBytesIn:  a.OverheadBytesIn + b.OverheadBytesIn,
+		BlockBytesIn:     a.BlockBytesIn + b.BlockBytesIn,
 		BodiesReceived:   a.BodiesReceived + b.BodiesReceived,
 		DuplicateBodies:  a.DuplicateBodies + b.DuplicateBodies,
 	}

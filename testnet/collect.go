@@ -348,6 +348,7 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		BytesOut        int64            `json:"bytes_out"`
 		BodiesReceived  int64            `json:"bodies_received"`
 		DuplicateBodies int64            `json:"duplicate_bodies"`
+		BlockBytesIn    int64            `json:"block_bytes_in"`
 		Classes         map[string]inOut `json:"classes"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -360,6 +361,7 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		BodyBytesIn:      v.Classes["body"].In,
 		ReconcileBytesIn: v.Classes["reconcile"].In,
 		OverheadBytesIn:  v.Classes["overhead"].In,
+		BlockBytesIn:     v.BlockBytesIn,
 		BodiesReceived:   v.BodiesReceived,
 		DuplicateBodies:  v.DuplicateBodies,
 	}, nil

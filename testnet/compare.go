@@ -65,7 +65,8 @@ func ratio(v, base float64) string {
 
 // PrintCompare writes one table of each mode's figures and their ratios to
 // the first (compact) run: accepted tx/s, block and tx time to all (p50,
-// p99), median bytes in and out per node, duplicates per body. With
+// p99), median bytes in and out per node, median block bytes per node
+// (what blocks cost to receive), duplicates per body. With
 // --tx-rate 0 the modes carry different loads; compare bytes with the
 // accepted tx/s beside them.
 func PrintCompare(w io.Writer, results []*Result) {
@@ -75,19 +76,20 @@ func PrintCompare(w io.Writer, results []*Result) {
 	b := results[0].Report
 	fmt.Fprintf(w, "relay comparison (%d nodes, %s mode; ratios are run / %s)\n", b.Nodes, b.Mode, compareName(b))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\taccepted tx/s\tblock to all p50 ms\tratio\tp99 ms\tratio\ttx to all p50 ms\tratio\tbytes in/node\tratio\tbytes out/node\tratio\tdup/body\tcoverage\t")
+	fmt.Fprintln(tw, "mode\taccepted tx/s\tblock to all p50 ms\tratio\tp99 ms\tratio\ttx to all p50 ms\tratio\tbytes in/node\tratio\tbytes out/node\tratio\tblock bytes/node\tratio\tdup/body\tcoverage\t")
 	for _, res := range results {
 		r := res.Report
 		cov := "full"
 		if !r.OK() {
 			cov = "INCOMPLETE"
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t\n", compareName(r), r.Txs.AcceptedPerS,
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t\n", compareName(r), r.Txs.AcceptedPerS,
 			r.Blocks.TimeToAllMs.P50, ratio(r.Blocks.TimeToAllMs.P50, b.Blocks.TimeToAllMs.P50),
 			r.Blocks.TimeToAllMs.P99, ratio(r.Blocks.TimeToAllMs.P99, b.Blocks.TimeToAllMs.P99),
 			r.Txs.TimeToAllMs.P50, ratio(r.Txs.TimeToAllMs.P50, b.Txs.TimeToAllMs.P50),
 			humanBytes(r.Bytes.PerNodeInMedian), ratio(r.Bytes.PerNodeInMedian, b.Bytes.PerNodeInMedian),
 			humanBytes(r.Bytes.PerNodeOutMedian), ratio(r.Bytes.PerNodeOutMedian, b.Bytes.PerNodeOutMedian),
+			humanBytes(r.Bytes.BlockPerNodeMedian), ratio(r.Bytes.BlockPerNodeMedian, b.Bytes.BlockPerNodeMedian),
 			r.DuplicatesPerBody, cov)
 	}
 	tw.Flush()

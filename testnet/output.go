@@ -214,6 +214,7 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		humanBytes(float64(r.Bytes.AnnounceBytes)), humanBytes(float64(r.Bytes.GossipOverheadBytes)),
 		100*r.Bytes.AnnounceShareOfBodies, humanBytes(float64(r.Bytes.BodyBytes)),
 		humanBytes(float64(r.Bytes.ReconcileBytes)))
+	fmt.Fprintf(w, "blocks per node (median): %s received (announcements, prefilled txs, block and getblocktxn answers)\n", humanBytes(r.Bytes.BlockPerNodeMedian))
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)
 	printFloors(w, r)
 	printPartition(w, r.Partition)

@@ -173,6 +173,10 @@ type BytesReport struct {
 	// bytes (0 without bodies). In push modes the overhead framing bodies
 	// is counted in too, so compare it between announce-mode runs.
 	AnnounceShareOfBodies float64 `json:"announce_share_of_bodies"`
+	// BlockPerNodeMedian is the median over nodes of what blocks cost to
+	// receive: block announcements (prefilled txs included) and block and
+	// getblocktxn responses, not GossipSub framing.
+	BlockPerNodeMedian float64 `json:"block_per_node_median"`
 }
 
 // Percentiles summarises a distribution in milliseconds. An empty
@@ -233,6 +237,7 @@ type Stats struct {
 	BodyBytesIn      int64 // tx and block body bytes received
 	ReconcileBytesIn int64 // reconciliation bytes received
 	OverheadBytesIn  int64 // GossipSub framing and control received
+	BlockBytesIn     int64 // block announcements and block/getblocktxn responses received
 	BodiesReceived   int64 // bodies received, duplicates included
 	DuplicateBodies  int64 // bodies received that were already held
 }
@@ -246,6 +251,7 @@ func (s Stats) Sub(o Stats) Stats {
 		BodyBytesIn:      s.BodyBytesIn - o.BodyBytesIn,
 		ReconcileBytesIn: s.ReconcileBytesIn - o.ReconcileBytesIn,
 		OverheadBytesIn:  s.OverheadBytesIn - o.OverheadBytesIn,
+		BlockBytesIn:     s.BlockBytesIn - o.BlockBytesIn,
 		BodiesReceived:   s.BodiesReceived - o.BodiesReceived,
 		DuplicateBodies:  s.DuplicateBodies - o.DuplicateBodies,
 	}
@@ -625,9 +631,10 @@ func Analyze(o *Observations) *Analysis {
 	}
 
 	// Bytes and duplicates.
-	var in, out []float64
+	var in, out, blocks []float64
 	var bodies int64
 	for _, s := range o.Stats {
+		blocks = append(blocks, float64(s.BlockBytesIn))
 		in = append(in, float64(s.BytesIn))
 		out = append(out, float64(s.BytesOut))
 		r.Bytes.AnnounceBytes += s.AnnounceBytesIn
@@ -641,6 +648,7 @@ func Analyze(o *Observations) *Analysis {
 		r.Bytes.AnnounceShareOfBodies = math.Round(share*1000) / 1000
 	}
 	r.Bytes.PerNodeInMedian = Median(in)
+	r.Bytes.BlockPerNodeMedian = Median(blocks)
 	r.Bytes.PerNodeOutMedian = Median(out)
 	if o.BodyItems > 0 && o.Nodes > 1 {
 		r.DuplicatesPerBody = math.Round(float64(bodies)/float64(o.BodyItems*(o.Nodes-1))*1000) / 1000

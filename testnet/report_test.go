@@ -149,7 +149,7 @@ func sampleObs() *Observations {
 			{b0: base - 4_000_000, b1: base + 1_100_000},
 		},
 		Heads:     []HeadObs{{Height: 2, ID: b1}, {Height: 2, ID: b1}, {Height: 2, ID: b1}},
-		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, OverheadBytesIn: 10, BodiesReceived: 4}, {BytesIn: 200, BytesOut: 100, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BodiesReceived: 4}},
+		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, OverheadBytesIn: 10, BlockBytesIn: 30, BodiesReceived: 4}, {BytesIn: 200, BytesOut: 100, BlockBytesIn: 10, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BlockBytesIn: 20, BodiesReceived: 4}},
 		BodyItems: 4,
 		Graph:     [][]int{{1}, {0, 2}, {1}},
 		TxMesh:    [][]int{{1}, {0, 2}, {1}},
@@ -211,6 +211,9 @@ func TestAnalyzeCoverageAndLatencies(t *testing.T) {
 	// Announcing costs its payloads and the gossip overhead: (10 + 10) / 80.
 	if r.Bytes.GossipOverheadBytes != 10 || r.Bytes.AnnounceShareOfBodies != 0.25 {
 		t.Errorf("announce share: overhead %d, share %v, want 10, 0.25", r.Bytes.GossipOverheadBytes, r.Bytes.AnnounceShareOfBodies)
+	}
+	if r.Bytes.BlockPerNodeMedian != 20 {
+		t.Errorf("block bytes per node median %v, want 20", r.Bytes.BlockPerNodeMedian)
 	}
 	// 12 bodies / (4 items x 2 receivers).
 	if r.DuplicatesPerBody != 1.5 {
@@ -321,7 +324,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms", "unconfirmed")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")
-	check("bytes", keysOf(m["bytes"]), "per_node_in_median", "per_node_out_median", "announce_bytes", "body_bytes", "reconcile_bytes", "gossip_overhead_bytes", "announce_share_of_bodies")
+	check("bytes", keysOf(m["bytes"]), "per_node_in_median", "per_node_out_median", "announce_bytes", "body_bytes", "reconcile_bytes", "gossip_overhead_bytes", "announce_share_of_bodies", "block_per_node_median")
 	var txs map[string]json.RawMessage
 	_ = json.Unmarshal(m["txs"], &txs)
 	check("percentiles", keysOf(txs["time_to_all_ms"]), "p50", "p90", "p99", "max")
