@@ -461,7 +461,8 @@ func (r *Relay) fetchAncestors(ctx context.Context, from PeerID, parent ID) bool
 // PublishBlock announces a block this node produced and already stored, at
 // once, in the configured mode. Pending tx announcements go out first, and
 // the txs among them travel prefilled in a compact block, since peers cannot
-// have them yet. A push-mode block over the gossip size limit goes out as a
+// have them yet, as do txs first seen here within the prefill age (see
+// prefill.go). A push-mode block over the gossip size limit goes out as a
 // compact block.
 func (r *Relay) PublishBlock(block []byte) error {
 	if r.closed.Load() || !r.started.Load() {
@@ -515,7 +516,8 @@ func (r *Relay) PublishBlock(block []byte) error {
 const pushOverhead = 1 << 10
 
 // compactOf builds a compact announcement with a random nonce; txs whose ids
-// are in prefill travel whole.
+// are in prefill, or that are younger here than the prefill age, travel
+// whole.
 func (r *Relay) compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.CompactBlock, error) {
 	var nb [8]byte
 	if _, err := rand.Read(nb[:]); err != nil {
@@ -523,12 +525,13 @@ func (r *Relay) compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.
 	}
 	c := &wire.CompactBlock{Header: hdr, Nonce: binary.LittleEndian.Uint64(nb[:])}
 	key := wire.NewShortIDKey(hdr, c.Nonce)
+	age, now := r.prefillAge(), r.now()
 	for i, tx := range txs {
 		id, err := r.pool.TxID(tx)
 		if err != nil {
 			return nil, fmt.Errorf("tx %d of the block: %w", i, err)
 		}
-		if prefill[id] || r.youngerThanPrefillAge(id) {
+		if prefill[id] || r.youngerThan(id, age, now) {
 			c.Prefilled = append(c.Prefilled, wire.PrefilledTx{Index: uint32(i), Tx: tx})
 			continue
 		}
@@ -538,14 +541,4 @@ func (r *Relay) compactOf(hdr []byte, txs [][]byte, prefill map[ID]bool) (*wire.
 		return nil, errors.New("block has too many txs for a compact announcement")
 	}
 	return c, nil
-}
-
-// youngerThanPrefillAge reports whether this node first saw tx id less than
-// Config.PrefillAge ago: peers far away may not hold it yet.
-func (r *Relay) youngerThanPrefillAge(id ID) bool {
-	if r.cfg.PrefillAge <= 0 {
-		return false
-	}
-	at, ok := r.seen.get(id)
-	return ok && r.now().Sub(at) < r.cfg.PrefillAge
 }

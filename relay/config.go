@@ -157,8 +157,9 @@ type Config struct {
 	TxFetchBeforeForward bool
 	// PrefillAge makes a compact block carry whole the txs this node
 	// first saw less than PrefillAge ago (besides those still in its
-	// announcement batch), since the far side of the network may not
-	// hold them yet; zero prefills only the batch.
+	// announcement batch), since the far side of the network may not hold
+	// them yet. Zero means automatic (prefill.go): one and a half recent
+	// tx fetch round trips. Negative prefills only the batch.
 	PrefillAge time.Duration
 	// MaxGossipMessageSize is the transport's message size limit in bytes
 	// (give the transport the same): a push-mode block that would not fit
