@@ -202,6 +202,25 @@ func (a *chainAdapter) VerifyHeader(b []byte) error {
 	return a.g.CheckHeaderAuth(h)
 }
 
+// VerifyBody implements relay.BodyVerifier: the header's TxRoot is the
+// Merkle root of the txs' ids. The encoding is canonical, so a tx's id is
+// the hash of the bytes given; bytes that are not a canonical tx hash to
+// an id the root does not commit to.
+func (a *chainAdapter) VerifyBody(header []byte, txs [][]byte) error {
+	h, err := chain.DecodeHeader(header)
+	if err != nil {
+		return err
+	}
+	ids := make([]chain.Hash, len(txs))
+	for i, tx := range txs {
+		ids[i] = sha256.Sum256(tx)
+	}
+	if chain.MerkleRoot(ids) != h.TxRoot {
+		return fmt.Errorf("%w: txs do not match the header's tx root", chain.ErrMalformed)
+	}
+	return nil
+}
+
 // SplitBlock implements relay.Chain.
 func (a *chainAdapter) SplitBlock(b []byte) ([]byte, [][]byte, error) {
 	blk, err := chain.DecodeBlock(b)

@@ -169,7 +169,12 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 		}
 		// Another announcement of the same block is being handled. If it
 		// stores the block, its validation forwards it and this one is a
-		// duplicate; if it fails, try this announcer in turn.
+		// duplicate; if it fails, try this announcer in turn. Meanwhile
+		// this announcer is one more source for its fetches: an announcer
+		// with bad short ids or one that withholds must not hold the block
+		// up for long.
+		r.fetch.addSources(from, kindBlockTxn, []ID{info.ID})
+		r.fetch.addSources(from, kindBlock, []ID{info.ID})
 		select {
 		case <-wait:
 		case <-ctx.Done():
@@ -284,12 +289,10 @@ func (r *Relay) bringIn(ctx context.Context, from PeerID, info HeaderInfo, ann w
 		if err != nil || res[0].status != stOK {
 			return Ignored
 		}
-		r.flight.assembled(info.ID, res[0].block)
-		return r.addBlock(ctx, from, info, res[0].block)
+		return r.addWholeBlock(ctx, from, info, res[0].block)
 	case *wire.BlockPush:
 		r.noteBody("block", false)
-		r.flight.assembled(info.ID, a.Block)
-		return r.addBlock(ctx, from, info, a.Block)
+		return r.addWholeBlock(ctx, from, info, a.Block)
 	}
 	return Invalid
 }
@@ -346,8 +349,7 @@ func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo,
 		block = nil
 	}
 	v := Invalid
-	if block != nil {
-		r.flight.assembled(info.ID, block)
+	if block != nil && r.offerBody(info, a.Header, txs, block) {
 		v = r.addBlock(ctx, from, info, block)
 	}
 	if v != Invalid || !rebuilt {
@@ -358,8 +360,37 @@ func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo,
 	if err != nil || res[0].status != stOK {
 		return Ignored
 	}
-	r.flight.assembled(info.ID, res[0].block)
-	return r.addBlock(ctx, from, info, res[0].block)
+	return r.addWholeBlock(ctx, from, info, res[0].block)
+}
+
+// offerBody makes a block being brought in servable to the peers waiting
+// for it, before it is stored, when the chain can check that its txs are
+// the ones its header commits to (BodyVerifier): a rebuild with a wrong tx
+// (a short-id collision, or a forwarder's bad short ids) is then never
+// served. It reports false when the check fails. Without a BodyVerifier
+// the block is served once stored.
+func (r *Relay) offerBody(info HeaderInfo, hdr []byte, txs [][]byte, block []byte) bool {
+	v, ok := r.chain.(BodyVerifier)
+	if !ok {
+		return true
+	}
+	if err := v.VerifyBody(hdr, txs); err != nil {
+		r.log.Debugw("block body does not match its header", "block", info.ID.Short(), "err", err)
+		return false
+	}
+	r.flight.assembled(info.ID, block)
+	return true
+}
+
+// addWholeBlock offers and adds a whole block (fetched by id or pushed).
+func (r *Relay) addWholeBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
+	if _, ok := r.chain.(BodyVerifier); ok {
+		hdr, txs, err := r.chain.SplitBlock(block)
+		if err != nil || !r.offerBody(info, hdr, txs, block) {
+			return Invalid
+		}
+	}
+	return r.addBlock(ctx, from, info, block)
 }
 
 // addBlock stores a block; on Orphan it fetches the missing ancestors from

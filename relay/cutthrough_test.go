@@ -301,3 +301,78 @@ func TestTxCutThroughWithheld(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockCutThroughBadShortIDs: a rogue that hears a block first passes
+// it on re-encoded with short ids of the wrong txs, ahead of the honest
+// announcement. The victim forwards it (the header is authentic), rebuilds
+// a body that does not match the header and so never serves it, fetches
+// the whole block (from the honest announcer, once the rogue refuses), and
+// the node behind it stores the right block without charging the victim.
+func TestBlockCutThroughBadShortIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const l = 10 * time.Millisecond
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		net := newNet(t, l)
+		p := newAuthNode(t, net, "p", cfg)
+		v := newAuthNode(t, net, "v", cfg)
+		d := newAuthNode(t, net, "d", cfg)
+		m := newRogue(t, net, "m", cfg, func(wire.Request) []byte { return encode(&wire.Block{}) })
+		net.ConnectLatency(p.id, v.id, 4*l) // the honest announcement comes late
+		net.Connect(m.id, v.id)
+		net.Connect(v.id, d.id)
+		for _, nd := range []*tnode{p, v, d} {
+			if err := nd.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Second)
+		ctx := waitCtx(t, 20*time.Second)
+
+		// Everyone holds the block's txs and some others.
+		var txs, others [][]byte
+		for i := range 6 {
+			tx, other := mkTx("in-block", i, 120), mkTx("other", i, 120)
+			for _, nd := range []*tnode{p, v, d} {
+				nd.pool.AddTx(tx)
+				nd.pool.AddTx(other)
+			}
+			txs, others = append(txs, tx), append(others, other)
+		}
+		block, bid := p.chain.Build(1, txs)
+		if _, vd, err := p.chain.AddBlock(block); vd != Accepted {
+			t.Fatalf("producer add: %v %v", vd, err)
+		}
+		honest, err := p.r.compactOf(block[:relaytest.HeaderSize], txs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := &wire.CompactBlock{Header: honest.Header, Nonce: honest.Nonce + 1}
+		key := wire.NewShortIDKey(bad.Header, bad.Nonce)
+		for _, tx := range others {
+			bad.ShortIDs = append(bad.ShortIDs, key.ShortID(txID(tx)))
+		}
+		data, err := bad.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := m.block.Publish(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.r.PublishBlock(block); err != nil {
+			t.Fatal(err)
+		}
+		waitBlocks(t, ctx, []*tnode{v, d}, bid)
+		// The honest announcement reaches v at 4L and names p as a source;
+		// v has the whole block one round trip to p later (12L), d one
+		// latency after that. Without the honest announcer as a source, v
+		// would wait for the block validation timeout.
+		if took := time.Since(start); took != 13*l {
+			t.Errorf("v and d stored the block %v after the attack, want %v", took, 13*l)
+		}
+		if offs := d.offs.all(); len(offs) > 0 {
+			t.Errorf("d charged %v to the honest forwarder", offs)
+		}
+	})
+}

@@ -18,8 +18,8 @@ import (
 // both topics (no validators, so it forwards whatever it receives at once)
 // whose request handler is scripted.
 type rogue struct {
-	id PeerID
-	tx transport.Topic
+	id        PeerID
+	tx, block transport.Topic
 }
 
 // rogueServe answers one decoded request; nil resets the exchange.
@@ -36,6 +36,8 @@ func newRogue(t testing.TB, net *memnet.Network, id PeerID, cfg Config, serve ro
 		}
 		if name == cfg.TxTopic() {
 			rg.tx = topic
+		} else {
+			rg.block = topic
 		}
 	}
 	nd.Serve(cfg.RequestProtocol(), func(_ PeerID, read transport.ReadRequest) ([]byte, func()) {

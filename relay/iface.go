@@ -134,3 +134,15 @@ type BlockSizer interface {
 type PoolIDSource interface {
 	PendingIDs(max int) []ID
 }
+
+// BodyVerifier is an optional interface of a Chain that checks a block's
+// encoded transactions against the commitment in its encoded header (a
+// Merkle root) without validating them. With it, a block forwarded before
+// it is stored (cut-through) is served to the peers behind as soon as its
+// body is known to be the one the header names, and a compact block
+// rebuilt with a wrong tx (a short-id collision, or bad short ids from the
+// peer that passed it on) goes straight to the whole-block fetch. Without
+// it, such a block is served once stored.
+type BodyVerifier interface {
+	VerifyBody(header []byte, txs [][]byte) error
+}

@@ -546,9 +546,23 @@ const ForgedSalt = 1 << 63
 
 // AuthChain is a Chain that can authenticate a header alone
 // (relay.HeaderVerifier), as a chain whose headers are signed by their
-// proposer can: relays on it forward blocks before storing them
-// (cut-through). A header verifies unless its salt carries ForgedSalt.
+// proposer can, and check a body against its header (relay.BodyVerifier):
+// relays on it forward blocks before storing them (cut-through). A header
+// verifies unless its salt carries ForgedSalt.
 type AuthChain struct{ *Chain }
+
+// VerifyBody implements relay.BodyVerifier: the header's tx root.
+func (c AuthChain) VerifyBody(h []byte, txs [][]byte) error {
+	if len(h) != HeaderSize {
+		return fmt.Errorf("%w: header of %d bytes", ErrMalformed, len(h))
+	}
+	var root ID
+	copy(root[:], h[40:72])
+	if root != TxRoot(txs) {
+		return errors.New("relaytest: bad tx root")
+	}
+	return nil
+}
 
 // VerifyHeader implements relay.HeaderVerifier.
 func (c AuthChain) VerifyHeader(h []byte) error {
