@@ -376,3 +376,54 @@ func TestBlockCutThroughBadShortIDs(t *testing.T) {
 		}
 	})
 }
+
+// TestPrefillYoungTxs: a compact block carries whole the txs first seen
+// here within the prefill age: by default one and a half times the low
+// quartile of recent fetch round trips (fetches that waited at a
+// cut-through server do not stretch it), or a fixed age, or none.
+func TestPrefillYoungTxs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		txs := [][]byte{mkTx("old", 0, 50), mkTx("mid", 1, 50), mkTx("new", 2, 50)}
+		hdr := relaytest.EncodeHeader(1, ID{}, relaytest.TxRoot(txs), 0)
+		r := &Relay{pool: relaytest.NewPool(), seen: newFirstSeen(16)}
+		for i, ago := range []time.Duration{200, 100, 10} {
+			r.seen.record(txID(txs[i]), time.Now().Add(-ago*time.Millisecond))
+		}
+		prefilled := func() []uint32 {
+			c, err := r.compactOf(hdr, txs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idx []uint32
+			for _, p := range c.Prefilled {
+				idx = append(idx, p.Index)
+			}
+			return idx
+		}
+		if got := prefilled(); len(got) != 0 {
+			t.Errorf("no round trips measured yet: prefilled %v, want none", got)
+		}
+		// 40 fetches that waited 400 ms at a server, 24 plain 100 ms ones.
+		for i := range RTTSamples {
+			d := 100 * time.Millisecond
+			if i%8 < 5 {
+				d = 400 * time.Millisecond
+			}
+			r.rtt.add(d)
+		}
+		if got := r.prefillAge(); got != 150*time.Millisecond {
+			t.Errorf("automatic prefill age %v, want 150ms", got)
+		}
+		if got := prefilled(); !slices.Equal(got, []uint32{1, 2}) {
+			t.Errorf("automatic: prefilled %v, want [1 2]", got)
+		}
+		r.cfg.PrefillAge = time.Second
+		if got := prefilled(); !slices.Equal(got, []uint32{0, 1, 2}) {
+			t.Errorf("1s: prefilled %v, want all", got)
+		}
+		r.cfg.PrefillAge = -1
+		if got := prefilled(); len(got) != 0 {
+			t.Errorf("off: prefilled %v, want none", got)
+		}
+	})
+}
