@@ -427,3 +427,91 @@ func TestPrefillYoungTxs(t *testing.T) {
 		}
 	})
 }
+
+// collidingPool is a pool whose short-id lookup answers one position with
+// the wrong tx, as a 48-bit short-id collision would.
+type collidingPool struct {
+	*relaytest.Pool
+	wrong []byte
+}
+
+func (p collidingPool) LookupShortIDs(shortID func(ID) uint64, short []uint64) [][]byte {
+	got := p.Pool.LookupShortIDs(shortID, short)
+	if len(got) > 0 {
+		got[0] = p.wrong
+	}
+	return got
+}
+
+// TestShortIDCollision: a receiver whose pool resolves a short id to the
+// wrong tx rebuilds a block that does not match its header. With or
+// without cut-through and with or without a body check, it fetches the
+// whole block from the announcer, stores the right one and blames nobody
+// (BIP152: a collision is nobody's fault).
+func TestShortIDCollision(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		auth       bool
+		storeFirst bool
+	}{
+		{name: "cut-through, body check", auth: true},
+		{name: "store-and-forward, body check", auth: true, storeFirst: true},
+		{name: "no header or body check", auth: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := testConfig(BlockCompact)
+				cfg.NoSync = true
+				cfg.StoreBeforeForward = tc.storeFirst
+				net := newNet(t, 10*time.Millisecond)
+				p := newNode(t, net, "p", cfg)
+				wrong := mkTx("wrong", 0, 120)
+				pool := relaytest.NewPool()
+				pool.AddTx(wrong)
+				v := &tnode{id: "v", tr: net.Add("v"), pool: pool, chain: relaytest.NewChain(pool), offs: &offenseLog{}}
+				var ch Chain = v.chain
+				if tc.auth {
+					ch = relaytest.AuthChain{Chain: v.chain}
+				}
+				r, err := New(v.tr, ch, collidingPool{Pool: pool, wrong: wrong}, cfg, WithPenaltyHook(v.offs.hook))
+				if err != nil {
+					t.Fatal(err)
+				}
+				v.r = r
+				t.Cleanup(func() { _ = r.Close() })
+				net.Connect(p.id, v.id)
+				for _, nd := range []*tnode{p, v} {
+					if err := nd.r.Start(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(2 * time.Second)
+				ctx := waitCtx(t, 10*time.Second)
+				var txs [][]byte
+				for i := range 4 {
+					tx := mkTx("in-block", i, 120)
+					p.pool.AddTx(tx)
+					pool.AddTx(tx)
+					txs = append(txs, tx)
+				}
+				block, bid := p.chain.Build(1, txs)
+				if _, vd, err := p.chain.AddBlock(block); vd != Accepted {
+					t.Fatalf("producer add: %v %v", vd, err)
+				}
+				if err := p.r.PublishBlock(block); err != nil {
+					t.Fatal(err)
+				}
+				waitBlocks(t, ctx, []*tnode{v}, bid)
+				if got, _ := v.chain.GetBlock(bid); string(got) != string(block) {
+					t.Fatal("stored a different block")
+				}
+				if offs := v.offs.all(); len(offs) > 0 {
+					t.Errorf("a collision blamed someone: %v", offs)
+				}
+				if got := v.chain.Adds(); got != 1 {
+					t.Errorf("%d blocks stored, want 1", got)
+				}
+			})
+		})
+	}
+}
