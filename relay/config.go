@@ -155,6 +155,12 @@ type Config struct {
 	// the node lacks goes on at once and the bodies are fetched behind it
 	// (cut-through, txcut.go).
 	TxFetchBeforeForward bool
+	// TxCutThroughMinRTT is the round trip below which tx announcements
+	// are fetched before they are forwarded even without
+	// TxFetchBeforeForward: the low quartile of recent tx fetch round trips
+	// must reach it (prefill.go keeps them). Zero means
+	// DefaultTxCutThroughMinRTT; negative means always cut through.
+	TxCutThroughMinRTT time.Duration
 	// PrefillAge makes a compact block carry whole the txs this node
 	// first saw less than PrefillAge ago (besides those still in its
 	// announcement batch), since the far side of the network may not hold
@@ -343,4 +349,15 @@ func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/
 // would time us out.
 func (c Config) pendingServeWait() time.Duration {
 	return min(PendingServeWait, c.FetchTimeout/2)
+}
+
+// txCutThroughMinRTT resolves TxCutThroughMinRTT (0 when always).
+func (c Config) txCutThroughMinRTT() time.Duration {
+	switch {
+	case c.TxCutThroughMinRTT < 0:
+		return 0
+	case c.TxCutThroughMinRTT == 0:
+		return DefaultTxCutThroughMinRTT
+	}
+	return c.TxCutThroughMinRTT
 }

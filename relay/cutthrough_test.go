@@ -222,18 +222,31 @@ func TestTxCutThrough(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		fetchFirst bool
+		minRTT     time.Duration
+		rtt        time.Duration // fetch round trips b measured before
 		want       time.Duration
 		early      uint64
 	}{
-		{name: "cut-through", want: 4 * l, early: 1},
-		{name: "fetch-first", fetchFirst: true, want: 6 * l},
+		{name: "cut-through", minRTT: -1, want: 4 * l, early: 1},
+		{name: "fetch-first", fetchFirst: true, minRTT: -1, want: 6 * l},
+		// The default gate: no fetch round trip measured yet, so the
+		// links are not known to be long.
+		{name: "no round trip measured", want: 6 * l},
+		{name: "round trips under the gate", rtt: DefaultTxCutThroughMinRTT - time.Millisecond, want: 6 * l},
+		{name: "round trips at the gate", rtt: DefaultTxCutThroughMinRTT, want: 4 * l, early: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cfg := testConfig(BlockCompact)
 				cfg.TxFetchBeforeForward = tc.fetchFirst
+				cfg.TxCutThroughMinRTT = tc.minRTT
 				nodes := lineOfAuthNodes(t, 3, l, cfg)
 				a, b, c := nodes[0], nodes[1], nodes[2]
+				if tc.rtt > 0 {
+					for range RTTSamples {
+						b.r.rtt.add(tc.rtt)
+					}
+				}
 				ctx := waitCtx(t, 10*time.Second)
 				tx := mkTx("cut", 0, 250)
 				if _, v, err := a.r.SubmitTx(tx); v != Accepted {
@@ -269,6 +282,7 @@ func TestTxCutThroughWithheld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := testConfig(BlockCompact)
 		cfg.NoSync = true
+		cfg.TxCutThroughMinRTT = -1
 		net := newNet(t, 10*time.Millisecond)
 		b := newNode(t, net, "b", cfg)
 		c := newNode(t, net, "c", cfg)

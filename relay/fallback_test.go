@@ -225,6 +225,7 @@ func TestInvalidTxRejected(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cfg := testConfig(BlockCompact)
 				cfg.TxFetchBeforeForward = fetchFirst
+				cfg.TxCutThroughMinRTT = -1
 				bad := append([]byte{0xFF}, mkTx("invalid", 0, 60)...)
 				bad2 := append([]byte{0xFF}, mkTx("invalid", 1, 60)...)
 				_, r, w := fallbackNet(t, cfg, serveBodies(bad, bad2))

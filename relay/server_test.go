@@ -267,6 +267,7 @@ func TestOneBadResponseOneOffense(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cfg := testConfig(BlockCompact)
 				cfg.TxFetchBeforeForward = tc.fetchFirst
+				cfg.TxCutThroughMinRTT = -1
 				cfg.NoSync = true // the rogue answers sync requests with junk too
 				net := newNet(t, 10*time.Millisecond)
 				r := newNode(t, net, "R", cfg)
