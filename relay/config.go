@@ -157,7 +157,7 @@ type Config struct {
 	TxFetchBeforeForward bool
 	// TxCutThroughMinRTT is the round trip below which tx announcements
 	// are fetched before they are forwarded even without
-	// TxFetchBeforeForward: the low quartile of recent tx fetch round trips
+	// TxFetchBeforeForward: the low quartile of recent tip and tx request round trips
 	// must reach it (prefill.go keeps them). Zero means
 	// DefaultTxCutThroughMinRTT; negative means always cut through.
 	TxCutThroughMinRTT time.Duration
@@ -165,7 +165,7 @@ type Config struct {
 	// first saw less than PrefillAge ago (besides those still in its
 	// announcement batch), since the far side of the network may not hold
 	// them yet. Zero means automatic (prefill.go): one and a half recent
-	// tx fetch round trips. Negative prefills only the batch.
+	// tip and tx request round trips. Negative prefills only the batch.
 	PrefillAge time.Duration
 	// MaxGossipMessageSize is the transport's message size limit in bytes
 	// (give the transport the same): a push-mode block that would not fit

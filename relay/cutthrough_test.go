@@ -223,15 +223,18 @@ func TestTxCutThrough(t *testing.T) {
 		name       string
 		fetchFirst bool
 		minRTT     time.Duration
-		rtt        time.Duration // fetch round trips b measured before
+		rtt        time.Duration // round trips b measured before
+		noSync     bool          // no tip requests, so no round trips measured
 		want       time.Duration
 		early      uint64
 	}{
 		{name: "cut-through", minRTT: -1, want: 4 * l, early: 1},
 		{name: "fetch-first", fetchFirst: true, minRTT: -1, want: 6 * l},
-		// The default gate: no fetch round trip measured yet, so the
-		// links are not known to be long.
-		{name: "no round trip measured", want: 6 * l},
+		// The default gate (20 ms): sync's tip requests at connection
+		// measured 2L = 20 ms round trips; without them nothing says the
+		// links are long.
+		{name: "tip round trips measured", want: 4 * l, early: 1},
+		{name: "no round trip measured", noSync: true, want: 6 * l},
 		{name: "round trips under the gate", rtt: DefaultTxCutThroughMinRTT - time.Millisecond, want: 6 * l},
 		{name: "round trips at the gate", rtt: DefaultTxCutThroughMinRTT, want: 4 * l, early: 1},
 	} {
@@ -240,6 +243,7 @@ func TestTxCutThrough(t *testing.T) {
 				cfg := testConfig(BlockCompact)
 				cfg.TxFetchBeforeForward = tc.fetchFirst
 				cfg.TxCutThroughMinRTT = tc.minRTT
+				cfg.NoSync = tc.noSync
 				nodes := lineOfAuthNodes(t, 3, l, cfg)
 				a, b, c := nodes[0], nodes[1], nodes[2]
 				if tc.rtt > 0 {

@@ -248,12 +248,10 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 	for i, k := range rq.keys {
 		ids[i] = k.id
 	}
-	start := r.now()
 	bodies, err := r.RequestTxs(ctx, rq.peer, ids)
 	if err != nil {
 		return fill(rq.keys, errStatus(err))
 	}
-	r.rtt.add(r.now().Sub(start))
 	out := make([]itemResult, len(rq.keys))
 	for i, k := range rq.keys {
 		out[i].key = k

@@ -107,7 +107,7 @@ const (
 	// a cooldown, and its honest announcements one fetch later.
 	MaxOffenders     = 4096
 	OffenderCooldown = time.Minute
-	// DefaultTxCutThroughMinRTT is the fetch round trip from which tx
+	// DefaultTxCutThroughMinRTT is the request round trip from which tx
 	// announcements are forwarded before their bodies (txcut.go): a hop
 	// of cut-through saves about one round trip, and costs a peer behind
 	// that fetches from us a longer path. 20 ms is above loopback and LAN

@@ -18,8 +18,8 @@ import (
 
 // Bounds of the automatic prefill age.
 const (
-	// RTTSamples is how many recent tx fetch round trips the automatic
-	// prefill age is taken from.
+	// RTTSamples is how many recent round trips of tip and tx requests the
+	// automatic prefill age and the tx cut-through gate are taken from.
 	RTTSamples = 64
 	// PrefillRTTFactor scales the low quartile of those round trips (the
 	// quartile leaves out fetches that waited at a cut-through server).
@@ -29,7 +29,7 @@ const (
 	MaxPrefillAge = time.Second
 )
 
-// rttSamples keeps the last RTTSamples tx fetch round trips.
+// rttSamples keeps the last RTTSamples round trips of tip and tx requests.
 type rttSamples struct {
 	mu   sync.Mutex
 	ring [RTTSamples]time.Duration

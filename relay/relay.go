@@ -59,7 +59,7 @@ type Relay struct {
 	txImports *peerSlots
 	txFlight  txFlight
 	offenders offenders
-	rtt       rttSamples // recent tx fetch round trips (automatic prefill age)
+	rtt       rttSamples // recent tip and tx request round trips (prefill age, tx cut-through gate)
 	rejects   recentRejects
 	// Reconciliation state per peer (reconcile.go), bounded by
 	// MaxReconcilePeers and pruned to the connected peers each round.

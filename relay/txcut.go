@@ -30,7 +30,7 @@ import (
 //     On a LAN or loopback, where a round trip costs less than the work
 //     of a hop, that loses (measured on 8 process nodes on loopback at 500
 //     tx/s: tx to all p50 50-97 ms with cut-through against 28-33 ms
-//     without). So txs cut through only once recent fetch round trips
+//     without). So txs cut through only once recent request round trips
 //     (their low quartile) reach TxCutThroughMinRTT;
 //   - only news is forwarded early: at least one id must be neither held
 //     nor already on its way here, else the announcement takes the
