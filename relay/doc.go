@@ -42,9 +42,10 @@
 // from disk). The batcher announces queued ids after TxBatchWindow or
 // TxBatchMax ids. A receiver fetches the ids it lacks from the peer the
 // message came from, checks each body against its id (TxPool.TxID) and
-// adds it to the pool. By default (cut-through, txcut.go) a first
-// announcement of txs it lacks is forwarded at once and the bodies are
-// fetched behind it: a peer that asks for them meanwhile waits for the
+// adds it to the pool. By default, once recent request round trips say
+// the links are long (TxCutThroughMinRTT, 20 ms; cut-through, txcut.go),
+// a first announcement of txs it lacks is forwarded at once and the
+// bodies are fetched behind it: a peer that asks for them meanwhile waits for the
 // fetch (PendingServeWait) and is served from the pool, or hears busy if
 // it failed (no fault), so a tx crosses each hop in one link latency and
 // its body trails by one round trip at the far end. Only the pool serves,
@@ -76,7 +77,10 @@
 // # Blocks
 //
 // Compact (default): header, nonce and 6-byte SipHash short ids (BIP152;
-// the scheme is the wire format's). The receiver rebuilds the block from
+// the scheme is the wire format's), with the txs the proposer first saw
+// within about a round trip prefilled whole (Config.PrefillAge,
+// prefill.go): the far side of the network lacks exactly those when the
+// header arrives. The receiver rebuilds the block from
 // its pool, fetches the missing txs by index (getblocktxn), stores it and
 // accepts (or accepts first: cut-through, below). A rebuilt block that fails validation is fetched whole once (a
 // short-id collision is nobody's fault). Pull: the header only; the
