@@ -15,19 +15,17 @@ const MaxRecentRejects = 16384
 
 // recentRejects remembers txs the pool found Invalid, forgetting all of
 // them when the chain's tip changes (as Bitcoin Core does): a chain may
-// call a tx invalid for state that a new block changes. A ring of ids in
-// insertion order evicts the oldest when full. A tightly scoped mutex
-// guards it; nothing calls out while holding it.
+// call a tx invalid for state that a new block changes. The oldest id
+// makes room when full. A tightly scoped mutex guards it; nothing calls
+// out while holding it.
 type recentRejects struct {
 	// used is set once anything was recorded, so the common case (no
 	// junk seen) costs one atomic load per id, not a Tip call.
 	used atomic.Bool
 
-	mu   sync.Mutex
-	tip  ID // the tip the entries were rejected under
-	ids  map[ID]struct{}
-	ring []ID
-	head int
+	mu  sync.Mutex
+	tip ID // the tip the entries were rejected under
+	ids idRing[struct{}]
 }
 
 // add records id as rejected while tip is the chain's tip.
@@ -35,20 +33,8 @@ func (r *recentRejects) add(id, tip ID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.resetIfMoved(tip)
-	if _, ok := r.ids[id]; ok {
-		return
-	}
-	if r.ids == nil {
-		r.ids = make(map[ID]struct{})
-	}
-	if len(r.ring) < MaxRecentRejects {
-		r.ring = append(r.ring, id)
-	} else {
-		delete(r.ids, r.ring[r.head])
-		r.ring[r.head] = id
-		r.head = (r.head + 1) % MaxRecentRejects
-	}
-	r.ids[id] = struct{}{}
+	r.ids.cap = MaxRecentRejects
+	r.ids.put(id, struct{}{})
 	r.used.Store(true)
 }
 
@@ -57,14 +43,14 @@ func (r *recentRejects) has(id, tip ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.resetIfMoved(tip)
-	_, ok := r.ids[id]
+	_, ok := r.ids.get(id)
 	return ok
 }
 
 func (r *recentRejects) resetIfMoved(tip ID) {
 	if tip != r.tip {
 		r.tip = tip
-		r.ids, r.ring, r.head = nil, nil, 0
+		r.ids.reset()
 	}
 }
 

@@ -77,13 +77,13 @@ func TestRecentRejectsBound(t *testing.T) {
 	for i := range MaxRecentRejects + 10 {
 		r.add(id(i), tip)
 	}
-	if len(r.ids) != MaxRecentRejects || len(r.ring) != MaxRecentRejects {
-		t.Fatalf("%d ids, ring %d; cap %d", len(r.ids), len(r.ring), MaxRecentRejects)
+	if len(r.ids.m) != MaxRecentRejects || len(r.ids.ring) != MaxRecentRejects {
+		t.Fatalf("%d ids, ring %d; cap %d", len(r.ids.m), len(r.ids.ring), MaxRecentRejects)
 	}
 	if r.has(id(0), tip) || !r.has(id(MaxRecentRejects+9), tip) {
 		t.Fatal("not the oldest evicted")
 	}
-	if r.has(id(20), ID{8}) || len(r.ids) != 0 {
+	if r.has(id(20), ID{8}) || len(r.ids.m) != 0 {
 		t.Fatal("a new tip kept the table")
 	}
 }

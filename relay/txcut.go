@@ -46,9 +46,7 @@ import (
 type txFlight struct {
 	mu     sync.Mutex
 	m      map[ID]chan struct{}
-	failed map[ID]time.Time // when the fetch failed
-	ring   []ID             // failed ids, oldest at head once full
-	head   int
+	failed idRing[time.Time] // when the fetch failed
 }
 
 // begin registers the ids not already in flight and returns them; nil when
@@ -84,22 +82,9 @@ func (f *txFlight) end(ids, failed []ID, now time.Time) {
 			delete(f.m, id)
 		}
 	}
-	if f.failed == nil && len(failed) > 0 {
-		f.failed = make(map[ID]time.Time)
-	}
+	f.failed.cap = MaxFetchItems
 	for _, id := range failed {
-		if _, ok := f.failed[id]; ok {
-			f.failed[id] = now
-			continue
-		}
-		if len(f.ring) < MaxFetchItems {
-			f.ring = append(f.ring, id)
-		} else {
-			delete(f.failed, f.ring[f.head])
-			f.ring[f.head] = id
-			f.head = (f.head + 1) % MaxFetchItems
-		}
-		f.failed[id] = now
+		f.failed.put(id, now)
 	}
 }
 
@@ -111,7 +96,7 @@ func (f *txFlight) wait(ctx context.Context, ids []ID, timeout time.Duration, no
 	for _, id := range ids {
 		if ch, ok := f.m[id]; ok {
 			chans = append(chans, ch)
-		} else if at, ok := f.failed[id]; ok && now.Sub(at) < recent {
+		} else if at, ok := f.failed.get(id); ok && now.Sub(at) < recent {
 			tracked = true
 		}
 	}
