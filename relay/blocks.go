@@ -21,13 +21,34 @@ import (
 type blockFlight struct {
 	mu sync.Mutex
 	m  map[ID]*flightEntry
+	// recentFailures are blocks forwarded early whose import failed, with
+	// when: a peer behind that asks for one hears busy, not "not found"
+	// (at most MaxBlockImports*4).
+	recentFailures idRing[time.Time]
+}
+
+// failed records that the early import of id failed at now.
+func (f *blockFlight) failed(id ID, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recentFailures.cap = MaxBlockImports * 4
+	f.recentFailures.put(id, now)
+}
+
+// failedSince reports whether the early import of id failed after t.
+func (f *blockFlight) failedSince(id ID, t time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, ok := f.recentFailures.get(id)
+	return ok && at.After(t)
 }
 
 // flightEntry is one block being brought in.
 type flightEntry struct {
-	done  chan struct{} // closed when the work ends
-	ready chan struct{} // closed when body is set, or when the work ends
-	body  []byte        // the assembled block once known; written before ready closes
+	done      chan struct{} // closed when the work ends
+	ready     chan struct{} // closed when body is set, or when the work ends
+	readyShut bool          // ready is closed
+	body      []byte        // the assembled block once known; written before ready closes
 }
 
 // begin returns (nil, true) when the caller leads the work for id, or a
@@ -65,10 +86,11 @@ func (f *blockFlight) assembled(id ID, block []byte) {
 	if !ok {
 		return
 	}
-	if e.body == nil {
+	e.body = block // a whole block fetched after a bad rebuild replaces it
+	if !e.readyShut {
+		e.readyShut = true
 		close(e.ready)
 	}
-	e.body = block // a whole block fetched after a bad rebuild replaces it
 }
 
 // waitBody waits up to timeout (or ctx) for the body of a block in flight.
@@ -99,7 +121,8 @@ func (f *blockFlight) end(id ID) {
 	f.mu.Lock()
 	e := f.m[id]
 	delete(f.m, id)
-	if e != nil && e.body == nil {
+	if e != nil && !e.readyShut {
+		e.readyShut = true
 		close(e.ready)
 	}
 	f.mu.Unlock()
@@ -203,18 +226,27 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 		r.penalize(from, OffenseInvalidBlock)
 		return Invalid
 	}
+	if push, ok := ann.(*wire.BlockPush); ok && !r.pushMatchesHeader(push) {
+		// Header and body came together: whoever sent them made the
+		// mismatch up (the proposer signed only the header).
+		r.penalize(from, OffenseBodyMismatch)
+		return Invalid
+	}
 	if r.forwardEarly(info) {
 		// Cut-through: the header is authentic and its parent is here or
 		// on its way, so the announcement goes on now and the block is
 		// brought in behind it; requests for it wait for its body.
 		leading = false
-		r.stats.earlyForward.Add(1)
-		r.wg.Go(func() {
+		started := r.spawn(func() {
 			defer r.imports.release()
 			defer r.flight.end(info.ID)
 			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.blockValidateTimeout())
 			defer cancel()
-			switch v := r.bringIn(ctx, from, info, ann); v {
+			v := r.bringIn(ctx, from, info, ann)
+			if v != Accepted && v != Known {
+				r.flight.failed(info.ID, r.now())
+			}
+			switch v {
 			case Invalid:
 				// The header was authentic: the proposer signed a block
 				// that fails, and the peer that passed it on could not
@@ -227,16 +259,46 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 				r.log.Debugw("block forwarded before import not brought in", "block", info.ID.Short(), "from", from)
 			}
 		})
+		if !started { // closing
+			r.imports.release()
+			r.flight.end(info.ID)
+			return Ignored
+		}
+		r.stats.earlyForward.Add(1)
 		return Accepted
 	}
 	v := r.bringIn(ctx, from, info, ann)
 	switch v {
 	case Invalid:
-		r.penalize(from, OffenseInvalidBlock)
+		// With an authenticated header an invalid body is its
+		// proposer's doing, and the peer that passed it on may have
+		// forwarded it before checking (cut-through): nobody here pays.
+		// Without one, the announcer vouched for the block.
+		if !r.authenticatesHeaders() {
+			r.penalize(from, OffenseInvalidBlock)
+		}
 	case Orphan:
 		r.noteOrphan(from, info)
 	}
 	return v
+}
+
+// authenticatesHeaders reports whether the chain checks headers alone
+// (HeaderVerifier).
+func (r *Relay) authenticatesHeaders() bool {
+	_, ok := r.chain.(HeaderVerifier)
+	return ok
+}
+
+// pushMatchesHeader checks a pushed block's txs against its header when
+// the chain can (BodyVerifier); true otherwise.
+func (r *Relay) pushMatchesHeader(p *wire.BlockPush) bool {
+	v, ok := r.chain.(BodyVerifier)
+	if !ok {
+		return true
+	}
+	hdr, txs, err := r.chain.SplitBlock(p.Block)
+	return err == nil && v.VerifyBody(hdr, txs) == nil
 }
 
 // announceWithinLimits applies the chain's size limits to what an
@@ -266,10 +328,7 @@ func (r *Relay) announceWithinLimits(ann wire.BlockAnnounce) bool {
 // nothing), a parent that is stored or being brought in (else the ancestor
 // walk decides), and a free slot.
 func (r *Relay) forwardEarly(info HeaderInfo) bool {
-	if r.cfg.StoreBeforeForward {
-		return false
-	}
-	if _, ok := r.chain.(HeaderVerifier); !ok {
+	if r.cfg.StoreBeforeForward || !r.authenticatesHeaders() {
 		return false
 	}
 	if !r.chain.HasBlock(info.Parent) && r.flight.running(info.Parent) == nil {
@@ -289,7 +348,7 @@ func (r *Relay) bringIn(ctx context.Context, from PeerID, info HeaderInfo, ann w
 		if err != nil || res[0].status != stOK {
 			return Ignored
 		}
-		return r.addWholeBlock(ctx, from, info, res[0].block)
+		return r.addWholeBlock(ctx, res[0].from, info, res[0].block)
 	case *wire.BlockPush:
 		r.noteBody("block", false)
 		return r.addWholeBlock(ctx, from, info, a.Block)
@@ -360,7 +419,7 @@ func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo,
 	if err != nil || res[0].status != stOK {
 		return Ignored
 	}
-	return r.addWholeBlock(ctx, from, info, res[0].block)
+	return r.addWholeBlock(ctx, res[0].from, info, res[0].block)
 }
 
 // offerBody makes a block being brought in servable to the peers waiting
@@ -382,12 +441,15 @@ func (r *Relay) offerBody(info HeaderInfo, hdr []byte, txs [][]byte, block []byt
 	return true
 }
 
-// addWholeBlock offers and adds a whole block (fetched by id or pushed).
+// addWholeBlock offers and adds a whole block that from served by id or
+// pushed. Honest peers serve only blocks whose body matches the header
+// (offerBody, or stored), so a mismatch is from's: OffenseBodyMismatch.
 func (r *Relay) addWholeBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
 	if _, ok := r.chain.(BodyVerifier); ok {
 		hdr, txs, err := r.chain.SplitBlock(block)
 		if err != nil || !r.offerBody(info, hdr, txs, block) {
-			return Invalid
+			r.penalize(from, OffenseBodyMismatch)
+			return Ignored
 		}
 	}
 	return r.addBlock(ctx, from, info, block)
@@ -480,7 +542,9 @@ func (r *Relay) fetchAncestors(ctx context.Context, from PeerID, parent ID) bool
 		case Known:
 		default:
 			r.log.Debugw("ancestor not stored", "block", infos[i].ID.Short(), "verdict", v, "err", err)
-			if v == Invalid {
+			if v == Invalid && !r.authenticatesHeaders() {
+				// (With authenticated headers the proposer signed it;
+				// see handleBlockAnnounce.)
 				r.penalize(from, OffenseInvalidBlock)
 			}
 			return false

@@ -90,16 +90,8 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 	r.noteBytes(false, protoRequest, reqClass, wire.FrameSize(len(payload)))
 	start := r.now()
 	data, err := r.tr.Request(ctx, p, r.proto, payload, maxResp)
+	rtt := r.now().Sub(start)
 	r.noteBytes(true, protoRequest, class, wire.FrameSize(len(data)))
-	switch req.(type) {
-	case *wire.GetTip, *wire.GetTxs:
-		// Small answers: their round trips are the links' (sync asks
-		// every new peer for its tip, so there are samples before the
-		// first tx).
-		if err == nil {
-			r.rtt.add(r.now().Sub(start))
-		}
-	}
 	switch req.(type) {
 	case *wire.GetBlock, *wire.GetBlockTxn:
 		r.stats.blockIn.Add(uint64(wire.FrameSize(len(data))))
@@ -124,6 +116,13 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 	}
 	if resp.Tag() != req.Tag()|0x80 {
 		return nil, badResponse(OffenseMalformed, "answer %#x to request %#x", resp.Tag(), req.Tag())
+	}
+	switch req.(type) {
+	case *wire.GetTip, *wire.GetTxs:
+		// Small answers: their round trips are the links' (sync asks
+		// every new peer for its tip, so there are samples before the
+		// first tx). Refusals (busy after a cut-through wait) are not.
+		r.rtt.add(rtt)
 	}
 	return resp, nil
 }

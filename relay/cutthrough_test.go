@@ -16,11 +16,16 @@ import (
 // link latency l, each on a chain that authenticates headers (so blocks may
 // be forwarded before they are stored).
 func lineOfAuthNodes(t *testing.T, n int, l time.Duration, cfg Config) []*tnode {
+	return lineOfAuthNodesWith(t, n, l, func(int) Config { return cfg })
+}
+
+// lineOfAuthNodesWith is lineOfAuthNodes with a configuration per node.
+func lineOfAuthNodesWith(t *testing.T, n int, l time.Duration, cfg func(i int) Config) []*tnode {
 	t.Helper()
 	net := newNet(t, l)
 	nodes := make([]*tnode, n)
 	for i := range nodes {
-		nodes[i] = newAuthNode(t, net, PeerID(string(rune('a'+i))), cfg)
+		nodes[i] = newAuthNode(t, net, PeerID(string(rune('a'+i))), cfg(i))
 	}
 	for i := 1; i < n; i++ {
 		net.Connect(nodes[i-1].id, nodes[i].id)
@@ -126,11 +131,16 @@ func TestBlockCutThrough(t *testing.T) {
 // TestBlockCutThroughInvalidBody: a block whose header is authentic but
 // whose body breaks a rule is forwarded before anyone finds out (that is
 // the trade), every node then refuses to store it, and nobody is
-// penalized: the relays passed on what the proposer signed.
+// penalized: the relays passed on what the proposer signed. The last
+// node stores before it forwards, and still does not charge the forwarder.
 func TestBlockCutThroughInvalidBody(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nodes := lineOfAuthNodes(t, 3, 10*time.Millisecond, testConfig(BlockPush))
-		a, c := nodes[0], nodes[2]
+		nodes := lineOfAuthNodesWith(t, 4, 10*time.Millisecond, func(i int) Config {
+			c := testConfig(BlockPush)
+			c.StoreBeforeForward = i == 3
+			return c
+		})
+		a, c, d := nodes[0], nodes[2], nodes[3]
 		bad := mkTx("bad", 0, 100)
 		bad[0] = 0xFF // the test chain's invalid tx
 		blk, id := a.chain.Build(1, [][]byte{bad})
@@ -138,7 +148,7 @@ func TestBlockCutThroughInvalidBody(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, 5*time.Second, func() error {
-			if c.r.Stats().LateInvalidBlocks != 1 {
+			if c.r.Stats().LateInvalidBlocks != 1 || d.r.Stats().Ignored+d.r.Stats().Rejected == 0 {
 				return errNotYet
 			}
 			return nil
@@ -290,7 +300,9 @@ func TestTxCutThroughWithheld(t *testing.T) {
 		net := newNet(t, 10*time.Millisecond)
 		b := newNode(t, net, "b", cfg)
 		c := newNode(t, net, "c", cfg)
-		w := newRogue(t, net, "w", cfg, func(wire.Request) []byte { return encode(&wire.Txs{Bodies: [][]byte{nil}}) })
+		w := newRogue(t, net, "w", cfg, func(wire.Request) []byte {
+			return encode(&wire.Txs{Bodies: [][]byte{nil}})
+		})
 		net.Connect(w.id, b.id)
 		net.Connect(b.id, c.id)
 		for _, nd := range []*tnode{b, c} {
@@ -531,5 +543,65 @@ func TestShortIDCollision(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestTxCutThroughBusyWithholder: an announcer that answers every fetch
+// busy commits no offense, but its early-forwarded announcement delivered
+// nothing, so its next ones are fetched before they go further: its junk
+// crosses the network once, and a replay naming the same ids is not news.
+func TestTxCutThroughBusyWithholder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		cfg.TxCutThroughMinRTT = -1
+		net := newNet(t, 10*time.Millisecond)
+		b := newNode(t, net, "b", cfg)
+		w := newRogue(t, net, "w", cfg, func(wire.Request) []byte {
+			return encode(&wire.Error{Code: wire.ErrCodeBusy})
+		})
+		net.Connect(w.id, b.id)
+		if err := b.r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		for i := range 3 {
+			data, err := (&wire.TxAnnounce{IDs: []ID{txID(mkTx("junk", i, 100))}}).Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.tx.Publish(context.Background(), data); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * cfg.txValidateTimeout())
+		}
+		if st := b.r.Stats(); st.TxAnnouncementsEarly != 1 || st.Accepted != 1 {
+			t.Errorf("%d forwarded early, %d accepted; want 1 and 1 (the first only)", st.TxAnnouncementsEarly, st.Accepted)
+		}
+	})
+}
+
+// TestTxFlightBound: no more than MaxEarlyTxIDs ids are in flight behind
+// early forwards; ids whose fetch failed lately are not news.
+func TestTxFlightBound(t *testing.T) {
+	var f txFlight
+	now := time.Unix(1000, 0)
+	ids := make([]ID, MaxEarlyTxIDs+1)
+	for i := range ids {
+		ids[i] = ID{byte(i), byte(i >> 8)}
+	}
+	if got := f.begin(ids, now); got != nil {
+		t.Fatalf("%d ids taken past the bound", len(got))
+	}
+	mine := f.begin(ids[:MaxEarlyTxIDs], now)
+	if len(mine) != MaxEarlyTxIDs || f.begin(ids[MaxEarlyTxIDs:], now) != nil {
+		t.Fatalf("bound: took %d, then more", len(mine))
+	}
+	f.end(mine, mine[:1], now)
+	if got := f.begin(mine[:2], now.Add(-time.Second)); len(got) != 1 || got[0] != mine[1] {
+		t.Fatalf("a lately failed id was news again: %v", got)
+	}
+	if got := f.begin(mine[:1], now.Add(time.Second)); len(got) != 1 {
+		t.Fatalf("an id that failed long ago is news again: got %v", got)
 	}
 }

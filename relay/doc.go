@@ -188,6 +188,11 @@
 //   - one import goroutine per block forwarded before it was stored
 //     (cut-through, at most MaxBlockImports): fetches what the block
 //     lacks, rebuilds it, waits for its parent's import, adds it.
+//   - one fetch goroutine per tx announcement forwarded before its bodies
+//     (cut-through, at most MaxTxValidationsPerPeer per announcer and
+//     TxValidateConcurrency in all, MaxEarlyTxIDs ids): hands the ids to
+//     the fetch loop and records what did not come. Both kinds start
+//     through spawn, which refuses once Close has begun.
 //   - the syncer's loop and its request goroutines (see package
 //     relay/syncer), unless Config.NoSync. The observer hands it peers
 //     without blocking; its loop calls Chain.AddBlock and TxPool.AddTx.
@@ -203,14 +208,19 @@
 //     updates atomics and metrics, parses an announcement and sends
 //     without blocking.
 //   - the transport runs each inbound request on a goroutine of its own
-//     (handleRequest), bounded by MaxServePerPeer and MaxServeTotal, its
+//     (handleRequest), bounded by MaxServePerPeer and MaxServeTotal (a
+//     request for a block or tx this node forwarded but does not hold yet
+//     waits up to PendingServeWait there, holding its slot), its
 //     answer's bytes by MaxServeResponsesPerPeer and MaxServeBytesInFlight
 //     until the transport has written it, and every answer by the node's
 //     upload cap (Config.UploadBytesPerSecond) and the peer's ServeBudget.
 //
 // Shared state outside the loop, each behind its own tightly scoped mutex
 // that is never held across a call out: the first-seen table, the serve
-// limiter and the block singleflight (blockFlight). Counters are atomics.
+// limiter, the block singleflight (blockFlight, with the bodies of blocks
+// in flight and recent failed imports), the txs in flight behind early
+// forwards (txFlight), recent offenders (offenders), the reject table and
+// the round-trip samples (rttSamples). Counters are atomics.
 // Chain and TxPool must be safe for concurrent use: validators, request
 // goroutines, request handlers and the syncer call them concurrently.
 // Chain.ParseHeader is also called by the observer on the transport's

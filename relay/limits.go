@@ -107,6 +107,13 @@ const (
 	// a cooldown, and its honest announcements one fetch later.
 	MaxOffenders     = 4096
 	OffenderCooldown = time.Minute
+	// MaxEarlyTxIDs bounds the tx ids in flight behind announcements
+	// forwarded before their bodies (txcut.go). A peer behind us tracks
+	// every id we forward under our name until it has the body, and calls
+	// us a flooder past MaxTrackedPerPeer; a quarter of that leaves room
+	// for our honest announcements and the ids it still holds parked after
+	// a failure. Past it, announcements are fetched before they go on.
+	MaxEarlyTxIDs = MaxTrackedPerPeer / 4
 	// DefaultTxCutThroughMinRTT is the request round trip from which tx
 	// announcements are forwarded before their bodies (txcut.go): a hop
 	// of cut-through saves about one round trip, and costs a peer behind

@@ -286,6 +286,21 @@ func (r *Relay) Close() error {
 	return nil
 }
 
+// spawn runs f on a goroutine Close waits for, unless the relay is closing
+// (then it reports false and f does not run). Validations call it from the
+// transport's goroutines while Close may be in wg.Wait: adding to a
+// WaitGroup that Wait watches at zero is a race, so the Add happens under
+// closeMu, which Close holds from the moment it marks the relay closed.
+func (r *Relay) spawn(f func()) bool {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closed.Load() {
+		return false
+	}
+	r.wg.Go(f)
+	return true
+}
+
 // Config returns the relay's configuration.
 func (r *Relay) Config() Config { return r.cfg }
 

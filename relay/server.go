@@ -279,12 +279,18 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	switch q := req.(type) {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
-		if r.awaitPendingTxs(q.IDs) {
+		owed := r.awaitPendingTxs(q.IDs)
+		if owed[q.IDs[0]] {
 			return &wire.Error{Code: wire.ErrCodeBusy}
 		}
 		out := &wire.Txs{Bodies: make([][]byte, 0, len(q.IDs))}
 		size := 0
 		for _, id := range q.IDs {
+			if owed[id] {
+				// Cut here: the asker takes a short answer as
+				// truncated and asks again for the rest.
+				break
+			}
 			b, ok := r.pool.GetTx(id)
 			if !ok || len(b) == 0 || len(b) > r.cfg.MaxTxBytes {
 				b = nil
@@ -393,17 +399,20 @@ func (r *Relay) blockToServe(id ID) (block []byte, ok, busy bool) {
 		if b, ok := r.chain.GetBlock(id); ok {
 			return b, true, false
 		}
-		return nil, false, tracked
+		// A block we forwarded whose import failed lately: busy, so the
+		// asker does not charge us for what we announced.
+		return nil, false, tracked || r.flight.failedSince(id, r.now().Add(-r.cfg.BlockFetchTimeout))
 	}
 	return b, true, false
 }
 
-// awaitPendingTxs waits up to PendingServeWait (or half FetchTimeout) for the requested txs this
-// node is fetching behind an announcement it forwarded early (cut-through),
-// and reports whether one of them still did not land: then the answer is
-// busy (no fault; the asker tries its other sources), not a not-found the
-// asker would charge us for.
-func (r *Relay) awaitPendingTxs(ids []ID) (busy bool) {
+// awaitPendingTxs waits up to PendingServeWait (or half FetchTimeout) for
+// the requested txs this node is fetching behind an announcement it
+// forwarded early (cut-through), and returns those that still did not land
+// (or whose fetch failed lately): ids we announced and owe, which must not
+// be answered "not found" (the asker would charge us). The answer stops
+// before the first of them (busy when it is the first id asked).
+func (r *Relay) awaitPendingTxs(ids []ID) (owed map[ID]bool) {
 	var pending []ID
 	for _, id := range ids {
 		if !r.pool.HasTx(id) {
@@ -414,14 +423,17 @@ func (r *Relay) awaitPendingTxs(ids []ID) (busy bool) {
 	// fetch that failed in the last FetchTimeout is still one we owe a
 	// busy answer for.
 	if len(pending) == 0 || !r.txFlight.wait(r.ctx, pending, r.cfg.pendingServeWait(), r.now(), r.cfg.FetchTimeout) {
-		return false
+		return nil
 	}
 	for _, id := range pending {
-		if !r.pool.HasTx(id) {
-			return true
+		if !r.pool.HasTx(id) && r.txFlight.owes(id, r.now(), r.cfg.FetchTimeout) {
+			if owed == nil {
+				owed = make(map[ID]bool)
+			}
+			owed[id] = true
 		}
 	}
-	return false
+	return owed
 }
 
 // header returns a stored block's encoded header.

@@ -21,9 +21,14 @@ import (
 //   - a request for an id that was on its way but did not arrive is
 //     answered busy, which costs the honest forwarder nothing; the
 //     announcer that withheld pays its direct peers (OffenseNotFound);
-//   - a peer that committed any offense in the last OffenderCooldown gets
-//     its announcements fetched before they are forwarded, so a junk
-//     announcement travels the network once per cooldown at most;
+//   - a peer that committed any offense in the last OffenderCooldown, or
+//     whose early-forwarded announcement delivered none of its txs (a
+//     busy answer is no offense), gets its announcements fetched before
+//     they are forwarded, so its junk travels the network once per
+//     cooldown at most; ids whose fetch failed lately are not news;
+//   - at most MaxEarlyTxIDs ids are in flight behind early forwards, well
+//     under MaxTrackedPerPeer, the ids a peer behind us tracks under our
+//     name before it calls us a flooder;
 //   - only where links are long: cut-through saves a round trip per hop,
 //     but a peer behind us that fetches from us while we still fetch takes
 //     a path one hop longer than the copy it might get from the origin.
@@ -41,20 +46,20 @@ import (
 // announcement, each with a channel closed when its fetch ends, and those
 // whose fetch failed lately: a peer behind us asks one link latency after
 // we forwarded, possibly after our fetch failed, and must hear busy then
-// too. At most MaxFetchItems entries each (the fetch scheduler tracks no
-// more); the oldest failure makes room for a new one.
+// too. At most MaxEarlyTxIDs in flight and MaxFetchItems failures (the
+// oldest makes room).
 type txFlight struct {
 	mu     sync.Mutex
 	m      map[ID]chan struct{}
 	failed idRing[time.Time] // when the fetch failed
 }
 
-// begin registers the ids not already in flight and returns them; nil when
-// the set is full.
-func (f *txFlight) begin(ids []ID) []ID {
+// begin registers the ids neither in flight nor failed since notSince and
+// returns them; nil when that would put more than MaxEarlyTxIDs in flight.
+func (f *txFlight) begin(ids []ID, notSince time.Time) []ID {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.m)+len(ids) > MaxFetchItems {
+	if len(f.m)+len(ids) > MaxEarlyTxIDs {
 		return nil
 	}
 	if f.m == nil {
@@ -64,6 +69,9 @@ func (f *txFlight) begin(ids []ID) []ID {
 	for _, id := range ids {
 		if _, ok := f.m[id]; ok {
 			continue
+		}
+		if at, ok := f.failed.get(id); ok && at.After(notSince) {
+			continue // a replay of ids that did not come: not news
 		}
 		f.m[id] = make(chan struct{})
 		mine = append(mine, id)
@@ -156,6 +164,18 @@ func (o *offenders) recent(p PeerID, now time.Time, cooldown time.Duration) bool
 	return ok
 }
 
+// owes reports whether id is in flight here, or its fetch failed within
+// recent of now.
+func (f *txFlight) owes(id ID, now time.Time, recent time.Duration) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.m[id]; ok {
+		return true
+	}
+	at, ok := f.failed.get(id)
+	return ok && now.Sub(at) < recent
+}
+
 // forwardTxsEarly tries the cut-through path for an announcement whose
 // ids in want we lack: it returns Accept with the fetch running behind,
 // or ok false when the announcement must be fetched before it is
@@ -171,13 +191,13 @@ func (r *Relay) forwardTxsEarly(from PeerID, ann []ID, want []ID) (res transport
 	if !r.txImports.acquire(from) {
 		return 0, false
 	}
-	mine := r.txFlight.begin(want)
+	now := r.now()
+	mine := r.txFlight.begin(want, now.Add(-r.cfg.FetchTimeout))
 	if len(mine) == 0 {
 		r.txImports.release(from)
 		return 0, false
 	}
-	r.stats.earlyTxForward.Add(1)
-	r.wg.Go(func() {
+	started := r.spawn(func() {
 		defer r.txImports.release(from)
 		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.txValidateTimeout())
 		defer cancel()
@@ -191,10 +211,22 @@ func (r *Relay) forwardTxsEarly(from PeerID, ann []ID, want []ID) (res transport
 			}
 		}
 		r.txFlight.end(mine, failed, r.now())
+		if len(failed) == len(mine) {
+			// Nothing of what it announced came, whatever the answer
+			// (a busy or reset stream is no offense): its next
+			// announcements are fetched before they go further.
+			r.offenders.note(from, r.now())
+		}
 		// What the scheduler found wrong it has charged to the server
 		// that answered. Ids that arrived count as announced from here,
 		// so a replay of this announcement dies at the first hop.
 		r.seen.markAnnounced(ann)
 	})
+	if !started { // closing
+		r.txFlight.end(mine, nil, now)
+		r.txImports.release(from)
+		return 0, false
+	}
+	r.stats.earlyTxForward.Add(1)
 	return transport.Accept, true
 }
