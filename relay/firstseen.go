@@ -13,11 +13,8 @@ import (
 // A tightly scoped mutex guards it; no call blocks or calls out while
 // holding it.
 type firstSeen struct {
-	mu   sync.Mutex
-	cap  int
-	at   map[ID]seenEntry
-	ring []ID // insertion order; ring[head] is the oldest once full
-	head int
+	mu sync.Mutex
+	at idRing[seenEntry]
 }
 
 // seenEntry is when an item was first held here, and whether this node has
@@ -28,7 +25,7 @@ type seenEntry struct {
 }
 
 func newFirstSeen(capacity int) *firstSeen {
-	return &firstSeen{cap: capacity, at: make(map[ID]seenEntry)}
+	return &firstSeen{at: idRing[seenEntry]{cap: capacity}}
 }
 
 // record stores t for id unless id is already known; it reports whether it
@@ -36,17 +33,10 @@ func newFirstSeen(capacity int) *firstSeen {
 func (f *firstSeen) record(id ID, t time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.at[id]; ok {
+	if _, ok := f.at.get(id); ok {
 		return false
 	}
-	if len(f.ring) < f.cap {
-		f.ring = append(f.ring, id)
-	} else {
-		delete(f.at, f.ring[f.head])
-		f.ring[f.head] = id
-		f.head = (f.head + 1) % f.cap
-	}
-	f.at[id] = seenEntry{ns: t.UnixNano()}
+	f.at.put(id, seenEntry{ns: t.UnixNano()})
 	return true
 }
 
@@ -57,12 +47,12 @@ func (f *firstSeen) markAnnounced(ids []ID) (news bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range ids {
-		e, ok := f.at[id]
+		e, ok := f.at.get(id)
 		if !ok || e.announced {
 			continue
 		}
 		e.announced = true
-		f.at[id] = e
+		f.at.put(id, e)
 		news = true
 	}
 	return news
@@ -71,7 +61,7 @@ func (f *firstSeen) markAnnounced(ids []ID) (news bool) {
 // get returns when id was first seen.
 func (f *firstSeen) get(id ID) (time.Time, bool) {
 	f.mu.Lock()
-	e, ok := f.at[id]
+	e, ok := f.at.get(id)
 	f.mu.Unlock()
 	if !ok {
 		return time.Time{}, false
@@ -83,5 +73,5 @@ func (f *firstSeen) get(id ID) (time.Time, bool) {
 func (f *firstSeen) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.at)
+	return len(f.at.m)
 }
