@@ -605,3 +605,53 @@ func TestTxFlightBound(t *testing.T) {
 		t.Fatalf("an id that failed long ago is news again: got %v", got)
 	}
 }
+
+// TestServeOwedItems: what a node answers for items it announced before
+// holding them (cut-through). A GetTxs answer stops before the first tx
+// still on its way (busy when that is the first asked); a block whose
+// early import failed lately is answered busy; anything never announced
+// is not found, as before.
+func TestServeOwedItems(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, newNet(t, 0), "n", testConfig(BlockCompact))
+		r := n.r
+		held, owed, unknown := mkTx("held", 0, 100), mkTx("owed", 0, 100), mkTx("unknown", 0, 100)
+		n.pool.AddTx(held)
+		mine := r.txFlight.begin([]ID{txID(owed)}, time.Now())
+		bodies := func(resp any) [][]byte {
+			txs, ok := resp.(*wire.Txs)
+			if !ok {
+				t.Fatalf("answer %T, want txs", resp)
+			}
+			return txs.Bodies
+		}
+		if got := bodies(r.serve("p", &wire.GetTxs{IDs: []ID{txID(held), txID(owed), txID(held)}})); len(got) != 1 || string(got[0]) != string(held) {
+			t.Errorf("held then owed: %d bodies, want the held one only", len(got))
+		}
+		if e, ok := r.serve("p", &wire.GetTxs{IDs: []ID{txID(owed), txID(held)}}).(*wire.Error); !ok || e.Code != wire.ErrCodeBusy {
+			t.Errorf("owed first: want busy")
+		}
+		r.txFlight.end(mine, mine, time.Now()) // its fetch failed
+		if e, ok := r.serve("p", &wire.GetTxs{IDs: []ID{txID(owed)}}).(*wire.Error); !ok || e.Code != wire.ErrCodeBusy {
+			t.Errorf("failed lately: want busy")
+		}
+		if got := bodies(r.serve("p", &wire.GetTxs{IDs: []ID{txID(unknown)}})); len(got) != 1 || got[0] != nil {
+			t.Errorf("never announced: want not found")
+		}
+
+		failed, never := ID{1}, ID{2}
+		r.flight.begin(failed)
+		r.flight.failed(failed, time.Now())
+		r.flight.end(failed)
+		if e, ok := r.serve("p", &wire.GetBlockTxn{Block: failed, Indexes: []uint32{0}}).(*wire.Error); !ok || e.Code != wire.ErrCodeBusy {
+			t.Errorf("failed early import: want busy")
+		}
+		if bt, ok := r.serve("p", &wire.GetBlockTxn{Block: never, Indexes: []uint32{0}}).(*wire.BlockTxn); !ok || bt.Found {
+			t.Errorf("unknown block: want not found")
+		}
+		time.Sleep(r.cfg.BlockFetchTimeout + time.Second)
+		if bt, ok := r.serve("p", &wire.GetBlockTxn{Block: failed, Indexes: []uint32{0}}).(*wire.BlockTxn); !ok || bt.Found {
+			t.Errorf("import failed long ago: want not found")
+		}
+	})
+}
