@@ -161,9 +161,10 @@ func (r *Relay) verifyHeader(hdr []byte) error {
 // the chain's verdict (Orphan when ancestors could not be found).
 func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.BlockAnnounce) Verdict {
 	var (
-		hdr  []byte
-		info HeaderInfo
-		err  error
+		hdr     []byte
+		pushTxs [][]byte // a pushed block's txs, split once
+		info    HeaderInfo
+		err     error
 	)
 	switch a := ann.(type) {
 	case *wire.CompactBlock:
@@ -173,7 +174,10 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 		hdr = a.Header
 		info, err = r.chain.ParseHeader(hdr)
 	case *wire.BlockPush:
-		hdr, info, err = r.blockHeader(a.Block)
+		hdr, pushTxs, err = r.chain.SplitBlock(a.Block)
+		if err == nil {
+			info, err = r.chain.ParseHeader(hdr)
+		}
 	}
 	if err != nil {
 		r.penalize(from, OffenseInvalidBlock)
@@ -226,7 +230,7 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 		r.penalize(from, OffenseInvalidBlock)
 		return Invalid
 	}
-	if push, ok := ann.(*wire.BlockPush); ok && !r.pushMatchesHeader(push) {
+	if push, ok := ann.(*wire.BlockPush); ok && !r.offerBody(info, hdr, pushTxs, push.Block) {
 		// Header and body came together: whoever sent them made the
 		// mismatch up (the proposer signed only the header).
 		r.penalize(from, OffenseBodyMismatch)
@@ -290,17 +294,6 @@ func (r *Relay) authenticatesHeaders() bool {
 	return ok
 }
 
-// pushMatchesHeader checks a pushed block's txs against its header when
-// the chain can (BodyVerifier); true otherwise.
-func (r *Relay) pushMatchesHeader(p *wire.BlockPush) bool {
-	v, ok := r.chain.(BodyVerifier)
-	if !ok {
-		return true
-	}
-	hdr, txs, err := r.chain.SplitBlock(p.Block)
-	return err == nil && v.VerifyBody(hdr, txs) == nil
-}
-
 // announceWithinLimits applies the chain's size limits to what an
 // announcement carries, before it is forwarded or anything is fetched for
 // it (the decoder has applied the wire's).
@@ -350,8 +343,10 @@ func (r *Relay) bringIn(ctx context.Context, from PeerID, info HeaderInfo, ann w
 		}
 		return r.addWholeBlock(ctx, res[0].from, info, res[0].block)
 	case *wire.BlockPush:
+		// Its body was checked against its header, and offered, when
+		// the announcement came in (handleBlockAnnounce).
 		r.noteBody("block", false)
-		return r.addWholeBlock(ctx, from, info, a.Block)
+		return r.addBlock(ctx, from, info, a.Block)
 	}
 	return Invalid
 }
@@ -441,8 +436,7 @@ func (r *Relay) offerBody(info HeaderInfo, hdr []byte, txs [][]byte, block []byt
 	return true
 }
 
-// addWholeBlock offers and adds a whole block that from served by id or
-// pushed. Honest peers serve only blocks whose body matches the header
+// addWholeBlock offers and adds a whole block that from served by id. Honest peers serve only blocks whose body matches the header
 // (offerBody, or stored), so a mismatch is from's: OffenseBodyMismatch.
 func (r *Relay) addWholeBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
 	if _, ok := r.chain.(BodyVerifier); ok {
