@@ -40,6 +40,16 @@ func lineOfAuthNodesWith(t *testing.T, n int, l time.Duration, cfg func(i int) C
 	return nodes
 }
 
+// noOffenses fails t for each node whose penalty hook heard anything.
+func noOffenses(t *testing.T, nodes ...*tnode) {
+	t.Helper()
+	for _, nd := range nodes {
+		if offs := nd.offs.all(); len(offs) > 0 {
+			t.Errorf("node %s penalized: %v", nd.id, offs)
+		}
+	}
+}
+
 // newAuthNode is newNode on a relaytest.AuthChain.
 func newAuthNode(t *testing.T, net *memnet.Network, id PeerID, cfg Config) *tnode {
 	t.Helper()
@@ -118,11 +128,7 @@ func TestBlockCutThrough(t *testing.T) {
 				if got := b.r.Stats().BlocksForwardedEarly; got != tc.wantForwards {
 					t.Errorf("b forwarded %d blocks early, want %d", got, tc.wantForwards)
 				}
-				for _, nd := range nodes {
-					if offs := nd.offs.all(); len(offs) > 0 {
-						t.Errorf("node %s penalized: %v", nd.id, offs)
-					}
-				}
+				noOffenses(t, nodes...)
 			})
 		})
 	}
@@ -157,10 +163,8 @@ func TestBlockCutThroughInvalidBody(t *testing.T) {
 			if nd.chain.HasBlock(id) {
 				t.Errorf("node %s stored the invalid block", nd.id)
 			}
-			if offs := nd.offs.all(); len(offs) > 0 {
-				t.Errorf("node %s penalized: %v", nd.id, offs)
-			}
 		}
+		noOffenses(t, nodes[1:]...)
 	})
 }
 
@@ -278,11 +282,7 @@ func TestTxCutThrough(t *testing.T) {
 				if got := b.r.Stats().TxAnnouncementsEarly; got != tc.early {
 					t.Errorf("b forwarded %d announcements early, want %d", got, tc.early)
 				}
-				for _, nd := range nodes {
-					if offs := nd.offs.all(); len(offs) > 0 {
-						t.Errorf("node %s penalized: %v", nd.id, offs)
-					}
-				}
+				noOffenses(t, nodes...)
 			})
 		})
 	}

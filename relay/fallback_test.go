@@ -54,10 +54,9 @@ func newRogue(t testing.TB, net *memnet.Network, id PeerID, cfg Config, serve ro
 	return rg
 }
 
-// serveOnly answers GetTxs with body for its id and not-found for every
-// other id, counting into asked (when not nil) each time body is served.
-// serveBodies answers tx requests with the given bodies (nil for others).
-func serveBodies(bodies ...[]byte) rogueServe {
+// serveTxBodies answers GetTxs with the given bodies by id and not-found
+// for every other id, counting into asked (when not nil) each body served.
+func serveTxBodies(asked *atomic.Int64, bodies ...[]byte) rogueServe {
 	byID := make(map[ID][]byte)
 	for _, b := range bodies {
 		byID[txID(b)] = b
@@ -69,32 +68,22 @@ func serveBodies(bodies ...[]byte) rogueServe {
 		}
 		out := &wire.Txs{}
 		for _, id := range q.IDs {
-			out.Bodies = append(out.Bodies, byID[id])
+			b := byID[id]
+			if b != nil && asked != nil {
+				asked.Add(1)
+			}
+			out.Bodies = append(out.Bodies, b)
 		}
 		return encode(out)
 	}
 }
 
-func serveOnly(body []byte, asked *atomic.Int64) rogueServe {
-	return func(req wire.Request) []byte {
-		q, ok := req.(*wire.GetTxs)
-		if !ok {
-			return nil
-		}
-		out := &wire.Txs{}
-		for _, id := range q.IDs {
-			if id == txID(body) {
-				if asked != nil {
-					asked.Add(1)
-				}
-				out.Bodies = append(out.Bodies, body)
-			} else {
-				out.Bodies = append(out.Bodies, nil)
-			}
-		}
-		return encode(out)
-	}
-}
+// serveBodies is serveTxBodies without counting.
+func serveBodies(bodies ...[]byte) rogueServe { return serveTxBodies(nil, bodies...) }
+
+// serveOnly answers GetTxs with body for its id and not-found for every
+// other id, counting into asked (when not nil) each time body is served.
+func serveOnly(body []byte, asked *atomic.Int64) rogueServe { return serveTxBodies(asked, body) }
 
 // withhold never answers in time: it holds the exchange for an hour of
 // virtual time (the client gives up at its timeout).
