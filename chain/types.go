@@ -204,9 +204,10 @@ func (tx *Tx) Sign(chainID string, key ed25519.PrivateKey) {
 	copy(tx.Sig[:], ed25519.Sign(key, tx.SigningBytes(chainID)))
 }
 
-// VerifySig reports whether the signature is From's over the transaction.
+// VerifySig reports whether the signature is From's over the transaction,
+// under the chain's signature rule (see VerifyTxSigs).
 func (tx *Tx) VerifySig(chainID string) bool {
-	return ed25519.Verify(tx.From[:], tx.SigningBytes(chainID), tx.Sig[:])
+	return verifySig(tx.From, tx.SigningBytes(chainID), &tx.Sig)
 }
 
 // SigningBytes returns what the proposer signs: a domain tag, the chain id and
@@ -223,9 +224,10 @@ func (h *Header) Sign(chainID string, key ed25519.PrivateKey) {
 	copy(h.Sig[:], ed25519.Sign(key, h.SigningBytes(chainID)))
 }
 
-// VerifySig reports whether the signature is the proposer's over the header.
+// VerifySig reports whether the signature is the proposer's over the
+// header, under the chain's signature rule (see VerifyTxSigs).
 func (h *Header) VerifySig(chainID string) bool {
-	return ed25519.Verify(h.Proposer[:], h.SigningBytes(chainID), h.Sig[:])
+	return verifySig(h.Proposer, h.SigningBytes(chainID), &h.Sig)
 }
 
 // Merkle tree domain tags (RFC 6962 style): leaves and inner nodes hash with

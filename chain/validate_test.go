@@ -302,7 +302,7 @@ func TestParallelSigCheckFindsLowestIndex(t *testing.T) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	}
 	g := testGenesis(t)
-	const n = 4 * parallelSigMin
+	const n = 4 * sigBatch
 	txs := make([]*Tx, n)
 	for i := range txs {
 		txs[i] = signedTx(i%4, (i+1)%4, 1, 1, uint64(i/4), nil)
