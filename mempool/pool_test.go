@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -418,5 +419,61 @@ func TestAddEncoded(t *testing.T) {
 		if r.Code != Invalid || !r.Code.Penalize() || (reason != chain.ReasonMalformed && reason != chain.ReasonTxTooLarge) {
 			t.Errorf("%s: %v %v", name, r.Code, r.Err)
 		}
+	}
+}
+
+// TestAddEncodedBatchMatchesOneByOne checks that adding a batch gives what
+// AddEncoded gives for the same bodies one after the other: every result,
+// and the pool they leave behind. The batch mixes what a peer's answer can
+// hold: valid txs, one sender's run of nonces (the later ones fit only
+// after the earlier ones are in), a bad signature, a copy of a tx earlier
+// in the batch, a fee below the minimum, a nonce gap too far, and bytes
+// that do not decode.
+func TestAddEncodedBatchMatchesOneByOne(t *testing.T) {
+	badSig := tx(3, 0, 5)
+	badSig.Sig[7] ^= 1
+	var bodies [][]byte
+	for n := range uint64(6) {
+		bodies = append(bodies, tx(1, n, 5).Encode()) // a run of one sender
+	}
+	bodies = append(bodies,
+		tx(2, 0, 5).Encode(),
+		badSig.Encode(),
+		tx(1, 2, 5).Encode(), // a copy
+		tx(4, 0, 0).Encode(), // fee below the minimum
+		tx(5, 200, 5).Encode(),
+		[]byte{1, 2, 3},
+		make([]byte, chain.MaxTxSize+1),
+	)
+	for i := range 8 {
+		bodies = append(bodies, tx(10+i, 0, 5).Encode())
+	}
+	setup := func() *fixture {
+		f := newFixture(t, Config{})
+		for i := range 20 {
+			f.fund(i, 1000)
+		}
+		return f
+	}
+	seq, bat := setup(), setup()
+	want := make([]Result, len(bodies))
+	for i, b := range bodies {
+		want[i] = seq.p.AddEncoded(b, t0)
+	}
+	got := bat.p.AddEncodedBatch(bodies, t0)
+	if err := bat.p.checkInvariants(false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range bodies {
+		w, g := want[i], got[i]
+		if w.Code != g.Code || w.ID != g.ID || w.Executable != g.Executable || fmt.Sprint(w.Err) != fmt.Sprint(g.Err) {
+			t.Errorf("body %d: batch %v %v (exec %v), one by one %v %v (exec %v)", i, g.Code, g.Err, g.Executable, w.Code, w.Err, w.Executable)
+		}
+	}
+	if s, b := seq.p.Stats(), bat.p.Stats(); s != b {
+		t.Errorf("pools differ: batch %+v, one by one %+v", b, s)
+	}
+	if got[7].Code != Invalid || got[0].Code != Added || got[5].Code != Added {
+		t.Errorf("batch verdicts: bad sig %v, first %v, run's last %v", got[7].Code, got[0].Code, got[5].Code)
 	}
 }

@@ -131,7 +131,7 @@ func (r *recentTxs) get(id chain.Hash) ([]byte, bool) {
 var (
 	_ relay.Chain        = (*chainAdapter)(nil)
 	_ relay.HeaderSource = (*chainAdapter)(nil)
-	_ relay.TxPool       = (*chainAdapter)(nil)
+	_ relay.TxBatchPool  = (*chainAdapter)(nil)
 	_ relay.PoolIDSource = (*chainAdapter)(nil)
 )
 
@@ -409,16 +409,26 @@ func (a *chainAdapter) GetTx(id relay.ID) ([]byte, bool) {
 
 // AddTx implements relay.TxPool.
 func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
-	if len(body) > chain.MaxTxSize {
-		return relay.ID{}, relay.Invalid, &chain.RuleError{Reason: chain.ReasonTxTooLarge, TxIndex: -1,
-			Detail: fmt.Sprintf("%d bytes exceeds wire cap %d", len(body), chain.MaxTxSize)}
+	res := a.pool.AddEncoded(body, a.now())
+	r := a.took(res)
+	return r.ID, r.Verdict, r.Err
+}
+
+// AddTxs implements relay.TxBatchPool: the pool checks the bodies'
+// signatures as one batch.
+func (a *chainAdapter) AddTxs(bodies [][]byte) []relay.TxAddResult {
+	results := a.pool.AddEncodedBatch(bodies, a.now())
+	out := make([]relay.TxAddResult, len(results))
+	for i, res := range results {
+		out[i] = a.took(res)
 	}
-	tx, err := chain.DecodeTx(body)
-	if err != nil {
-		return relay.ID{}, relay.Invalid, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Err: err}
-	}
-	res := a.pool.Add(tx, a.now())
-	if res.Code != mempool.AlreadyKnown {
+	return out
+}
+
+// took maps a pool result to the relay's and does what follows an add: the
+// modelled CPU of a signature check, the pending feed, promoted txs.
+func (a *chainAdapter) took(res mempool.Result) relay.TxAddResult {
+	if res.Code != mempool.AlreadyKnown && res.ID != (chain.Hash{}) {
 		a.cpu.txVerify() // the pool checked its signature (or found it bad)
 	}
 	v, err := txVerdict(res)
@@ -426,7 +436,7 @@ func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 		a.onPending(res.ID)
 	}
 	a.notePromoted(res.Promoted)
-	return relay.ID(res.ID), v, err
+	return relay.TxAddResult{ID: relay.ID(res.ID), Verdict: v, Err: err}
 }
 
 // txVerdict maps a pool result to the relay's verdict and its error.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -254,6 +255,46 @@ func TestInvalidTxRejected(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestFetchedBatchAddedTogether: the bodies of one announcement, fetched in
+// one answer, reach a batch-taking pool in one call (where the node checks
+// their signatures together), and each gets its own verdict: the valid
+// ones enter the pool, the invalid one costs its server one offense.
+func TestFetchedBatchAddedTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.TxFetchBeforeForward = true
+		good1, good2 := mkTx("good", 0, 60), mkTx("good", 1, 60)
+		bad := append([]byte{0xFF}, mkTx("invalid", 0, 60)...)
+		_, r, w := fallbackNet(t, cfg, serveBodies(good1, bad, good2))
+		ctx := waitCtx(t, 20*time.Second)
+		data, err := (&wire.TxAnnounce{IDs: []ID{txID(good1), txID(bad), txID(good2)}}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.tx.Publish(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.offs.WaitFor(ctx, func() bool { return len(r.offs.all()) > 0 }); err != nil {
+			t.Fatalf("no penalty: %v", r.offs.all())
+		}
+		eventually(t, 5*time.Second, func() error {
+			if !r.pool.HasTx(txID(good1)) || !r.pool.HasTx(txID(good2)) {
+				return errors.New("valid txs of the batch not pooled")
+			}
+			return nil
+		})
+		if got := r.offs.all(); !slices.Equal(got, []offenseRec{{w.id, OffenseInvalidTx}}) {
+			t.Fatalf("offenses %v, want one invalid-tx offense of %s", got, w.id)
+		}
+		if r.pool.HasTx(txID(bad)) {
+			t.Fatal("invalid tx entered the pool")
+		}
+		if n := r.pool.Batches(); n != 1 {
+			t.Fatalf("pool took %d batches, want the 3 bodies in 1", n)
+		}
+	})
 }
 
 // TestFallbackCompactBlockTxn: R hears a compact block first through the

@@ -253,6 +253,7 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 		return fill(rq.keys, errStatus(err))
 	}
 	out := make([]itemResult, len(rq.keys))
+	var take []int // indices of bodies that match their ids, for the pool
 	for i, k := range rq.keys {
 		out[i].key = k
 		if i >= len(bodies) {
@@ -264,29 +265,62 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 			}
 			continue
 		}
-		b := bodies[i]
-		switch {
+		switch b := bodies[i]; {
 		case b == nil:
 			out[i].status = stNotFound
 		case !r.txMatches(b, k.id):
 			out[i].status = stMismatch
 		default:
-			v, err := r.takeTxBody(k.id, b)
-			out[i].verdict, out[i].err = v, err
-			out[i].status = stOK
-			if v == Invalid {
-				out[i].status = stInvalid
-			}
+			take = append(take, i)
+		}
+	}
+	took := r.addTxBodies(len(take), func(k int) []byte { return bodies[take[k]] })
+	for k, i := range take {
+		id := rq.keys[i].id
+		res := took[k]
+		r.tookTxBody(id, res.Verdict)
+		out[i].verdict, out[i].err, out[i].status = res.Verdict, res.Err, stOK
+		if res.Verdict == Invalid {
+			out[i].status = stInvalid
 		}
 	}
 	return out
 }
 
+// addTxBodies hands n received bodies (body(k) for k < n) to the pool: in
+// one call when it takes batches (TxBatchPool), else one by one.
+func (r *Relay) addTxBodies(n int, body func(k int) []byte) []TxAddResult {
+	out := make([]TxAddResult, n)
+	if bp, ok := r.pool.(TxBatchPool); ok && n > 1 {
+		bodies := make([][]byte, n)
+		for k := range n {
+			bodies[k] = body(k)
+		}
+		if res := bp.AddTxs(bodies); len(res) == n {
+			return res
+		}
+		// A pool that answers for the wrong number of bodies is broken;
+		// fall back to one by one rather than misattribute verdicts.
+	}
+	for k := range n {
+		res := &out[k]
+		res.ID, res.Verdict, res.Err = r.pool.AddTx(body(k))
+	}
+	return out
+}
+
 // takeTxBody hands a received body (already known to hash to id) to the
-// pool and keeps the relay's books on it: a body counted (duplicate when
-// known), junk remembered as rejected, a new tx's first-seen time.
+// pool and keeps the relay's books on it (tookTxBody).
 func (r *Relay) takeTxBody(id ID, body []byte) (Verdict, error) {
 	_, v, err := r.pool.AddTx(body)
+	r.tookTxBody(id, v)
+	return v, err
+}
+
+// tookTxBody keeps the relay's books on a body the pool judged v: a body
+// counted (duplicate when known), junk remembered as rejected, a new tx's
+// first-seen time.
+func (r *Relay) tookTxBody(id ID, v Verdict) {
 	if v == Invalid {
 		r.txRejected(id)
 	}
@@ -294,7 +328,6 @@ func (r *Relay) takeTxBody(id ID, body []byte) (Verdict, error) {
 	if v == Accepted {
 		r.seen.record(id, r.now())
 	}
-	return v, err
 }
 
 // execBlock fetches a whole block and checks that its header hashes to id.

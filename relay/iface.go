@@ -63,6 +63,21 @@ type TxPool interface {
 	LookupShortIDs(shortID func(ID) uint64, short []uint64) (out [][]byte)
 }
 
+// TxBatchPool is a TxPool that also adds many transactions in one call,
+// for a pool that checks them cheaper together (ed25519 signatures verify
+// at about half the cost per signature in batches). The relay hands it
+// each fetched batch of bodies that match their ids.
+type TxBatchPool interface {
+	TxPool
+	// AddTxs adds the encoded transactions as AddTx would one after the
+	// other, in order, and returns one result per body, in order.
+	AddTxs(bodies [][]byte) []TxAddResult
+}
+
+// TxAddResult is what TxPool.AddTx returns, for one body of an AddTxs
+// batch. It is the syncer's type, so test pools need not import the relay.
+type TxAddResult = syncer.TxAddResult
+
 // HeaderInfo is what the relay reads from an encoded block header: its id
 // (hash of the header encoding), parent id and height. It is the syncer's
 // type, so the two packages share one definition.

@@ -122,6 +122,7 @@ type Pool struct {
 	txs      map[ID][]byte
 	included map[ID]bool
 	withhold bool
+	batches  int // AddTxs calls
 }
 
 // NewPool returns an empty pool.
@@ -199,6 +200,25 @@ func (p *Pool) AddTx(body []byte) (ID, Verdict, error) {
 	p.mu.Unlock()
 	p.Notify()
 	return id, syncer.Accepted, nil
+}
+
+// AddTxs implements relay.TxBatchPool: AddTx of each body in order.
+func (p *Pool) AddTxs(bodies [][]byte) []syncer.TxAddResult {
+	p.mu.Lock()
+	p.batches++
+	p.mu.Unlock()
+	out := make([]syncer.TxAddResult, len(bodies))
+	for i, b := range bodies {
+		out[i].ID, out[i].Verdict, out[i].Err = p.AddTx(b)
+	}
+	return out
+}
+
+// Batches returns how many batches AddTxs took.
+func (p *Pool) Batches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.batches
 }
 
 // LookupShortIDs implements relay.TxPool.

@@ -270,3 +270,11 @@ func (*GetTxs) action()       {}
 func (*ConnectBlock) action() {}
 func (*AddTx) action()        {}
 func (*Penalize) action()     {}
+
+// TxAddResult is what a pool's AddTx returns, for one body of a batch
+// (relay.TxBatchPool).
+type TxAddResult struct {
+	ID      wire.ID
+	Verdict Verdict
+	Err     error
+}
