@@ -201,6 +201,9 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 	fmt.Fprintln(w, "(times in ms)")
 	fmt.Fprintf(w, "throughput: %d submitted, %d accepted, %.1f accepted tx/s; %d still unconfirmed delivered at their node\n",
 		r.Txs.Submitted, r.Txs.Accepted, r.Txs.AcceptedPerS, r.Txs.Unconfirmed)
+	if c := r.CPU; c != nil {
+		fmt.Fprintf(w, "cpu: nodes used %.1f s over the workload, %.1f µs per accepted tx (all nodes together)\n", c.NodesS, c.PerAcceptedTxUs)
+	}
 	lo, hi := uint64(0), uint64(0)
 	for i, h := range r.Heads.Heights {
 		if i == 0 || h < lo {

@@ -3,8 +3,10 @@
 package testnet
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // setChildAttrs does nothing where there are no process groups.
@@ -14,4 +16,9 @@ func setChildAttrs(cmd *exec.Cmd) {}
 // stop to ask for.
 func signalChild(cmd *exec.Cmd, sig syscall.Signal) error {
 	return cmd.Process.Kill()
+}
+
+// processCPU is not read here: only Linux's /proc is.
+func processCPU(pid int) (time.Duration, error) {
+	return 0, errors.ErrUnsupported
 }

@@ -3,8 +3,10 @@
 package testnet
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // setChildAttrs puts the child in its own process group, so that stopping
@@ -18,4 +20,9 @@ func setChildAttrs(cmd *exec.Cmd) {
 // signalChild sends sig to the child's process group.
 func signalChild(cmd *exec.Cmd, sig syscall.Signal) error {
 	return syscall.Kill(-cmd.Process.Pid, sig)
+}
+
+// processCPU is not read here: only Linux's /proc is.
+func processCPU(pid int) (time.Duration, error) {
+	return 0, errors.ErrUnsupported
 }

@@ -77,6 +77,24 @@ func (pc *procCluster) Err() error {
 	return pc.err
 }
 
+// nodesCPU returns the CPU time the running nodes have used so far,
+// summed; an error where the platform does not say (only Linux's /proc
+// does) or a node has exited.
+func (pc *procCluster) nodesCPU() (time.Duration, error) {
+	pc.mu.Lock()
+	children := slices.Clone(pc.children)
+	pc.mu.Unlock()
+	var sum time.Duration
+	for _, c := range children {
+		d, err := processCPU(c.cmd.Process.Pid)
+		if err != nil {
+			return 0, fmt.Errorf("node %d: %w", c.index, err)
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
 // Close stops every child: SIGTERM to its process group, SIGKILL after
 // stopTimeout. Safe to call more than once.
 func (pc *procCluster) Close() error {

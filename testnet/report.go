@@ -81,9 +81,25 @@ type Report struct {
 	// PeakRSSBytes is the testnet process's peak resident memory (in sim
 	// mode: every node's).
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// CPU is what the nodes' processes spent during the workload (process
+	// mode on Linux, without chaos); absent otherwise.
+	CPU *CPUReport `json:"cpu,omitempty"`
 	// Errors lists what went wrong: tx_send refusals (grouped, with
 	// counts), items that missed nodes, differing tips. Never null.
 	Errors []string `json:"errors"`
+}
+
+// CPUReport is report.json's "cpu" object: the CPU time (user and system)
+// of every node process from the workload's start to its end. On a shared
+// machine it is steadier than accepted tx/s, which swings with whatever
+// else runs: compare builds by CPU per accepted tx.
+type CPUReport struct {
+	// NodesS is the CPU time of all nodes together, in seconds.
+	NodesS float64 `json:"nodes_s"`
+	// PerAcceptedTxUs is NodesS over the txs accepted in the workload, in
+	// microseconds: what one tx costs the whole network, idle work
+	// (heartbeats, blocks) included.
+	PerAcceptedTxUs float64 `json:"per_accepted_tx_us"`
 }
 
 // DegreeReport is report.json's "degree" object.
@@ -325,6 +341,9 @@ type Observations struct {
 	Seed         string
 	WallS        float64
 	PeakRSSBytes int64
+	// NodesCPU is the node processes' CPU time over the workload; zero
+	// when not measured.
+	NodesCPU time.Duration
 }
 
 // ItemResult is one tx or block with its first-seen time at every node,
@@ -469,6 +488,12 @@ func Analyze(o *Observations) *Analysis {
 	r.Loss = o.Loss
 	if r.DurationS > 0 {
 		r.Txs.AcceptedPerS = math.Round(float64(len(o.Txs))/o.Duration.Seconds()*10) / 10
+	}
+	if o.NodesCPU > 0 {
+		r.CPU = &CPUReport{NodesS: math.Round(o.NodesCPU.Seconds()*1000) / 1000}
+		if len(o.Txs) > 0 {
+			r.CPU.PerAcceptedTxUs = math.Round(float64(o.NodesCPU.Microseconds())/float64(len(o.Txs))*10) / 10
+		}
 	}
 	var floors *floorCache
 	if o.Mode != ModeProcess && o.Graph != nil {

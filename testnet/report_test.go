@@ -416,3 +416,19 @@ func FuzzParseStats(f *testing.F) {
 		_, _ = ParseStats(data) // must not panic
 	})
 }
+
+// TestAnalyzeCPU checks the CPU per accepted tx: node CPU over the
+// workload divided by the txs accepted in it, absent when not measured.
+func TestAnalyzeCPU(t *testing.T) {
+	o := sampleObs()
+	o.Mode = ModeProcess
+	if r := Analyze(o).Report; r.CPU != nil {
+		t.Fatalf("cpu %+v without a measurement", *r.CPU)
+	}
+	o.NodesCPU = 1500 * time.Millisecond
+	r := Analyze(o).Report
+	want := 1500e3 / float64(len(o.Txs))
+	if r.CPU == nil || r.CPU.NodesS != 1.5 || math.Abs(r.CPU.PerAcceptedTxUs-want) > 0.05 {
+		t.Fatalf("cpu %+v, want 1.5 s and %.1f µs per tx", r.CPU, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"github.com/rumor-relay/rumor/node"
 	rand1 "math/rand"
@@ -167,8 +168,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		ch = startChaos(runCtx, &cfg, cl, clients, w, statsStart, head0.Height, wStart, end)
 		defer ch.stop() // before cl.Close: a node it is starting must not outlive Run
 	}
+	// Node CPU over the workload, for CPU per tx (process mode, no chaos:
+	// a restarted node's counters start again).
+	pc, _ := cl.(*procCluster)
+	var cpu0 time.Duration
+	cpuErr := errors.ErrUnsupported
+	if pc != nil && ch == nil {
+		cpu0, cpuErr = pc.nodesCPU()
+	}
 	elapsed := w.run(runCtx, end)
 	wEnd := time.Now()
+	var nodesCPU time.Duration
+	if cpuErr == nil {
+		var cpu1 time.Duration
+		if cpu1, cpuErr = pc.nodesCPU(); cpuErr == nil {
+			nodesCPU = cpu1 - cpu0
+		}
+	}
 	if part != nil {
 		// A heal due after the workload still comes before settling.
 		select {
@@ -266,6 +282,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	obs.Seed = cfg.Seed
 	obs.WallS = (wallClock() - wallStart).Seconds()
 	obs.PeakRSSBytes = peakRSS()
+	if cpuErr == nil {
+		obs.NodesCPU = nodesCPU
+	}
 	if len(statsEnd) == len(statsStart) {
 		obs.Stats = make([]Stats, len(statsEnd))
 		for i := range statsEnd {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -344,7 +345,11 @@ func TestProcessTestnet(t *testing.T) {
 			Accepted int `json:"accepted"`
 		} `json:"txs"`
 		FloorMs *float64 `json:"floor_ms"`
-		Errors  []string `json:"errors"`
+		CPU     *struct {
+			NodesS          float64 `json:"nodes_s"`
+			PerAcceptedTxUs float64 `json:"per_accepted_tx_us"`
+		} `json:"cpu"`
+		Errors []string `json:"errors"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
@@ -354,6 +359,10 @@ func TestProcessTestnet(t *testing.T) {
 	}
 	if r.Nodes != 3 || r.Mode != "process" || r.Txs.Accepted == 0 || r.FloorMs != nil {
 		t.Fatalf("report %s", b)
+	}
+	// Three nodes relaying 150 txs and 6 blocks for 3 s spend some CPU.
+	if runtime.GOOS == "linux" && (r.CPU == nil || r.CPU.NodesS <= 0 || r.CPU.PerAcceptedTxUs <= 0) {
+		t.Fatalf("no node CPU in the report: %s", b)
 	}
 	// Every child has exited: their data dirs hold a saved mempool, which
 	// a node writes only on clean shutdown.
