@@ -38,6 +38,7 @@ func sigCases() (txs []*Tx, want []bool) {
 // batches while others check them alone: every verdict of a batch,
 // whatever else the batch holds, is the verdict of that signature alone.
 func TestVerifyTxSigsMatchesSingle(t *testing.T) {
+	expandedKeys.Purge()
 	cases, want := sigCases()
 	for i, tx := range cases {
 		if got := tx.VerifySig(testChainID); got != want[i] {
@@ -59,6 +60,16 @@ func TestVerifyTxSigsMatchesSingle(t *testing.T) {
 					t.Fatalf("case %d at %d: verdict %d is %v, want %v", i, at, k, ok, wantK)
 				}
 			}
+		}
+	}
+	// Alone again, now that the batches left the keys expanded in the
+	// cache.
+	for i, tx := range cases {
+		if _, cached := expandedKeys.Get(tx.From); !cached {
+			t.Fatalf("case %d: key not cached after a batch", i)
+		}
+		if got := tx.VerifySig(testChainID); got != want[i] {
+			t.Fatalf("case %d alone, expanded key: %v, want %v", i, got, want[i])
 		}
 	}
 	// All the cases together, and short batches checked one by one.

@@ -256,12 +256,16 @@ func (p *Pool) add(tx *chain.Tx, id chain.Hash, now time.Time, sigOK bool) Resul
 	// Cheap policy before the signature, as Bitcoin Core runs its policy
 	// checks before script checks: a tx the state rules out is rejected
 	// for the price of a map lookup. Such a tx may carry a bad signature
-	// and go unpenalized, but it cost us nothing to turn away.
+	// and go unpenalized, but it cost us nothing to turn away. A tx whose
+	// signature a batch verified passed them just before the batch
+	// (worthSigCheck); addLocked judges it again under the lock anyway.
 	if tx.Fee < p.g.MinFee {
 		return Result{Code: FeeTooLow, ID: id, Err: ruleErr(chain.ReasonFeeTooLow, "fee %d below minimum %d", tx.Fee, p.g.MinFee)}
 	}
-	if code, err := p.precheck(tx, id, now); code != 0 {
-		return Result{Code: code, ID: id, Err: err}
+	if !sigOK {
+		if code, err := p.precheck(tx, id, now); code != 0 {
+			return Result{Code: code, ID: id, Err: err}
+		}
 	}
 	if err := p.checkTx(tx, id, sigOK); err != nil {
 		return Result{Code: Invalid, ID: id, Err: err}

@@ -73,6 +73,19 @@ func apply(txn *badger.Txn, o keyedOp) error {
 // small in-memory store) goes through commitLarge, which is atomic for
 // readers of this Store and, on disk, across crashes.
 func (s *Store) commit(b *batch) error {
+	err := s.commitOps(b)
+	if err != nil {
+		// Whether any of it landed is unknown.
+		s.tipAccts.forget()
+		return err
+	}
+	s.tipAccts.committed(b.ops)
+	return nil
+}
+
+// commitOps writes b in one badger transaction, or through commitLarge
+// when it does not fit one.
+func (s *Store) commitOps(b *batch) error {
 	if s.forceLarge {
 		return s.commitLarge(b.sorted())
 	}

@@ -183,7 +183,24 @@ func bestChain(t testing.TB, s *Store) []*chain.Block {
 func checkConsistent(t testing.TB, g *chain.Genesis, s *Store) []*chain.Block {
 	t.Helper()
 	blocks := bestChain(t, s)
-	sameState(t, "state vs replay", snapshot(t, s), replay(t, g, blocks))
+	want := replay(t, g, blocks)
+	sameState(t, "state vs replay", snapshot(t, s), want)
+	// Account answers through its cache, which earlier calls filled: every
+	// replayed account, and every one the replay lacks but the cache may
+	// still hold from an abandoned branch, reads as the replay says.
+	for a, acct := range want {
+		if got := s.Account(a); got != acct {
+			t.Fatalf("Account(%s) = %+v, replay %+v", a, got, acct)
+		}
+	}
+	s.tipAccts.mu.Lock()
+	cached := s.tipAccts.lru.Keys()
+	s.tipAccts.mu.Unlock()
+	for _, a := range cached {
+		if got := s.Account(a); got != want[a] {
+			t.Fatalf("cached Account(%s) = %+v, replay %+v", a, got, want[a])
+		}
+	}
 	for _, b := range blocks {
 		id := b.ID()
 		for i, tx := range b.Txs {

@@ -65,6 +65,9 @@ type Store struct {
 	// checks (see accountCacheSize). Under mu; queries never use it.
 	acctCache    map[chain.Address]chain.Account
 	acctCacheMax int // accountCacheSize; tests lower it
+	// tipAccts caches tip accounts for Account (queries); commits write
+	// through it.
+	tipAccts *tipAccounts
 	// largeCommits counts commits that took the chunked path (under mu).
 	largeCommits int
 
@@ -105,7 +108,8 @@ func Open(g *chain.Genesis, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
 	s := &Store{g: g, genesisID: g.ID(), db: db, inMemory: opts.Dir == "",
-		acctCache: make(map[chain.Address]chain.Account), acctCacheMax: accountCacheSize}
+		acctCache: make(map[chain.Address]chain.Account), acctCacheMax: accountCacheSize,
+		tipAccts: newTipAccounts(tipAccountCacheSize)}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -384,12 +388,17 @@ func (s *Store) TxLocation(id chain.Hash) (TxLocation, bool) {
 // Account returns an account's balance and next nonce at the tip; an
 // unknown account is the zero Account.
 func (s *Store) Account(a chain.Address) chain.Account {
-	var acct chain.Account
-	s.read("account", func(txn *badger.Txn) error {
+	acct, ok, gen := s.tipAccts.get(a)
+	if ok {
+		return acct
+	}
+	if s.read("account", func(txn *badger.Txn) error {
 		var err error
 		acct, err = getAccount(txn, a)
 		return err
-	})
+	}) {
+		s.tipAccts.fill(a, acct, gen)
+	}
 	return acct
 }
 
