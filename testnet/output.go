@@ -202,7 +202,7 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 	fmt.Fprintf(w, "throughput: %d submitted, %d accepted, %.1f accepted tx/s; %d still unconfirmed delivered at their node\n",
 		r.Txs.Submitted, r.Txs.Accepted, r.Txs.AcceptedPerS, r.Txs.Unconfirmed)
 	if c := r.CPU; c != nil {
-		fmt.Fprintf(w, "cpu: nodes used %.1f s over the workload, %.1f µs per accepted tx (all nodes together)\n", c.NodesS, c.PerAcceptedTxUs)
+		fmt.Fprintf(w, "cpu: nodes used %.1f s over the workload, %.1f µs per accepted tx (all nodes together); the load generator %.1f s\n", c.NodesS, c.PerAcceptedTxUs, c.LoadS)
 	}
 	lo, hi := uint64(0), uint64(0)
 	for i, h := range r.Heads.Heights {

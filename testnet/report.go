@@ -100,6 +100,10 @@ type CPUReport struct {
 	// microseconds: what one tx costs the whole network, idle work
 	// (heartbeats, blocks) included.
 	PerAcceptedTxUs float64 `json:"per_accepted_tx_us"`
+	// LoadS is the CPU time of this process, the load generator (signing
+	// txs, JSON-RPC calls, progress polls), over the same span, in
+	// seconds: what the nodes could not use of a shared machine.
+	LoadS float64 `json:"load_s"`
 }
 
 // DegreeReport is report.json's "degree" object.
@@ -341,9 +345,9 @@ type Observations struct {
 	Seed         string
 	WallS        float64
 	PeakRSSBytes int64
-	// NodesCPU is the node processes' CPU time over the workload; zero
-	// when not measured.
-	NodesCPU time.Duration
+	// NodesCPU is the node processes' CPU time over the workload and
+	// LoadCPU the load generator's (this process); zero when not measured.
+	NodesCPU, LoadCPU time.Duration
 }
 
 // ItemResult is one tx or block with its first-seen time at every node,
@@ -490,7 +494,7 @@ func Analyze(o *Observations) *Analysis {
 		r.Txs.AcceptedPerS = math.Round(float64(len(o.Txs))/o.Duration.Seconds()*10) / 10
 	}
 	if o.NodesCPU > 0 {
-		r.CPU = &CPUReport{NodesS: math.Round(o.NodesCPU.Seconds()*1000) / 1000}
+		r.CPU = &CPUReport{NodesS: math.Round(o.NodesCPU.Seconds()*1000) / 1000, LoadS: math.Round(o.LoadCPU.Seconds()*1000) / 1000}
 		if len(o.Txs) > 0 {
 			r.CPU.PerAcceptedTxUs = math.Round(float64(o.NodesCPU.Microseconds())/float64(len(o.Txs))*10) / 10
 		}

@@ -425,10 +425,10 @@ func TestAnalyzeCPU(t *testing.T) {
 	if r := Analyze(o).Report; r.CPU != nil {
 		t.Fatalf("cpu %+v without a measurement", *r.CPU)
 	}
-	o.NodesCPU = 1500 * time.Millisecond
+	o.NodesCPU, o.LoadCPU = 1500*time.Millisecond, 250*time.Millisecond
 	r := Analyze(o).Report
 	want := 1500e3 / float64(len(o.Txs))
-	if r.CPU == nil || r.CPU.NodesS != 1.5 || math.Abs(r.CPU.PerAcceptedTxUs-want) > 0.05 {
+	if r.CPU == nil || r.CPU.NodesS != 1.5 || r.CPU.LoadS != 0.25 || math.Abs(r.CPU.PerAcceptedTxUs-want) > 0.05 {
 		t.Fatalf("cpu %+v, want 1.5 s and %.1f µs per tx", r.CPU, want)
 	}
 }

@@ -170,19 +170,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// Node CPU over the workload, for CPU per tx (process mode, no chaos:
 	// a restarted node's counters start again).
+	// The load generator's too: on one machine it shares the CPUs.
 	pc, _ := cl.(*procCluster)
-	var cpu0 time.Duration
+	var cpu0, self0 time.Duration
 	cpuErr := errors.ErrUnsupported
 	if pc != nil && ch == nil {
 		cpu0, cpuErr = pc.nodesCPU()
+		if cpuErr == nil {
+			self0, cpuErr = processCPU(os.Getpid())
+		}
 	}
 	elapsed := w.run(runCtx, end)
 	wEnd := time.Now()
-	var nodesCPU time.Duration
+	var nodesCPU, selfCPU time.Duration
 	if cpuErr == nil {
-		var cpu1 time.Duration
+		var cpu1, self1 time.Duration
 		if cpu1, cpuErr = pc.nodesCPU(); cpuErr == nil {
-			nodesCPU = cpu1 - cpu0
+			self1, cpuErr = processCPU(os.Getpid())
+			nodesCPU, selfCPU = cpu1-cpu0, self1-self0
 		}
 	}
 	if part != nil {
@@ -283,7 +288,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	obs.WallS = (wallClock() - wallStart).Seconds()
 	obs.PeakRSSBytes = peakRSS()
 	if cpuErr == nil {
-		obs.NodesCPU = nodesCPU
+		obs.NodesCPU, obs.LoadCPU = nodesCPU, selfCPU
 	}
 	if len(statsEnd) == len(statsStart) {
 		obs.Stats = make([]Stats, len(statsEnd))
