@@ -13,7 +13,8 @@
 //     SHA-256, Keccak). Optional: HeaderSource (headers without loading
 //     blocks), HeaderVerifier (authenticate a header before fetching for
 //     it), BlockSizer (size and charge a block response before loading
-//     it), PoolIDSource (serve mempool sync).
+//     it), PoolIDSource (serve mempool sync), TxBatchPool (take a fetched
+//     batch of bodies in one call, to check their signatures together).
 //   - Config: the chain id (names topics and the request protocol) and the
 //     chain's limits (MaxTxBytes, MaxBlockBytes, MaxBlockTxs), checked
 //     against the wire format's fixed ceilings (package relay/wire).
@@ -42,7 +43,7 @@
 // from disk). The batcher announces queued ids after TxBatchWindow or
 // TxBatchMax ids. A receiver fetches the ids it lacks from the peer the
 // message came from, checks each body against its id (TxPool.TxID) and
-// adds it to the pool. By default, once recent request round trips say
+// adds it to the pool (a fetched batch in one call to a TxBatchPool). By default, once recent request round trips say
 // the links are long (TxCutThroughMinRTT, 20 ms; cut-through, txcut.go),
 // a first announcement of txs it lacks is forwarded at once and the
 // bodies are fetched behind it: a peer that asks for them meanwhile waits for the
