@@ -37,8 +37,9 @@ const (
 
 // Genesis sanity bounds, checked by Validate.
 const (
-	// MaxChainIDLen bounds the chain id, which appears in topic names
-	// ("/rumor/<chainid>/tx/2") and in every signature's signed bytes.
+	// MaxChainIDLen bounds the chain id, which appears in protocol names
+	// ("/rumor/<chainid>/req/1.0.0"; gossip topics carry a hash of it)
+	// and in every signature's signed bytes.
 	MaxChainIDLen = 64
 	// MaxBlockInterval bounds the slot length; a longer one is surely a
 	// unit mistake (seconds written as milliseconds the other way round).

@@ -57,12 +57,9 @@ func signedBenchTxs(n int) []*chain.Tx {
 // tx; "encoded": AddEncoded of wire bytes, decoding included, the relay's
 // path). Run with -cpu 1 for the one-core figure.
 func BenchmarkAccept(b *testing.B) {
-	for _, encoded := range []bool{false, true} {
-		name := "tx"
-		if encoded {
-			name = "encoded"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"tx", "encoded", "batch64"} {
+		encoded := mode != "tx"
+		b.Run(mode, func(b *testing.B) {
 			_, st := benchSetup()
 			g := testGenesis(b)
 			cfg := Config{MaxTxs: 1 << 20, MaxBytes: 1 << 30, MaxQueued: 1000}
@@ -82,15 +79,27 @@ func BenchmarkAccept(b *testing.B) {
 			p, _ := New(cfg, g, st)
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := range b.N {
-				var r Result
-				if encoded {
-					r = p.AddEncoded(bodies[i], t0)
-				} else {
-					r = p.Add(txs[i], t0)
+			// batch64 adds a fetched answer's worth of bodies at a time:
+			// one batch signature check each.
+			const batch = 64
+			for lo := 0; lo < b.N; lo += batch {
+				var rs []Result
+				switch mode {
+				case "batch64":
+					rs = p.AddEncodedBatch(bodies[lo:min(lo+batch, b.N)], t0)
+				case "encoded":
+					for i := lo; i < min(lo+batch, b.N); i++ {
+						rs = append(rs, p.AddEncoded(bodies[i], t0))
+					}
+				default:
+					for i := lo; i < min(lo+batch, b.N); i++ {
+						rs = append(rs, p.Add(txs[i], t0))
+					}
 				}
-				if r.Code != Added {
-					b.Fatalf("tx %d: %v (%v)", i, r.Code, r.Err)
+				for i, r := range rs {
+					if r.Code != Added {
+						b.Fatalf("tx %d: %v (%v)", lo+i, r.Code, r.Err)
+					}
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")

@@ -178,7 +178,7 @@ func TestRPCEndToEnd(t *testing.T) {
 	if got, rerr := rpcCall(t, addr, "net_peers"); rerr != nil || string(got) != "[]" {
 		t.Fatalf("net_peers: %s %+v", got, rerr)
 	}
-	if got, rerr := rpcCall(t, addr, "net_mesh"); rerr != nil || !strings.Contains(string(got), "/tx/2") {
+	if got, rerr := rpcCall(t, addr, "net_mesh"); rerr != nil || !strings.Contains(string(got), "/tx/3") {
 		t.Fatalf("net_mesh: %s %+v", got, rerr)
 	}
 	got, _ = rpcCall(t, addr, "measure_firstSeen", map[string]any{"txs": []chain.Hash{tx.ID()}, "blocks": []chain.Hash{head.ID}})

@@ -100,6 +100,13 @@ const (
 	// pubsub.WithGossipSubParams in Config.PubSubOptions (it is applied
 	// after this one).
 	GossipHistory = 1
+	// GossipLazyPeers is GossipSub's Dlazy: the fewest peers outside the
+	// mesh that each heartbeat's IHAVE goes to (GossipSub's default is 6;
+	// it also goes to GossipFactor, a quarter, of the non-mesh peers when
+	// that is more). For the same reason as GossipHistory two suffice:
+	// measured on the same sim, framing and control fell from 101.5 to
+	// 89.3 MiB, times to all unchanged.
+	GossipLazyPeers = 2
 )
 
 // MessageID is the GossipSub message id function of the transport: the
@@ -181,6 +188,7 @@ func New(h host.Host, cfg Config) (*Transport, error) {
 	t.tracer = newTracer(t)
 	params := pubsub.DefaultGossipSubParams()
 	params.HistoryGossip = GossipHistory
+	params.Dlazy = GossipLazyPeers
 	opts := append([]pubsub.Option{
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
