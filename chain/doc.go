@@ -18,6 +18,7 @@
 //     whether the peer that sent the object is at fault.
 //   - build.go: BuildBlock, for the authority whose turn it is.
 //   - shortid.go: BIP152-style keyed short ids for compact blocks.
+//   - sig.go: the signature rule and batch checks (VerifyTxSigs).
 //
 // State (balances, nonces), fork choice and storage live in chain/store,
 // which applies a block with ApplyBlockTxs and keeps undo records.
@@ -30,11 +31,23 @@
 // amount + fee, the recipient gains amount, the block's proposer gains the
 // fee. No units are ever created: the total supply is fixed at genesis.
 //
+// Signatures are ed25519, valid as ZIP-215 defines (the cofactored
+// equation; S canonical; any A and R that decode), checked with
+// curve25519-voi. Under that rule a batch verifies exactly when each of
+// its signatures does, so a node may check signatures alone or in
+// batches and always agree with its peers. It accepts everything
+// crypto/ed25519 accepts and a few signatures that crypto/ed25519 refuses
+// (an R with a small-order component), which only a key's holder can
+// make: a flag-day change, so the relay's protocol versions moved with
+// it and nodes of earlier builds do not talk to later ones.
+//
 // # Concurrency
 //
 // The package has no goroutines of its own (CheckBlock fans signature
 // checks of a large block out to short-lived goroutines and waits for
-// them) and no mutable package state. Every function is pure: its result
+// them). Its one piece of mutable package state is the bounded cache of
+// expanded public keys (sig.go), safe for concurrent use and invisible in
+// results. Every function is pure: its result
 // depends on its arguments only, and the clock is passed in as now. Values
 // are immutable by convention once constructed or decoded: a *Tx, *Block
 // or *Genesis handed to another goroutine or stored must not be modified

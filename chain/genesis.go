@@ -38,7 +38,7 @@ const (
 // Genesis sanity bounds, checked by Validate.
 const (
 	// MaxChainIDLen bounds the chain id, which appears in protocol names
-	// ("/rumor/<chainid>/req/1.0.0"; gossip topics carry a hash of it)
+	// ("/rumor/<chainid>/req/2.0.0"; gossip topics carry a hash of it)
 	// and in every signature's signed bytes.
 	MaxChainIDLen = 64
 	// MaxBlockInterval bounds the slot length; a longer one is surely a

@@ -70,7 +70,9 @@ func verifySig(pub Address, msg []byte, sig *Signature) bool {
 // each, whether it verifies: the same verdicts as Tx.VerifySig one by one,
 // at about half the cost per signature when many are checked together. A
 // batch holding a bad signature is checked again one by one to find it,
-// so junk costs its sender's batch the single-check price, no more.
+// so one bad signature makes its batch cost about one and a half times
+// checking each alone; its sender pays for that with the penalty for an
+// invalid tx.
 func VerifyTxSigs(chainID string, txs []*Tx) []bool {
 	ok := make([]bool, len(txs))
 	if len(txs) < batchSigMin {

@@ -2,16 +2,71 @@ package chain
 
 import (
 	"crypto/ed25519"
+	"crypto/sha512"
 	"testing"
+
+	"github.com/oasisprotocol/curve25519-voi/curve"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
 )
+
+// signWithTorsionR signs tx as key's holder could, but with R = rB + T for
+// T the point of order 2, (0, -1): S = r + H(R, A, M)a still solves the
+// cofactored equation, since 8T is the neutral element, but not the
+// cofactorless one (SB - H(R, A, M)A is rB, not R). It is the one kind of
+// signature on which ZIP-215 and crypto/ed25519 disagree that a key's
+// holder can make for a chosen message.
+func signWithTorsionR(t *testing.T, tx *Tx, key ed25519.PrivateKey) {
+	t.Helper()
+	ext := sha512.Sum512(key.Seed())
+	ext[0] &= 248
+	ext[31] &= 127
+	ext[31] |= 64
+	var a, r, k, S scalar.Scalar
+	if _, err := a.SetBits(ext[:32]); err != nil {
+		t.Fatal(err)
+	}
+	r.SetUint64(987654321)
+	var enc [32]byte // y = p - 1, x = 0
+	enc[0] = 0xec
+	for i := 1; i < 31; i++ {
+		enc[i] = 0xff
+	}
+	enc[31] = 0x7f
+	var tc curve.CompressedEdwardsY
+	if _, err := tc.SetBytes(enc[:]); err != nil {
+		t.Fatal(err)
+	}
+	var T, R curve.EdwardsPoint
+	if _, err := T.SetCompressedY(&tc); err != nil {
+		t.Fatal(err)
+	}
+	R.MulBasepoint(curve.ED25519_BASEPOINT_TABLE, &r)
+	R.Add(&R, &T)
+	var rc curve.CompressedEdwardsY
+	rc.SetEdwardsPoint(&R)
+	h := sha512.New()
+	h.Write(rc[:])
+	h.Write(tx.From[:])
+	h.Write(tx.SigningBytes(testChainID))
+	if _, err := k.SetBytesModOrderWide(h.Sum(nil)); err != nil {
+		t.Fatal(err)
+	}
+	S.Mul(&k, &a)
+	S.Add(&S, &r)
+	copy(tx.Sig[:32], rc[:])
+	if err := S.ToBytes(tx.Sig[32:]); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // sigCases returns txs whose signatures are, in turn: valid; one bit off;
 // signed for another chain; an S at or above the group order (the
 // malleable form every rule must refuse); and the identity point as both
-// public key and R with S = 0, which the cofactored rule accepts for any
-// message (an address nobody holds a key for, whose funds anyone can
-// move). Each comes with its verdict under the chain's rule.
-func sigCases() (txs []*Tx, want []bool) {
+// public key and R with S = 0, which both rules accept for any message (an
+// address nobody holds a key for, whose funds anyone can move); and an R
+// with a small-order component, which only the cofactored rule accepts.
+// Each comes with its verdict under the chain's rule.
+func sigCases(t *testing.T) (txs []*Tx, want []bool) {
 	add := func(tx *Tx, ok bool) {
 		txs = append(txs, tx)
 		want = append(want, ok)
@@ -31,6 +86,9 @@ func sigCases() (txs []*Tx, want []bool) {
 	anyone := &Tx{From: identity, To: acct(0), Amount: 1, Fee: 1}
 	anyone.Sig[0] = 1 // R = neutral element, S = 0
 	add(anyone, true)
+	torsion := &Tx{From: acct(3), To: acct(0), Amount: 2, Fee: 1, Nonce: 7}
+	signWithTorsionR(t, torsion, acctKey(3))
+	add(torsion, true)
 	return txs, want
 }
 
@@ -39,7 +97,15 @@ func sigCases() (txs []*Tx, want []bool) {
 // whatever else the batch holds, is the verdict of that signature alone.
 func TestVerifyTxSigsMatchesSingle(t *testing.T) {
 	expandedKeys.Purge()
-	cases, want := sigCases()
+	cases, want := sigCases(t)
+	// crypto/ed25519 agrees on every case but the last, which tells the
+	// rules apart.
+	for i, tx := range cases {
+		std := ed25519.Verify(tx.From[:], tx.SigningBytes(testChainID), tx.Sig[:])
+		if wantStd := want[i] && i != len(cases)-1; std != wantStd {
+			t.Fatalf("case %d: crypto/ed25519 says %v, want %v", i, std, wantStd)
+		}
+	}
 	for i, tx := range cases {
 		if got := tx.VerifySig(testChainID); got != want[i] {
 			t.Fatalf("case %d alone: %v, want %v", i, got, want[i])

@@ -26,9 +26,13 @@ func (g *Genesis) CheckTx(tx *Tx) error {
 		return err
 	}
 	if !tx.VerifySig(g.ChainID) {
-		return ruleErr(ReasonBadSignature, "signature does not verify under sender %s", tx.From)
+		return badSigErr(tx)
 	}
 	return nil
+}
+
+func badSigErr(tx *Tx) *RuleError {
+	return ruleErr(ReasonBadSignature, "signature does not verify under sender %s", tx.From)
 }
 
 // CheckTxUnsigned is CheckTx without the signature check, for a caller
@@ -37,6 +41,19 @@ func (g *Genesis) CheckTx(tx *Tx) error {
 func (g *Genesis) CheckTxUnsigned(tx *Tx) error {
 	if err := g.checkTxCheap(tx); err != nil {
 		return err
+	}
+	return nil
+}
+
+// CheckTxSigChecked is CheckTx for a caller that already checked the
+// signature (VerifyTxSigs) and found it sigOK: the same checks in the same
+// order, with the same errors, and no second signature check.
+func (g *Genesis) CheckTxSigChecked(tx *Tx, sigOK bool) error {
+	if err := g.checkTxCheap(tx); err != nil {
+		return err
+	}
+	if !sigOK {
+		return badSigErr(tx)
 	}
 	return nil
 }
@@ -202,7 +219,7 @@ func (g *Genesis) checkBody(b *Block, verified func(Hash) bool) error {
 		return ruleErr(ReasonBadTxRoot, "tx root %s, computed %s", b.Header.TxRoot.Short(), root.Short())
 	}
 	if i := g.firstBadSig(b.Txs, ids, verified); i >= 0 {
-		return invalidTx(i, ruleErr(ReasonBadSignature, "signature does not verify under sender %s", b.Txs[i].From))
+		return invalidTx(i, badSigErr(b.Txs[i]))
 	}
 	return nil
 }

@@ -127,16 +127,30 @@ type Option func(*Pool)
 // a signature one of them verified is not verified again.
 func WithSigCache(c *SigCache) Option { return func(p *Pool) { p.sigs = c } }
 
-// checkTx runs the stateless checks, the signature only when it is not
-// known to verify: checked in this call's batch (sigOK), or by a pool
-// sharing the cache.
-func (p *Pool) checkTx(tx *chain.Tx, id chain.Hash, sigOK bool) error {
-	if sigOK || (p.sigs != nil && p.sigs.Has(id)) {
+// sigVerdict is what a caller already knows of a tx's signature.
+type sigVerdict uint8
+
+const (
+	sigUnchecked sigVerdict = iota // not checked yet: checkTx checks it
+	sigGood                        // verified in a batch just now
+	sigBad                         // failed in a batch just now: final
+)
+
+// checkTx runs the stateless checks, and the signature check unless its
+// verdict is known: from this call's batch (sig), or, when it verified, a
+// pool sharing the cache.
+func (p *Pool) checkTx(tx *chain.Tx, id chain.Hash, sig sigVerdict) error {
+	switch {
+	case sig == sigBad:
+		return p.g.CheckTxSigChecked(tx, false)
+	case sig == sigGood || (p.sigs != nil && p.sigs.Has(id)):
 		if err := p.g.CheckTxUnsigned(tx); err != nil {
 			return err
 		}
-	} else if err := p.g.CheckTx(tx); err != nil {
-		return err
+	default:
+		if err := p.g.CheckTx(tx); err != nil {
+			return err
+		}
 	}
 	if p.sigs != nil {
 		p.sigs.Add(id)
@@ -176,7 +190,7 @@ func (p *Pool) Add(tx *chain.Tx, now time.Time) Result {
 	if tx == nil {
 		return Result{Code: Invalid, Err: ruleErr(chain.ReasonMalformed, "nil tx")}
 	}
-	return p.add(tx, tx.ID(), now, false)
+	return p.add(tx, tx.ID(), now, sigUnchecked)
 }
 
 // AddEncoded decodes a transaction from untrusted bytes (a peer's or an RPC
@@ -188,7 +202,7 @@ func (p *Pool) AddEncoded(body []byte, now time.Time) Result {
 	if err != nil {
 		return Result{Code: Invalid, Err: err}
 	}
-	return p.add(tx, sha256.Sum256(body), now, false)
+	return p.add(tx, sha256.Sum256(body), now, sigUnchecked)
 }
 
 // decodeBody decodes an untrusted encoded tx, with the rule error AddEncoded
@@ -209,8 +223,8 @@ func decodeBody(body []byte) (*chain.Tx, error) {
 // together (chain.VerifyTxSigs: about half the cost per signature in
 // batches of dozens). Only txs that pass the cheap checks under the pool's
 // current state go into the batch, so junk a map lookup turns away costs
-// no signature check here either; a tx whose verdict the batch leaves open
-// (it failed, or it was turned away before and fits now) is checked alone.
+// no signature check here either; a tx turned away before the batch that
+// fits by its turn (an earlier one filled its nonce gap) is checked alone.
 func (p *Pool) AddEncodedBatch(bodies [][]byte, now time.Time) []Result {
 	out := make([]Result, len(bodies))
 	txs := make([]*chain.Tx, len(bodies))
@@ -229,13 +243,16 @@ func (p *Pool) AddEncodedBatch(bodies [][]byte, now time.Time) []Result {
 			at = append(at, i)
 		}
 	}
-	sigOK := make([]bool, len(bodies))
+	sig := make([]sigVerdict, len(bodies))
 	for k, ok := range chain.VerifyTxSigs(p.g.ChainID, batch) {
-		sigOK[at[k]] = ok
+		sig[at[k]] = sigBad
+		if ok {
+			sig[at[k]] = sigGood
+		}
 	}
 	for i, tx := range txs {
 		if tx != nil {
-			out[i] = p.add(tx, ids[i], now, sigOK[i])
+			out[i] = p.add(tx, ids[i], now, sig[i])
 		}
 	}
 	return out
@@ -252,22 +269,22 @@ func (p *Pool) worthSigCheck(tx *chain.Tx, id chain.Hash, now time.Time) bool {
 	return code == 0
 }
 
-func (p *Pool) add(tx *chain.Tx, id chain.Hash, now time.Time, sigOK bool) Result {
+func (p *Pool) add(tx *chain.Tx, id chain.Hash, now time.Time, sig sigVerdict) Result {
 	// Cheap policy before the signature, as Bitcoin Core runs its policy
 	// checks before script checks: a tx the state rules out is rejected
 	// for the price of a map lookup. Such a tx may carry a bad signature
 	// and go unpenalized, but it cost us nothing to turn away. A tx whose
-	// signature a batch verified passed them just before the batch
+	// signature a batch checked passed them just before the batch
 	// (worthSigCheck); addLocked judges it again under the lock anyway.
 	if tx.Fee < p.g.MinFee {
 		return Result{Code: FeeTooLow, ID: id, Err: ruleErr(chain.ReasonFeeTooLow, "fee %d below minimum %d", tx.Fee, p.g.MinFee)}
 	}
-	if !sigOK {
+	if sig == sigUnchecked {
 		if code, err := p.precheck(tx, id, now); code != 0 {
 			return Result{Code: code, ID: id, Err: err}
 		}
 	}
-	if err := p.checkTx(tx, id, sigOK); err != nil {
+	if err := p.checkTx(tx, id, sig); err != nil {
 		return Result{Code: Invalid, ID: id, Err: err}
 	}
 	p.mu.Lock()

@@ -477,3 +477,44 @@ func TestAddEncodedBatchMatchesOneByOne(t *testing.T) {
 		t.Errorf("batch verdicts: bad sig %v, first %v, run's last %v", got[7].Code, got[0].Code, got[5].Code)
 	}
 }
+
+// TestAddEncodedBatchSharedSigCache checks the batch path with pools that
+// share a signature cache (a simulated network): the first pool's batch
+// fills the cache, the second pool takes the same bodies without a batch
+// check yet with the same results, and a bad signature is refused by both
+// and never cached.
+func TestAddEncodedBatchSharedSigCache(t *testing.T) {
+	cache := NewSigCache(1024)
+	g := testGenesis(t)
+	mk := func() *Pool {
+		st := newFakeState()
+		for i := range 12 {
+			st.set(addr(i), chain.Account{Balance: 1000})
+		}
+		p, err := New(Config{}, g, st, WithSigCache(cache))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := tx(11, 0, 5)
+	bad.Sig[3] ^= 1
+	var bodies [][]byte
+	for i := range 10 {
+		bodies = append(bodies, tx(i, 0, 5).Encode())
+	}
+	bodies = append(bodies, bad.Encode())
+	first := mk().AddEncodedBatch(bodies, t0)
+	if cache.Len() != 10 {
+		t.Fatalf("cache holds %d ids after the first batch, want the 10 valid ones", cache.Len())
+	}
+	second := mk().AddEncodedBatch(bodies, t0)
+	for i := range bodies {
+		if first[i].Code != second[i].Code || fmt.Sprint(first[i].Err) != fmt.Sprint(second[i].Err) {
+			t.Errorf("body %d: first pool %v %v, second %v %v", i, first[i].Code, first[i].Err, second[i].Code, second[i].Err)
+		}
+	}
+	if r := second[len(bodies)-1]; r.Code != Invalid || cache.Has(r.ID) {
+		t.Fatalf("bad signature: %v, cached %v", r.Code, cache.Has(r.ID))
+	}
+}

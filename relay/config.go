@@ -354,8 +354,11 @@ func (c Config) topicTag() string {
 }
 
 // RequestProtocol names the request/response protocol (a libp2p protocol
-// id on the p2p transport).
-func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/1.0.0" }
+// id on the p2p transport). Version 2 came with topic version 3, when
+// rumor's chain moved to ZIP-215 signature rules: nodes of the two eras
+// neither gossip nor sync with each other, so no block one era accepts
+// and the other refuses ever crosses between them.
+func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/2.0.0" }
 
 // pendingServeWait is how long a request for something this node forwarded
 // before holding it waits: PendingServeWait, or half FetchTimeout when that

@@ -29,13 +29,14 @@
 //
 //	/rumor/<tag>/tx/3           tx announcements: batches of tx ids
 //	/rumor/<tag>/block/3        block announcements: compact, pull or push
-//	/rumor/<chain>/req/1.0.0    one request and one response per exchange
+//	/rumor/<chain>/req/2.0.0    one request and one response per exchange
 //
 // <tag> is 8 hex characters, the start of SHA-256 of the chain id: every
 // gossip message carries its topic name, so the name is kept short.
-// Topic version 3: named by the tag; version 2 by the chain id itself;
-// since version 2 GossipSub messages are unsigned and named by a hash of
-// their content (package relay/p2p); version 1 signed them.
+// Topic version 3 (with request version 2) names topics by the tag,
+// version 2 by the chain id itself. Since version 2, GossipSub messages
+// are unsigned and named by a hash of their content (package relay/p2p);
+// version 1 signed them.
 //
 // Message formats and caps are in package relay/wire.
 //

@@ -149,7 +149,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c := DefaultConfig("main")
 	// The tag is SHA-256("main")'s first 4 bytes.
-	if c.TxTopic() != "/rumor/0d6e4079/tx/3" || c.BlockTopic() != "/rumor/0d6e4079/block/3" || c.RequestProtocol() != "/rumor/main/req/1.0.0" {
+	if c.TxTopic() != "/rumor/0d6e4079/tx/3" || c.BlockTopic() != "/rumor/0d6e4079/block/3" || c.RequestProtocol() != "/rumor/main/req/2.0.0" {
 		t.Fatal("protocol names")
 	}
 	if m, err := ParseBlockMode(" Push "); err != nil || m != BlockPush {

@@ -210,6 +210,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.tipAccts.forget() // queries after Close find nothing, cached or not
 	return s.db.Close()
 }
 

@@ -41,3 +41,23 @@ func TestTipAccountsNoStaleFill(t *testing.T) {
 		t.Fatal("forget kept b")
 	}
 }
+
+// TestAccountAfterClose checks that a cached account is not answered after
+// Close: queries after Close report nothing found.
+func TestAccountAfterClose(t *testing.T) {
+	f := newFixture(t, 2, 1)
+	s := f.open(Options{})
+	a := f.addr(0)
+	if s.Account(a) == (chain.Account{}) {
+		t.Fatal("funded account reads as zero")
+	}
+	if _, cached, _ := s.tipAccts.get(a); !cached {
+		t.Fatal("account not cached after a read")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Account(a); got != (chain.Account{}) {
+		t.Fatalf("Account after Close = %+v, want the zero account", got)
+	}
+}

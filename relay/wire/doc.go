@@ -1,7 +1,7 @@
 // Package wire holds the relay's vocabulary and message codecs: the item id
 // (ID) and compact-block short ids (ShortIDKey), the gossip announcements
 // (transaction id batches and the three block announcement modes), the
-// request/response messages of the /rumor/<chain>/req/1.0.0 protocol, and
+// request/response messages of the /rumor/<chain>/req/2.0.0 protocol, and
 // the length-prefixed framing used on streams. Its caps (limits.go) are the
 // format's fixed ceilings; an embedding chain's tighter limits live in
 // relay.Config. It imports nothing of rumor's chain: its hostile-input
