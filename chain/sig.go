@@ -17,10 +17,10 @@ import (
 // its ed25519 signatures under the same rule, with the same library.
 var sigOptions = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
 
-// batchSigMin is the fewest signatures checked as a batch: below it the
+// BatchSigMin is the fewest signatures checked as a batch: below it the
 // batch equation's fixed cost outweighs what it saves (measured here: a
 // batch of 2 costs about as much as 2 single checks, 16 about 0.7x).
-const batchSigMin = 4
+const BatchSigMin = 4
 
 // ExpandedKeyCacheSize bounds the senders whose public keys are kept
 // decompressed and expanded for signature checks (about 3 KiB each, so
@@ -75,7 +75,7 @@ func verifySig(pub Address, msg []byte, sig *Signature) bool {
 // invalid tx.
 func VerifyTxSigs(chainID string, txs []*Tx) []bool {
 	ok := make([]bool, len(txs))
-	if len(txs) < batchSigMin {
+	if len(txs) < BatchSigMin {
 		for i, tx := range txs {
 			ok[i] = tx.VerifySig(chainID)
 		}

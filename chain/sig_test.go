@@ -114,7 +114,7 @@ func TestVerifyTxSigsMatchesSingle(t *testing.T) {
 	// Every case inside a batch of valid signatures (large enough to be
 	// checked as a batch), at the front, middle and end.
 	var valid []*Tx
-	for n := range uint64(2 * batchSigMin) {
+	for n := range uint64(2 * BatchSigMin) {
 		valid = append(valid, signedTx(int(n%4), int(n+1)%4, 1, 1, n, nil))
 	}
 	for i, tx := range cases {

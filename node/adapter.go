@@ -410,6 +410,9 @@ func (a *chainAdapter) GetTx(id relay.ID) ([]byte, bool) {
 // AddTx implements relay.TxPool.
 func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 	res := a.pool.AddEncoded(body, a.now())
+	if checkedSig(res) {
+		a.cpu.txVerify()
+	}
 	r := a.took(res)
 	return r.ID, r.Verdict, r.Err
 }
@@ -418,6 +421,13 @@ func (a *chainAdapter) AddTx(body []byte) (relay.ID, relay.Verdict, error) {
 // signatures as one batch.
 func (a *chainAdapter) AddTxs(bodies [][]byte) []relay.TxAddResult {
 	results := a.pool.AddEncodedBatch(bodies, a.now())
+	checked := 0
+	for _, res := range results {
+		if checkedSig(res) {
+			checked++
+		}
+	}
+	a.cpu.txVerifyBatch(checked)
 	out := make([]relay.TxAddResult, len(results))
 	for i, res := range results {
 		out[i] = a.took(res)
@@ -425,12 +435,16 @@ func (a *chainAdapter) AddTxs(bodies [][]byte) []relay.TxAddResult {
 	return out
 }
 
+// checkedSig reports whether the pool (in the CPU model's reckoning)
+// checked the signature of the tx behind res, or found it bad: anything
+// that decoded and was not already known.
+func checkedSig(res mempool.Result) bool {
+	return res.Code != mempool.AlreadyKnown && res.ID != (chain.Hash{})
+}
+
 // took maps a pool result to the relay's and does what follows an add: the
-// modelled CPU of a signature check, the pending feed, promoted txs.
+// pending feed, promoted txs.
 func (a *chainAdapter) took(res mempool.Result) relay.TxAddResult {
-	if res.Code != mempool.AlreadyKnown && res.ID != (chain.Hash{}) {
-		a.cpu.txVerify() // the pool checked its signature (or found it bad)
-	}
 	v, err := txVerdict(res)
 	if v == relay.Accepted && a.onPending != nil {
 		a.onPending(res.ID)

@@ -19,7 +19,7 @@ import (
 func TestCPUModelChargesInVirtualTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newAdapterFixture(t)
-		m := CPUModel{Cores: 1, TxVerify: time.Millisecond, BlockBase: 10 * time.Millisecond, CommitPerMiB: 0}
+		m := CPUModel{Cores: 1, TxVerify: time.Millisecond, TxVerifyBatched: 300 * time.Microsecond, BlockBase: 10 * time.Millisecond, CommitPerMiB: 0}
 		f.a.cpu = newCPU(&m)
 		g := f.g
 
@@ -52,6 +52,25 @@ func TestCPUModelChargesInVirtualTime(t *testing.T) {
 		}
 		if h, _ := f.a.Tip(); h != 1 {
 			t.Fatalf("tip %d", h)
+		}
+
+		// A fetched batch: its new txs at the batched price, in one
+		// charge; a known one free. Below chain.BatchSigMin, full price.
+		var bodies [][]byte
+		for n := range uint64(chain.BatchSigMin) {
+			bodies = append(bodies, signedTx(g, 2, 3, n, 10, 0).Encode())
+		}
+		start = time.Now()
+		res := f.a.AddTxs(append(bodies, tx.Encode()))
+		if d, want := time.Since(start), time.Duration(chain.BatchSigMin)*300*time.Microsecond; d != want {
+			t.Fatalf("batch of %d new txs and a known one charged %v, want %v (%+v)", chain.BatchSigMin, d, want, res)
+		}
+		start = time.Now()
+		if res := f.a.AddTxs([][]byte{signedTx(g, 3, 2, 0, 10, 0).Encode(), signedTx(g, 3, 2, 1, 10, 0).Encode()}); res[0].Verdict != relay.Accepted {
+			t.Fatalf("small batch: %+v", res)
+		}
+		if d := time.Since(start); d != 2*time.Millisecond {
+			t.Fatalf("batch of 2 charged %v, want 2ms (checked one by one)", d)
 		}
 	})
 }
