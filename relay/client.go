@@ -102,7 +102,8 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 		return nil, badResponse(OffenseOversize, "%v", err)
 	case errors.Is(err, wire.ErrMalformed):
 		return nil, badResponse(OffenseMalformed, "%v", err)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded):
+		// The transport may see the deadline pass before ctx's timer does.
 		return nil, fmt.Errorf("%w: %s: %v", ErrTimeout, p.ShortString(), err)
 	default:
 		return nil, fmt.Errorf("relay: request to %s: %w", p.ShortString(), err)

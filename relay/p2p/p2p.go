@@ -443,10 +443,15 @@ func (t *Transport) Request(ctx context.Context, to transport.PeerID, proto stri
 }
 
 // streamErr reports a stream failure; when ctx ended it wraps ctx's error,
-// so callers tell a timeout apart with errors.Is.
+// so callers tell a timeout apart with errors.Is. The stream's deadline is
+// ctx's deadline, and its timer may fire a moment before ctx's own: a
+// failure at or past the deadline is a timeout too, whichever fired first.
 func streamErr(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("p2p: %s: %w", op, ctx.Err())
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("p2p: %s: %w (%v)", op, context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("p2p: %s: %w", op, err)
 }

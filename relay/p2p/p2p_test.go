@@ -274,3 +274,31 @@ func TestWriteTimeoutFollowsSize(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestTimeoutIsDeadlineExceeded: a peer that never answers makes
+// Request fail with an error that says timeout (context.DeadlineExceeded),
+// whichever of the stream's deadline and the context's timer fires first;
+// the relay penalizes a withholding announcer only for a timeout.
+func TestRequestTimeoutIsDeadlineExceeded(t *testing.T) {
+	s, c := newNode(t, config(relay.BlockCompact)), newNode(t, config(relay.BlockCompact))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := dial(ctx, c.h, s.h); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	defer close(hold)
+	s.tr.Serve("/hold", func(_ transport.PeerID, read transport.ReadRequest) ([]byte, func()) {
+		_, _ = read(16)
+		<-hold
+		return nil, nil
+	})
+	for range 20 {
+		rctx, rcancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		_, err := c.tr.Request(rctx, p2p.ID(s.h.ID()), "/hold", []byte{1}, 1024)
+		rcancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("unanswered request: %v, want a context.DeadlineExceeded", err)
+		}
+	}
+}
