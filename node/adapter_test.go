@@ -381,3 +381,45 @@ func TestAdapterBlockPromotesQueued(t *testing.T) {
 		t.Fatalf("announced %v, reported %v for txs the block mined", f.promoted, f.pending)
 	}
 }
+
+// TestPrepareTxsCachesVerified: an RPC batch's txs are checked together and
+// those that verified are remembered in the pool's signature cache (so the
+// tx_send calls that follow skip their own check); a bad signature, junk
+// bytes and a tx the pool holds are not added.
+func TestPrepareTxsCachesVerified(t *testing.T) {
+	g := testGenesis(time.Second)
+	st, err := store.Open(g, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sigs := mempool.NewSigCache(64)
+	pool, err := mempool.New(mempool.DefaultConfig(), g, st, mempool.WithSigCache(sigs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{genesis: g, pool: pool, sigs: sigs}
+	held := signedTx(g, 3, 1, 0, 10, 0)
+	if r := pool.Add(held, time.Now()); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	before := sigs.Len()
+	bad := signedTx(g, 2, 1, 0, 10, 0)
+	bad.Sig[5] ^= 1
+	var good []*chain.Tx
+	bodies := [][]byte{bad.Encode(), {1, 2, 3}, held.Encode()}
+	for i := range uint64(chain.BatchSigMin) {
+		tx := signedTx(g, 0, 1, i, 10, 0)
+		good = append(good, tx)
+		bodies = append(bodies, tx.Encode())
+	}
+	n.prepareTxs(bodies)
+	for _, tx := range good {
+		if !sigs.Has(tx.ID()) {
+			t.Fatalf("verified tx %s not cached", tx.ID().Short())
+		}
+	}
+	if sigs.Has(bad.ID()) || sigs.Len() != before+len(good) {
+		t.Fatalf("cache holds %d ids (bad cached: %v), want %d", sigs.Len(), sigs.Has(bad.ID()), before+len(good))
+	}
+}

@@ -95,6 +95,7 @@ func (s *Server) newBudget() *budget {
 // returns the bytes to send back: one answer, an array of answers for a
 // batch, or nil when nothing is to be answered (notifications only).
 func (s *Server) runMessage(ctx context.Context, methods handler.Map, reqs []*jrpc2.ParsedRequest) []byte {
+	s.prepareTxs(reqs)
 	b := s.newBudget()
 	var answers [][]byte
 	for _, r := range reqs {
@@ -119,6 +120,30 @@ func (s *Server) runMessage(ctx context.Context, methods handler.Map, reqs []*jr
 	out = append(out, '[')
 	out = append(out, bytes.Join(answers, []byte{','})...)
 	return append(out, ']')
+}
+
+// prepareTxs hands the transactions of a batch's tx_send calls to the
+// backend's PrepareTxs before they run.
+func (s *Server) prepareTxs(reqs []*jrpc2.ParsedRequest) {
+	if s.backend.PrepareTxs == nil || len(reqs) < 2 {
+		return
+	}
+	var bodies [][]byte
+	for _, r := range reqs {
+		if r.Error != nil || r.Method != "tx_send" {
+			continue
+		}
+		var params []string
+		if json.Unmarshal(r.Params, &params) != nil || len(params) != 1 {
+			continue
+		}
+		if b, err := hexBytes(params[0], chain.MaxTxSize); err == nil {
+			bodies = append(bodies, b)
+		}
+	}
+	if len(bodies) >= 2 {
+		s.backend.PrepareTxs(bodies)
+	}
 }
 
 // runOne runs one request within b and returns its answer, or nil when

@@ -89,6 +89,13 @@ type Backend struct {
 	// confirmed); false when it does not track id. Nil: no tx is own.
 	// It is called from the RPC goroutines concurrently.
 	OwnTx func(id chain.Hash) (OwnTxStatus, bool)
+	// PrepareTxs, when set, is given the transactions of a message's
+	// tx_send calls (a JSON-RPC batch of two or more) before they run, so
+	// that the backend can check their signatures together; the calls
+	// then run one by one as usual. Bodies that do not decode as hex are
+	// left out (their calls fail as usual). It is called from the RPC
+	// goroutines concurrently.
+	PrepareTxs func(bodies [][]byte)
 }
 
 // OwnTxStatus is what tx_get reports of a transaction this node accepted

@@ -682,3 +682,45 @@ func holdsWithin(d time.Duration, cond func() bool) bool {
 		}
 	}
 }
+
+// TestPrepareTxsSeesBatchedSends: the transactions of a batch's tx_send
+// calls reach PrepareTxs together before the calls run (each call is then
+// answered as usual); a lone call, other methods and params that are not
+// one hex string are left out.
+func TestPrepareTxsSeesBatchedSends(t *testing.T) {
+	var mu sync.Mutex
+	var got [][][]byte
+	f := newFixture(t, func(_ *Config, b *Backend) {
+		b.PrepareTxs = func(bodies [][]byte) {
+			mu.Lock()
+			got = append(got, bodies)
+			mu.Unlock()
+		}
+	})
+	tx0, tx1 := signed(f.g, 0, 0), signed(f.g, 1, 0)
+	batch := fmt.Sprintf(`[
+		{"jsonrpc":"2.0","id":1,"method":"tx_send","params":["%x"]},
+		{"jsonrpc":"2.0","id":2,"method":"chain_head","params":[]},
+		{"jsonrpc":"2.0","id":3,"method":"tx_send","params":["0x%x"]},
+		{"jsonrpc":"2.0","id":4,"method":"tx_send","params":["zz"]},
+		{"jsonrpc":"2.0","id":5,"method":"tx_send","params":[7]}]`, tx0.Encode(), tx1.Encode())
+	resp, body := post(t, f.url, batch)
+	var answers []rpcResponse
+	if err := json.Unmarshal(body, &answers); err != nil || resp.StatusCode != 200 || len(answers) != 5 {
+		t.Fatalf("batch answer %s: %v", body, err)
+	}
+	for _, a := range answers[:3] {
+		if a.Error != nil {
+			t.Fatalf("call %s failed: %+v", a.ID, a.Error)
+		}
+	}
+	f.call(t, "tx_send", hex.EncodeToString(signed(f.g, 2, 0).Encode())) // alone: not prepared
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || len(got[0]) != 2 || !bytes.Equal(got[0][0], tx0.Encode()) || !bytes.Equal(got[0][1], tx1.Encode()) {
+		t.Fatalf("PrepareTxs saw %d calls: %x", len(got), got)
+	}
+	if !f.pool.Has(tx0.ID()) || !f.pool.Has(tx1.ID()) {
+		t.Fatal("batched txs not pooled")
+	}
+}

@@ -136,32 +136,14 @@ func (c *Client) Call(ctx context.Context, method string, params []any, result a
 	if params == nil {
 		params = []any{}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
 	id := strconv.FormatUint(c.nextID.Add(1), 10)
 	body, err := json.Marshal(request{JSONRPC: "2.0", ID: id, Method: method, Params: params})
 	if err != nil {
 		return fmt.Errorf("%s: encode params: %w", method, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	data, resp, err := c.post(ctx, method, body)
 	if err != nil {
-		return fmt.Errorf("%s: %w", method, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", method, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return fmt.Errorf("%s: read reply: %w", method, err)
-	}
-	if len(data) > MaxResponseBytes {
-		return fmt.Errorf("%s: reply larger than %d bytes", method, MaxResponseBytes)
+		return err
 	}
 	var r response
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -189,6 +171,35 @@ func (c *Client) Call(ctx context.Context, method string, params []any, result a
 		return fmt.Errorf("%s: decode result: %w", method, err)
 	}
 	return nil
+}
+
+// post sends one JSON-RPC message (a request or a batch) and returns the
+// reply's bytes, at most MaxResponseBytes, within DefaultTimeout when ctx
+// has no deadline. what names the call in errors.
+func (c *Client) post(ctx context.Context, what string, body []byte) ([]byte, *http.Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: read reply: %w", what, err)
+	}
+	if len(data) > MaxResponseBytes {
+		return nil, nil, fmt.Errorf("%s: reply larger than %d bytes", what, MaxResponseBytes)
+	}
+	return data, resp, nil
 }
 
 // IsAppError reports whether err is a server-side application error (the

@@ -160,3 +160,53 @@ func FuzzFirstSeenJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestSendTxsBatch: one POST carries a JSON-RPC batch of tx_send calls;
+// answers, which the server may send in any order, are matched to txs by
+// id, each with its own result or error; a reply missing an answer fails
+// the whole batch.
+func TestSendTxsBatch(t *testing.T) {
+	var posts atomic.Int32
+	drop := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		var reqs []rpcReq
+		if err := json.NewDecoder(r.Body).Decode(&reqs); err != nil {
+			t.Errorf("not a batch: %v", err)
+		}
+		var out []map[string]any
+		for i := len(reqs) - 1; i >= 0; i-- { // reversed
+			q := reqs[i]
+			var hexTx string
+			_ = json.Unmarshal(q.Params[0], &hexTx)
+			m := map[string]any{"jsonrpc": "2.0", "id": q.ID}
+			if hexTx == "ff" {
+				m["error"] = &Error{Code: ErrCodeApp, Message: "transaction rejected", Data: json.RawMessage(`{"reason":"bad-signature","code":4}`)}
+			} else {
+				m["result"] = map[string]any{"id": chain.Hash{byte(i)}}
+			}
+			out = append(out, m)
+		}
+		if drop {
+			out = out[1:]
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, nil)
+	res, errs, err := c.SendTxs(context.Background(), [][]byte{{0}, {0xff}, {2}})
+	if err != nil || posts.Load() != 1 {
+		t.Fatalf("batch: %v after %d posts", err, posts.Load())
+	}
+	if errs[0] != nil || res[0].ID != (chain.Hash{0}) || errs[2] != nil || res[2].ID != (chain.Hash{2}) {
+		t.Fatalf("results %+v errors %v", res, errs)
+	}
+	var e *Error
+	if !errors.As(errs[1], &e) || e.Reason() != "bad-signature" {
+		t.Fatalf("refused tx: %v", errs[1])
+	}
+	drop = true
+	if _, _, err := c.SendTxs(context.Background(), [][]byte{{0}, {1}}); err == nil {
+		t.Fatal("a reply missing an answer was accepted")
+	}
+}

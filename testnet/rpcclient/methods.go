@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -162,6 +163,66 @@ func (c *Client) SendTx(ctx context.Context, encoded []byte) (SendResult, error)
 	var r SendResult
 	err := c.Call(ctx, "tx_send", []any{hex.EncodeToString(encoded)}, &r)
 	return r, err
+}
+
+// SendTxs submits encoded transactions as one JSON-RPC batch of tx_send
+// calls: one HTTP request, whose signatures the node checks together. It
+// returns one result and one error per tx, in order, as SendTx would. err
+// is set when the batch as a whole failed (transport, HTTP status, a reply
+// that is not an answer to each call): then nothing is known of any tx.
+func (c *Client) SendTxs(ctx context.Context, encoded [][]byte) ([]SendResult, []error, error) {
+	if len(encoded) == 0 {
+		return nil, nil, nil
+	}
+	reqs := make([]request, len(encoded))
+	at := make(map[string]int, len(encoded)) // quoted id -> index
+	for i, b := range encoded {
+		id := strconv.FormatUint(c.nextID.Add(1), 10)
+		reqs[i] = request{JSONRPC: "2.0", ID: id, Method: "tx_send", Params: []any{hex.EncodeToString(b)}}
+		at[strconv.Quote(id)] = i
+	}
+	body, err := json.Marshal(reqs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tx_send batch: encode: %w", err)
+	}
+	data, resp, err := c.post(ctx, "tx_send batch", body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var answers []response
+	if err := json.Unmarshal(data, &answers); err != nil {
+		var one response // a whole-batch refusal is one error object
+		if json.Unmarshal(data, &one) == nil && one.Error != nil {
+			return nil, nil, one.Error
+		}
+		return nil, nil, fmt.Errorf("tx_send batch: HTTP %s, reply is no batch answer: %w", resp.Status, err)
+	}
+	results := make([]SendResult, len(encoded))
+	errs := make([]error, len(encoded))
+	seen := make([]bool, len(encoded))
+	for _, a := range answers {
+		i, ok := at[string(a.ID)]
+		if !ok || seen[i] {
+			return nil, nil, fmt.Errorf("tx_send batch: answer with unknown or repeated id %s", a.ID)
+		}
+		seen[i] = true
+		switch {
+		case a.Error != nil:
+			errs[i] = a.Error
+		case len(a.Result) == 0:
+			errs[i] = errors.New("tx_send: reply has neither result nor error")
+		default:
+			if err := json.Unmarshal(a.Result, &results[i]); err != nil {
+				errs[i] = fmt.Errorf("tx_send: decode result: %w", err)
+			}
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			return nil, nil, fmt.Errorf("tx_send batch: no answer for call %d of %d", i, len(encoded))
+		}
+	}
+	return results, errs, nil
 }
 
 // GetTx calls tx_get.
