@@ -54,6 +54,9 @@ const (
 	// number of workers). 64 saturates a handful of local nodes without
 	// turning the load generator into the bottleneck on two cores.
 	DefaultConcurrency = 64
+	// MaxRPCBatch bounds Config.RPCBatch: a node answers batches of at
+	// most its rpc.max_batch calls (node.DefaultRPCMaxBatch).
+	MaxRPCBatch = node.DefaultRPCMaxBatch
 	// DefaultMeshTimeout bounds the wait for the overlay to form.
 	DefaultMeshTimeout = 60 * time.Second
 	// DefaultStartTimeout bounds the wait for one node to serve RPC (a cold
@@ -152,8 +155,13 @@ type Config struct {
 	Authorities int
 	// Accounts is the number of funded sender keys.
 	Accounts int
-	// Concurrency bounds tx_send calls in flight.
+	// Concurrency bounds tx_send calls in flight (with RPCBatch > 1, the
+	// batches in flight).
 	Concurrency int
+	// RPCBatch is how many tx_send calls the closed loop packs into one
+	// JSON-RPC batch (one HTTP request; the node checks their signatures
+	// together). 0 or 1: one call per request. Needs TxRate 0, no chaos.
+	RPCBatch int
 	// Settle bounds the wait after the workload for every item to reach
 	// every node and the tips to agree; 0 means max(10 s, 5 intervals).
 	Settle time.Duration
@@ -314,6 +322,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Accounts < 1 || c.Accounts > chain.MaxTestnetAccounts {
 		bad("accounts must be in 1..%d, is %d", chain.MaxTestnetAccounts, c.Accounts)
+	}
+	if c.RPCBatch > 1 && (c.TxRate > 0 || c.Chaos || c.Churn > 0) {
+		bad("rpc batch %d needs a closed loop (--tx-rate 0) without chaos or churn", c.RPCBatch)
+	}
+	if c.RPCBatch < 0 || c.RPCBatch > MaxRPCBatch {
+		bad("rpc batch must be 0..%d, is %d", MaxRPCBatch, c.RPCBatch)
 	}
 	if c.Concurrency < 1 {
 		bad("concurrency must be >= 1, is %d", c.Concurrency)

@@ -391,6 +391,14 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.TxRate = -1 },
 		func(c *Config) { c.Duration = 0 },
 		func(c *Config) { c.MinPeers = c.Nodes },
+		func(c *Config) { c.RPCBatch = 8 }, // open loop (TxRate 500)
+		func(c *Config) { c.RPCBatch, c.TxRate = MaxRPCBatch+1, 0 },
+		func(c *Config) { c.RPCBatch, c.TxRate, c.Chaos = 8, 0, true },
+	}
+	c = DefaultConfig()
+	c.RPCBatch, c.TxRate = 16, 0
+	if err := c.Validate(); err != nil {
+		t.Errorf("closed loop with rpc batches refused: %v", err)
 	}
 	for i, f := range bad {
 		c := DefaultConfig()

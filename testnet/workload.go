@@ -133,6 +133,10 @@ func (w *workload) run(ctx context.Context, end time.Time) time.Duration {
 					case <-time.After(time.Until(end)):
 						return
 					}
+					if w.cfg.RPCBatch > 1 {
+						w.sendBatch(ctx, w.gather(s))
+						continue
+					}
 					w.send(ctx, s)
 				}
 			})
@@ -188,12 +192,72 @@ func (w *workload) openLoop(ctx context.Context, start, end time.Time, wg *sync.
 // send signs and submits one tx from s, then returns s to the idle queue
 // unless its nonce can no longer be trusted.
 func (w *workload) send(ctx context.Context, s *sender) {
-	tx := &chain.Tx{From: s.addr, To: s.to, Amount: 1, Fee: w.fee, Nonce: s.nonce, Payload: w.payload}
-	tx.Sign(w.chainID, s.key)
-	w.submitted.Add(1)
+	tx := w.sign(s)
 	cctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	res, err := w.clients[s.node].SendTx(cctx, tx.Encode())
 	cancel()
+	w.settle(ctx, s, tx, res, err)
+}
+
+// gather returns s with up to RPCBatch-1 more idle senders pinned to the
+// same node, taken without waiting; the others it took go back to the
+// idle queue.
+func (w *workload) gather(s *sender) []*sender {
+	group := []*sender{s}
+	var others []*sender
+	for tries := 0; len(group) < w.cfg.RPCBatch && tries < 4*w.cfg.RPCBatch; tries++ {
+		select {
+		case o := <-w.free:
+			if o.node == s.node {
+				group = append(group, o)
+			} else {
+				others = append(others, o)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	for _, o := range others {
+		w.free <- o
+	}
+	return group
+}
+
+// sendBatch signs one tx per sender and submits them to their node as one
+// JSON-RPC batch; each answer is settled as send settles one. A batch
+// that failed as a whole fails each of its txs alike.
+func (w *workload) sendBatch(ctx context.Context, group []*sender) {
+	txs := make([]*chain.Tx, len(group))
+	bodies := make([][]byte, len(group))
+	for i, s := range group {
+		txs[i] = w.sign(s)
+		bodies[i] = txs[i].Encode()
+	}
+	cctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	res, errs, err := w.clients[group[0].node].SendTxs(cctx, bodies)
+	cancel()
+	for i, s := range group {
+		switch {
+		case err != nil:
+			w.settle(ctx, s, txs[i], rpcclient.SendResult{}, err)
+		default:
+			w.settle(ctx, s, txs[i], res[i], errs[i])
+		}
+	}
+}
+
+// sign makes and signs s's next tx and counts it submitted.
+func (w *workload) sign(s *sender) *chain.Tx {
+	tx := &chain.Tx{From: s.addr, To: s.to, Amount: 1, Fee: w.fee, Nonce: s.nonce, Payload: w.payload}
+	tx.Sign(w.chainID, s.key)
+	w.submitted.Add(1)
+	return tx
+}
+
+// settle records the answer to s's tx and returns s to the idle queue
+// unless its nonce can no longer be trusted.
+func (w *workload) settle(ctx context.Context, s *sender, tx *chain.Tx, res rpcclient.SendResult, err error) {
 	if err == nil {
 		now := time.Now()
 		want := tx.ID()

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -30,56 +31,80 @@ type fakeNode struct {
 	got     int
 	senders map[chain.Address]bool
 	bad     []string
+	batches []int // sizes of the JSON-RPC batches received
 }
 
 func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req struct {
+	type request struct {
 		ID     json.RawMessage   `json:"id"`
 		Method string            `json:"method"`
 		Params []json.RawMessage `json:"params"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		http.Error(w, err.Error(), 400)
 		return
 	}
-	reply := func(result any, rerr *rpcclient.Error) {
+	var reqs []request
+	batch := len(body) > 0 && body[0] == '['
+	if batch {
+		err = json.Unmarshal(body, &reqs)
+	} else {
+		reqs = make([]request, 1)
+		err = json.Unmarshal(body, &reqs[0])
+	}
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if batch {
+		f.batches = append(f.batches, len(reqs))
+	}
+	var answers []map[string]any
+	for _, req := range reqs {
+		result, rerr := f.handle(req.Method, req.Params)
 		m := map[string]any{"jsonrpc": "2.0", "id": req.ID}
 		if rerr != nil {
 			m["error"] = rerr
 		} else {
 			m["result"] = result
 		}
-		_ = json.NewEncoder(w).Encode(m)
+		answers = append(answers, m)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch req.Method {
+	if batch {
+		_ = json.NewEncoder(w).Encode(answers)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(answers[0])
+}
+
+// handle answers one call; under f.mu.
+func (f *fakeNode) handle(method string, params []json.RawMessage) (any, *rpcclient.Error) {
+	switch method {
 	case "tx_send":
 		var h string
-		_ = json.Unmarshal(req.Params[0], &h)
+		_ = json.Unmarshal(params[0], &h)
 		b, _ := hex.DecodeString(h)
 		tx, err := chain.DecodeTx(b)
 		if err != nil || !tx.VerifySig(f.chainID) {
 			f.bad = append(f.bad, "bad tx")
-			reply(nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "bad"})
-			return
+			return nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "bad"}
 		}
 		f.senders[tx.From] = true
 		if tx.Nonce != f.next[tx.From] {
 			f.bad = append(f.bad, fmt.Sprintf("nonce %d, want %d", tx.Nonce, f.next[tx.From]))
-			reply(nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "nonce", Data: json.RawMessage(`{"reason":"nonce-too-high","code":7}`)})
-			return
+			return nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "nonce", Data: json.RawMessage(`{"reason":"nonce-too-high","code":7}`)}
 		}
 		f.got++
 		if f.rejectEvery > 0 && f.got%f.rejectEvery == 0 {
-			reply(nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "transaction rejected", Data: json.RawMessage(`{"reason":"pool-full","code":0}`)})
-			return
+			return nil, &rpcclient.Error{Code: rpcclient.ErrCodeApp, Message: "transaction rejected", Data: json.RawMessage(`{"reason":"pool-full","code":0}`)}
 		}
 		f.next[tx.From]++
-		reply(map[string]any{"id": tx.ID()}, nil)
-	default:
-		reply(nil, &rpcclient.Error{Code: -32601, Message: "method not found"})
+		return map[string]any{"id": tx.ID()}, nil
 	}
+	return nil, &rpcclient.Error{Code: -32601, Message: "method not found"}
 }
 
 func newFakeNodes(t *testing.T, n int, chainID string, rejectEvery int) ([]*fakeNode, []*rpcclient.Client) {
@@ -142,6 +167,48 @@ func TestWorkloadClosedLoopKeepsNoncesInOrder(t *testing.T) {
 			t.Fatal("duplicate tx id")
 		}
 		seen[tx.ID] = true
+	}
+}
+
+// TestWorkloadBatchesPerNode: with RPCBatch, the closed loop sends
+// JSON-RPC batches of several txs, each batch to the one node its senders
+// are pinned to, nonces in order, every accepted tx recorded once.
+func TestWorkloadBatchesPerNode(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Accounts = 48
+	cfg.Concurrency = 4
+	cfg.TxRate = 0
+	cfg.RPCBatch = 6
+	g := testGenesis(&cfg)
+	nodes, clients := newFakeNodes(t, 3, g.ChainID, 0)
+	w := newWorkload(&cfg, g, clients, rand.New(rand.NewPCG(1, 2)))
+	w.run(context.Background(), time.Now().Add(300*time.Millisecond))
+	txs, errs := w.results()
+	if len(txs) == 0 || len(errs) != 0 {
+		t.Fatalf("%d accepted, errors %q", len(txs), errs)
+	}
+	total, largest := 0, 0
+	for i, f := range nodes {
+		f.mu.Lock()
+		if len(f.bad) > 0 {
+			t.Errorf("node %d saw %d out-of-order or bad txs, first: %s", i, len(f.bad), f.bad[0])
+		}
+		if len(f.senders) != 16 {
+			t.Errorf("node %d got %d senders, want its 16", i, len(f.senders))
+		}
+		for _, n := range f.next {
+			total += int(n)
+		}
+		for _, b := range f.batches {
+			largest = max(largest, b)
+		}
+		f.mu.Unlock()
+	}
+	if total != len(txs) {
+		t.Fatalf("nodes accepted %d, workload recorded %d", total, len(txs))
+	}
+	if largest < 2 || largest > cfg.RPCBatch {
+		t.Fatalf("largest batch %d, want 2..%d", largest, cfg.RPCBatch)
 	}
 }
 
