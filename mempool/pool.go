@@ -274,12 +274,14 @@ func (p *Pool) add(tx *chain.Tx, id chain.Hash, now time.Time, sig sigVerdict) R
 	// checks before script checks: a tx the state rules out is rejected
 	// for the price of a map lookup. Such a tx may carry a bad signature
 	// and go unpenalized, but it cost us nothing to turn away. A tx whose
-	// signature a batch checked passed them just before the batch
-	// (worthSigCheck); addLocked judges it again under the lock anyway.
+	// signature a batch verified passed them just before the batch
+	// (worthSigCheck), and addLocked judges it again under the lock; one
+	// the batch refused is prechecked again, as it would have been alone
+	// (an earlier tx of the batch may rule it out first).
 	if tx.Fee < p.g.MinFee {
 		return Result{Code: FeeTooLow, ID: id, Err: ruleErr(chain.ReasonFeeTooLow, "fee %d below minimum %d", tx.Fee, p.g.MinFee)}
 	}
-	if sig == sigUnchecked {
+	if sig != sigGood {
 		if code, err := p.precheck(tx, id, now); code != 0 {
 			return Result{Code: code, ID: id, Err: err}
 		}
