@@ -124,16 +124,22 @@ func testGenesis(cfg *Config) *chain.Genesis {
 	return chain.NewTestnetGenesis("fake-chain", cfg.Seed, cfg.Accounts, 1, time.Second, time.Unix(0, 0))
 }
 
-func TestWorkloadClosedLoopKeepsNoncesInOrder(t *testing.T) {
+// closedLoop runs a 300 ms closed-loop workload of accounts senders over
+// 3 fake nodes (refusing every rejectEvery-th tx) and returns the nodes,
+// the workload and its results.
+func closedLoop(t *testing.T, accounts, concurrency, rpcBatch, rejectEvery int) ([]*fakeNode, *workload, []TxObs, []string) {
 	cfg := DefaultConfig()
-	cfg.Accounts = 16
-	cfg.Concurrency = 8
-	cfg.TxRate = 0
+	cfg.Accounts, cfg.Concurrency, cfg.RPCBatch, cfg.TxRate = accounts, concurrency, rpcBatch, 0
 	g := testGenesis(&cfg)
-	nodes, clients := newFakeNodes(t, 3, g.ChainID, 7)
+	nodes, clients := newFakeNodes(t, 3, g.ChainID, rejectEvery)
 	w := newWorkload(&cfg, g, clients, rand.New(rand.NewPCG(1, 2)))
 	w.run(context.Background(), time.Now().Add(300*time.Millisecond))
 	txs, errs := w.results()
+	return nodes, w, txs, errs
+}
+
+func TestWorkloadClosedLoopKeepsNoncesInOrder(t *testing.T) {
+	nodes, w, txs, errs := closedLoop(t, 16, 8, 0, 7)
 	if len(txs) == 0 {
 		t.Fatal("nothing accepted")
 	}
@@ -174,16 +180,8 @@ func TestWorkloadClosedLoopKeepsNoncesInOrder(t *testing.T) {
 // JSON-RPC batches of several txs, each batch to the one node its senders
 // are pinned to, nonces in order, every accepted tx recorded once.
 func TestWorkloadBatchesPerNode(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Accounts = 48
-	cfg.Concurrency = 4
-	cfg.TxRate = 0
-	cfg.RPCBatch = 6
-	g := testGenesis(&cfg)
-	nodes, clients := newFakeNodes(t, 3, g.ChainID, 0)
-	w := newWorkload(&cfg, g, clients, rand.New(rand.NewPCG(1, 2)))
-	w.run(context.Background(), time.Now().Add(300*time.Millisecond))
-	txs, errs := w.results()
+	const batch = 6
+	nodes, _, txs, errs := closedLoop(t, 48, 4, batch, 0)
 	if len(txs) == 0 || len(errs) != 0 {
 		t.Fatalf("%d accepted, errors %q", len(txs), errs)
 	}
@@ -207,8 +205,8 @@ func TestWorkloadBatchesPerNode(t *testing.T) {
 	if total != len(txs) {
 		t.Fatalf("nodes accepted %d, workload recorded %d", total, len(txs))
 	}
-	if largest < 2 || largest > cfg.RPCBatch {
-		t.Fatalf("largest batch %d, want 2..%d", largest, cfg.RPCBatch)
+	if largest < 2 || largest > batch {
+		t.Fatalf("largest batch %d, want 2..%d", largest, batch)
 	}
 }
 

@@ -173,13 +173,20 @@ func TestTCPLoopback(t *testing.T) {
 // over the cap is refused and reported without being read, a frame that
 // decodes to nothing known gets an error answer, and a half-sent request
 // holds a serving slot only until the read timeout's reset.
-func TestFramesOnStreams(t *testing.T) {
-	s, c := newNode(t, config(relay.BlockCompact)), newNode(t, config(relay.BlockCompact))
+// connectedPair returns a server node and a client node connected to it,
+// and a context for the test's calls.
+func connectedPair(t *testing.T) (s, c *node, ctx context.Context) {
+	s, c = newNode(t, config(relay.BlockCompact)), newNode(t, config(relay.BlockCompact))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := dial(ctx, c.h, s.h); err != nil {
 		t.Fatal(err)
 	}
+	return s, c, ctx
+}
+
+func TestFramesOnStreams(t *testing.T) {
+	s, c, ctx := connectedPair(t)
 	if err := s.r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -280,12 +287,7 @@ func TestWriteTimeoutFollowsSize(t *testing.T) {
 // whichever of the stream's deadline and the context's timer fires first;
 // the relay penalizes a withholding announcer only for a timeout.
 func TestRequestTimeoutIsDeadlineExceeded(t *testing.T) {
-	s, c := newNode(t, config(relay.BlockCompact)), newNode(t, config(relay.BlockCompact))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := dial(ctx, c.h, s.h); err != nil {
-		t.Fatal(err)
-	}
+	s, c, ctx := connectedPair(t)
 	hold := make(chan struct{})
 	defer close(hold)
 	s.tr.Serve("/hold", func(_ transport.PeerID, read transport.ReadRequest) ([]byte, func()) {
