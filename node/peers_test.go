@@ -276,13 +276,20 @@ func TestPerIPConnectionCap(t *testing.T) {
 			eventually(t, 5*time.Second, "the slot freed", func() bool {
 				return n.Host().Network().Connectedness(ms[0].id()) != network.Connected
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if sw, ok := m.h.Network().(*swarm.Swarm); ok {
-				sw.Backoff().Clear(n.ID())
-			}
-			if err := m.h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err != nil {
-				t.Fatalf("a freed slot was not reusable: %v", err)
+			// The resource manager releases the closed connection's
+			// scope a moment after the node sees it gone: retry the dial
+			// until then.
+			var lastErr error
+			if !poll(5*time.Second, func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				if sw, ok := m.h.Network().(*swarm.Swarm); ok {
+					sw.Backoff().Clear(n.ID())
+				}
+				lastErr = m.h.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()})
+				return lastErr == nil
+			}) {
+				t.Fatalf("a freed slot was not reusable: %v", lastErr)
 			}
 		}
 		ms = append(ms, m)
