@@ -288,15 +288,22 @@ func TestTxCutThrough(t *testing.T) {
 	}
 }
 
+// alwaysCutThroughConfig is the withholder tests' relay config: txs cut
+// through whatever the round trips, and no sync to repair behind them.
+func alwaysCutThroughConfig() Config {
+	cfg := testConfig(BlockCompact)
+	cfg.NoSync = true
+	cfg.TxCutThroughMinRTT = -1
+	return cfg
+}
+
 // TestTxCutThroughWithheld: an announcer that never serves its tx gets its
 // first announcement forwarded (that is the trade); the node behind the
 // honest forwarder is answered busy, not charged anything against the
 // forwarder, and the withholder pays its direct peer.
 func TestTxCutThroughWithheld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := testConfig(BlockCompact)
-		cfg.NoSync = true
-		cfg.TxCutThroughMinRTT = -1
+		cfg := alwaysCutThroughConfig()
 		net := newNet(t, 10*time.Millisecond)
 		b := newNode(t, net, "b", cfg)
 		c := newNode(t, net, "c", cfg)
@@ -552,9 +559,7 @@ func TestShortIDCollision(t *testing.T) {
 // crosses the network once, and a replay naming the same ids is not news.
 func TestTxCutThroughBusyWithholder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := testConfig(BlockCompact)
-		cfg.NoSync = true
-		cfg.TxCutThroughMinRTT = -1
+		cfg := alwaysCutThroughConfig()
 		net := newNet(t, 10*time.Millisecond)
 		b := newNode(t, net, "b", cfg)
 		w := newRogue(t, net, "w", cfg, func(wire.Request) []byte {
