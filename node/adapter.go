@@ -62,23 +62,27 @@ func (e *PoolRejectError) RejectReason() string { return e.Code.String() }
 // (a timestamp too far ahead, a reorg too deep: not the sender's fault) and
 // I/O errors are Ignored.
 //
-// mu orders block commits with the pool updates and head events they cause,
-// so the pool sees BlockDisconnected/BlockConnected in the store's order even
-// when the relay validates blocks on several goroutines and the producer
-// adds its own. Transactions do not take mu: the pool serializes itself.
+// Blocks are committed by one goroutine, the importer, together with the
+// pool updates and head events they cause, so the pool sees
+// BlockDisconnected/BlockConnected in the store's order even when the relay
+// validates blocks on several goroutines and the producer adds its own.
+// Transactions do not pass through it: the pool serializes itself.
 type chainAdapter struct {
 	g     *chain.Genesis
 	store *store.Store
 	pool  *mempool.Pool
 	now   func() time.Time
 
-	// Hooks, set before the adapter is shared and never changed. They run
-	// on the caller's goroutine (under mu for onHead) and must not block.
+	// Hooks, set before the adapter is shared and never changed. They must
+	// not block; onHead runs on the importer, the others on the caller's
+	// goroutine or the importer.
 	onHead     func(h *chain.Header, id chain.Hash) // a block joined the best chain
 	onPending  func(id chain.Hash)                  // a tx became announceable
 	onPromoted func(ids []chain.Hash)               // txs became executable without an announcement (promoted from the queue, taken from a side-chain block)
 
-	mu sync.Mutex
+	// imp commits blocks, one at a time, on its own goroutine (see
+	// importer); nil until start.
+	imp *importer
 
 	// recent serves the bodies of recently mined transactions (see
 	// recentServedBlocks).
@@ -276,12 +280,14 @@ func (a *chainAdapter) AddBlock(b []byte) (relay.ID, relay.Verdict, error) {
 }
 
 // addBlock stores a decoded block and, if the best chain changed, updates
-// the pool and emits head events, all under mu.
+// the pool and emits head events. The signatures of txs the pool does not
+// hold are checked here, on the caller's goroutine, when the parent is
+// stored (an orphan is refused before any check, as the store would); the
+// commit and its consequences run on the importer.
 func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, error) {
 	if a.cpu != nil {
-		// Charged before taking mu: inside a synctest bubble a goroutine
-		// waiting on a mutex stops virtual time, so nothing may sleep
-		// while holding one.
+		// Charged on the caller's goroutine, so that modelled validations
+		// of different blocks overlap as the real ones do.
 		unverified := 0
 		for _, tx := range blk.Txs {
 			if !a.pool.Has(tx.ID()) {
@@ -290,10 +296,32 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 		}
 		a.cpu.block(blk.Size(), unverified)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	verified := a.pool.Has
+	if a.store.HasBlock(blk.Header.Parent) && !a.store.HasBlock(blk.ID()) && a.g.CheckBlockSigs(blk, a.pool.Has) == nil {
+		verified = everyTxVerified
+	}
+	// A block with a bad signature goes on with the pool's verdicts only:
+	// the store finds the signature again and answers in its own order of
+	// checks (a block stored before is Known, whatever its signatures).
+	return a.imp.run(blk, verified)
+}
+
+// everyTxVerified tells the store that a block's signatures were checked.
+func everyTxVerified(chain.Hash) bool { return true }
+
+// start starts the importer; stop (after every caller of AddBlock has
+// stopped) ends it.
+func (a *chainAdapter) start() { a.imp = newImporter(a.commitBlock) }
+
+// stop ends the importer; blocks offered afterwards are Ignored.
+func (a *chainAdapter) stop() { a.imp.stop() }
+
+// commitBlock runs on the importer: it stores blk (skipping the signature
+// checks of txs verified reports) and applies what changed to the pool, the
+// recent-tx ring and the head feed, in commit order.
+func (a *chainAdapter) commitBlock(blk *chain.Block, verified func(chain.Hash) bool) (relay.ID, relay.Verdict, error) {
 	now := a.now()
-	res, err := a.store.AddBlockVerified(blk, now, a.pool.Has)
+	res, err := a.store.AddBlockVerified(blk, now, verified)
 	if err != nil {
 		return relay.ID(blk.ID()), blockVerdict(err), err
 	}

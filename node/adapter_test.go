@@ -42,6 +42,8 @@ func newAdapterFixture(t *testing.T) *adapterFixture {
 		onPending:  func(id chain.Hash) { f.mu.Lock(); f.pending = append(f.pending, id); f.mu.Unlock() },
 		onPromoted: func(ids []chain.Hash) { f.mu.Lock(); f.promoted = append(f.promoted, ids...); f.mu.Unlock() },
 	}
+	f.a.start()
+	t.Cleanup(f.a.stop)
 	return f
 }
 

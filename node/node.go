@@ -305,6 +305,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		}
 	}
 	n.adapter = &chainAdapter{g: n.genesis, store: st, pool: n.pool, now: time.Now, cpu: newCPU(o.cpu)}
+	n.adapter.start()
 	n.adapter.onHead = n.onHead
 	n.adapter.onPending = func(id chain.Hash) { n.feed.Publish(rpc.TopicNewPendingTxs, id) }
 	n.promoted = make(chan []chain.Hash, promoteQueue)
@@ -324,7 +325,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	return n, nil
 }
 
-// onHead runs (under the adapter's lock) for each block joining the best
+// onHead runs (on the adapter's importer) for each block joining the best
 // chain: publish it to subscribers and wake the producer.
 func (n *Node) onHead(h *chain.Header, id chain.Hash) {
 	n.feed.Publish(rpc.TopicNewHeads, rpc.NewHeaderJSON(h, id))
@@ -704,6 +705,9 @@ func (n *Node) Close() error {
 		}
 		if n.relay != nil {
 			errs = append(errs, n.relay.Close())
+		}
+		if n.adapter != nil { // after the relay and the producer: nothing adds blocks now
+			n.adapter.stop()
 		}
 		if n.transport != nil {
 			errs = append(errs, n.transport.Close())
