@@ -158,7 +158,10 @@ func (r *Relay) verifyHeader(hdr []byte) error {
 }
 
 // handleBlockAnnounce brings the announced block into the chain and returns
-// the chain's verdict (Orphan when ancestors could not be found).
+// the chain's verdict (Orphan when ancestors could not be found). It parses
+// the header, makes sure one job per block runs (a concurrent announcement
+// of the same block waits, lending its announcer as a further source), and
+// drives the block's job (blockjob.go), which makes every decision.
 func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.BlockAnnounce) Verdict {
 	var (
 		hdr     []byte
@@ -208,83 +211,26 @@ func (r *Relay) handleBlockAnnounce(ctx context.Context, from PeerID, ann wire.B
 			return Ignored
 		}
 	}
-	leading := true
-	defer func() {
-		if leading {
-			r.flight.end(info.ID)
-		}
-	}()
-	// Authenticate before anything is fetched or handed to sync on the
-	// block's behalf: a made-up block costs its announcer, not our uplink.
-	if err := r.verifyHeader(hdr); err != nil {
-		r.log.Debugw("announced header does not verify", "block", info.ID.Short(), "from", from, "err", err)
-		r.penalize(from, OffenseInvalidBlock)
-		return Invalid
-	}
-	if tip, _ := r.chain.Tip(); info.Height > tip+uint64(r.cfg.MaxOrphanDepth)+1 {
-		// Too far ahead for an ancestor walk: a job for sync.
-		r.noteOrphan(from, info)
-		return Orphan
-	}
-	if !r.announceWithinLimits(ann) {
-		r.penalize(from, OffenseInvalidBlock)
-		return Invalid
-	}
-	if push, ok := ann.(*wire.BlockPush); ok && !r.offerBody(info, hdr, pushTxs, push.Block) {
-		// Header and body came together: whoever sent them made the
-		// mismatch up (the proposer signed only the header).
-		r.penalize(from, OffenseBodyMismatch)
-		return Invalid
-	}
-	if r.forwardEarly(info) {
-		// Cut-through: the header is authentic and its parent is here or
-		// on its way, so the announcement goes on now and the block is
-		// brought in behind it; requests for it wait for its body.
-		leading = false
-		started := r.spawn(func() {
-			defer r.imports.release()
-			defer r.flight.end(info.ID)
-			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.blockValidateTimeout())
-			defer cancel()
-			v := r.bringIn(ctx, from, info, ann)
-			if v != Accepted && v != Known {
-				r.flight.failed(info.ID, r.now())
-			}
-			switch v {
-			case Invalid:
-				// The header was authentic: the proposer signed a block
-				// that fails, and the peer that passed it on could not
-				// know. Nobody here is penalized.
-				r.stats.lateInvalid.Add(1)
-				r.log.Warnw("block forwarded before import failed validation", "block", info.ID.Short(), "height", info.Height, "from", from)
-			case Orphan:
-				r.noteOrphan(from, info)
-			case Ignored:
-				r.log.Debugw("block forwarded before import not brought in", "block", info.ID.Short(), "from", from)
-			}
-		})
-		if !started { // closing
-			r.imports.release()
-			r.flight.end(info.ID)
-			return Ignored
-		}
-		r.stats.earlyForward.Add(1)
-		return Accepted
-	}
-	v := r.bringIn(ctx, from, info, ann)
-	switch v {
-	case Invalid:
-		// With an authenticated header an invalid body is its
-		// proposer's doing, and the peer that passed it on may have
-		// forwarded it before checking (cut-through): nobody here pays.
-		// Without one, the announcer vouched for the block.
-		if !r.authenticatesHeaders() {
-			r.penalize(from, OffenseInvalidBlock)
-		}
-	case Orphan:
-		r.noteOrphan(from, info)
+	j := newBlockJob(from, hdr, info, ann, r.blockJobLimits())
+	d := &blockDriver{r: r, j: j, pushTxs: pushTxs}
+	v, forwarded := d.run(ctx, j.start())
+	if !forwarded { // else the job goes on, and ends the entry
+		r.flight.end(info.ID)
 	}
 	return v
+}
+
+// blockJobLimits are the settings a block job decides by.
+func (r *Relay) blockJobLimits() blockJobLimits {
+	return blockJobLimits{
+		maxOrphanDepth:     r.cfg.MaxOrphanDepth,
+		maxAncestorBytes:   r.cfg.MaxAncestorBytes,
+		maxBlockTxs:        r.cfg.MaxBlockTxs,
+		maxTxBytes:         r.cfg.MaxTxBytes,
+		maxBlockBytes:      r.cfg.MaxBlockBytes,
+		authenticates:      r.authenticatesHeaders(),
+		storeBeforeForward: r.cfg.StoreBeforeForward,
+	}
 }
 
 // authenticatesHeaders reports whether the chain checks headers alone
@@ -294,127 +240,184 @@ func (r *Relay) authenticatesHeaders() bool {
 	return ok
 }
 
-// announceWithinLimits applies the chain's size limits to what an
-// announcement carries, before it is forwarded or anything is fetched for
-// it (the decoder has applied the wire's).
-func (r *Relay) announceWithinLimits(ann wire.BlockAnnounce) bool {
-	switch a := ann.(type) {
-	case *wire.CompactBlock:
-		if a.TxCount() > r.cfg.MaxBlockTxs {
-			return false
+// blockDriver carries out a block job's steps against the chain, the pool
+// and the fetcher. It holds the block's flight entry (blockFlight) until
+// the job ends, and, once the job went on behind a forwarded announcement,
+// an import slot too.
+type blockDriver struct {
+	r       *Relay
+	j       *blockJob
+	pushTxs [][]byte // a pushed block's txs
+}
+
+// run drives the job from s to its verdict. forwarded reports that the
+// announcement was accepted early and the job goes on, on its own
+// goroutine, which ends the block's flight entry.
+func (d *blockDriver) run(ctx context.Context, s blockStep) (v Verdict, forwarded bool) {
+	r, j := d.r, d.j
+	for {
+		if s.offense != 0 {
+			r.penalize(s.penalize, s.offense)
 		}
-		for _, p := range a.Prefilled {
-			if len(p.Tx) > r.cfg.MaxTxBytes {
-				return false
+		if s.note != "" {
+			r.log.Debugw(s.note, "block", j.info.ID.Short(), "from", j.from)
+		}
+		switch s.kind {
+		case stepDone:
+			if s.verdict == Orphan {
+				r.noteOrphan(j.from, j.info)
 			}
+			return s.verdict, false
+		case stepForward:
+			if d.forward(*s.next) {
+				return Accepted, true
+			}
+			return Ignored, false // closing
 		}
-	case *wire.BlockPush:
-		return len(a.Block) <= r.cfg.MaxBlockBytes
+		var ok bool
+		if s, ok = d.step(ctx, s); !ok {
+			return Ignored, false
+		}
 	}
+}
+
+// forward brings the block in behind its accepted (so forwarded)
+// announcement on a goroutine of its own, within the block validation
+// timeout, and then releases the import slot the job was granted and the
+// block's flight entry. It reports false, having released both, when the
+// relay is closing.
+func (d *blockDriver) forward(next blockStep) bool {
+	r, j := d.r, d.j
+	started := r.spawn(func() {
+		defer r.imports.release()
+		defer r.flight.end(j.info.ID)
+		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.blockValidateTimeout())
+		defer cancel()
+		v, _ := d.run(ctx, next) // a job forwards once
+		if v != Accepted && v != Known {
+			r.flight.failed(j.info.ID, r.now())
+		}
+		switch v {
+		case Invalid:
+			// The header was authentic: the proposer signed a block that
+			// fails, and the peer that passed it on could not know.
+			r.stats.lateInvalid.Add(1)
+			r.log.Warnw("block forwarded before import failed validation", "block", j.info.ID.Short(), "height", j.info.Height, "from", j.from)
+		case Ignored:
+			r.log.Debugw("block forwarded before import not brought in", "block", j.info.ID.Short(), "from", j.from)
+		}
+	})
+	if !started {
+		r.imports.release()
+		return false
+	}
+	r.stats.earlyForward.Add(1)
 	return true
 }
 
-// forwardEarly reports whether a block announcement whose header passed
-// the cheap checks may be forwarded before the block is stored, and if so
-// takes one of the MaxBlockImports slots for bringing it in. It needs a
-// chain that authenticates headers alone (else the cheap checks prove
-// nothing), a parent that is stored or being brought in (else the ancestor
-// walk decides), and a free slot.
-func (r *Relay) forwardEarly(info HeaderInfo) bool {
-	if r.cfg.StoreBeforeForward || !r.authenticatesHeaders() {
-		return false
+// step carries out one step and returns the job's next; ok is false when
+// ctx ended while waiting.
+func (d *blockDriver) step(ctx context.Context, s blockStep) (next blockStep, ok bool) {
+	r, j := d.r, d.j
+	switch s.kind {
+	case stepVerifyHeader:
+		tip, _ := r.chain.Tip()
+		return j.headerChecked(r.verifyHeader(j.hdr), tip), true
+	case stepVerifyPushBody:
+		return j.pushBodyChecked(r.offerBody(j.info, j.hdr, d.pushTxs, j.ann.(*wire.BlockPush).Block)), true
+	case stepTryForward:
+		parent := r.chain.HasBlock(j.info.Parent) || r.flight.running(j.info.Parent) != nil
+		return j.forwardTried(parent && r.imports.tryAcquire()), true
+	case stepLookup:
+		return j.looked(r.pool.LookupShortIDs(j.key.ShortID, s.short)), true
+	case stepFetchTxn:
+		res, err := r.fetch.fetch(ctx, s.from, kindBlockTxn, []ID{s.id}, s.fetch)
+		if err != nil || res[0].status != stOK {
+			return j.txnFetched(nil), true
+		}
+		return j.txnFetched(res[0].bodies), true
+	case stepAssemble:
+		block, err := r.chain.AssembleBlock(j.hdr, s.txs)
+		return j.assembled(block, err == nil && r.offerBody(j.info, j.hdr, s.txs, block)), true
+	case stepFetchBlock:
+		res, err := r.fetch.fetch(ctx, s.from, kindBlock, []ID{s.id}, nil)
+		if err != nil || res[0].status != stOK {
+			return j.blockFetched(nil, "", false), true
+		}
+		return j.blockFetched(res[0].block, res[0].from, d.wholeBodyOK(res[0].block)), true
+	case stepAdd:
+		if _, push := j.ann.(*wire.BlockPush); push && !j.walked {
+			r.noteBody("block", false) // its body came with the announcement
+		}
+		// A parent forwarded early may still be on its way into the chain.
+		if !d.await(ctx, j.info.Parent) {
+			return blockStep{}, false
+		}
+		_, v, err := r.chain.AddBlock(s.block)
+		switch v {
+		case Accepted:
+			r.seen.record(j.info.ID, r.now())
+		case Invalid:
+			r.log.Debugw("invalid block", "block", j.info.ID.Short(), "from", s.from, "err", err)
+		}
+		return j.added(v), true
+	case stepAncestor:
+		// A concurrent validation may be storing this very block.
+		if !d.await(ctx, s.id) {
+			return j.walkFailed(""), true
+		}
+		return j.ancestorLookup(r.chain.HasBlock(s.id)), true
+	case stepFetchAncestor:
+		res, err := r.fetch.fetch(ctx, s.from, kindBlock, []ID{s.id}, nil)
+		if err != nil || res[0].status != stOK {
+			return j.ancestorFetched(nil, HeaderInfo{}, nil), true
+		}
+		hdr, info, err := r.blockHeader(res[0].block)
+		if err != nil { // checked by the fetcher already
+			return j.ancestorFetched(nil, HeaderInfo{}, nil), true
+		}
+		return j.ancestorFetched(res[0].block, info, r.verifyHeader(hdr)), true
+	case stepAddAncestors:
+		for i, blk := range s.blocks {
+			_, v, err := r.chain.AddBlock(blk)
+			switch v {
+			case Accepted:
+				r.seen.record(s.infos[i].ID, r.now())
+			case Known:
+			default:
+				r.log.Debugw("ancestor not stored", "block", s.infos[i].ID.Short(), "verdict", v, "err", err)
+				return j.ancestorsAdded(v), true
+			}
+		}
+		return j.ancestorsAdded(Accepted), true
 	}
-	if !r.chain.HasBlock(info.Parent) && r.flight.running(info.Parent) == nil {
-		return false
-	}
-	return r.imports.tryAcquire()
+	r.log.Errorw("block job asked for an unknown step", "step", s.kind, "block", j.info.ID.Short())
+	return blockStep{kind: stepDone, verdict: Ignored}, true
 }
 
-// bringIn gets the block of an announcement whose header passed the cheap
-// checks and adds it to the chain, returning the chain's verdict.
-func (r *Relay) bringIn(ctx context.Context, from PeerID, info HeaderInfo, ann wire.BlockAnnounce) Verdict {
-	switch a := ann.(type) {
-	case *wire.CompactBlock:
-		return r.handleCompact(ctx, from, info, a)
-	case *wire.BlockPull:
-		res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{info.ID}, nil)
-		if err != nil || res[0].status != stOK {
-			return Ignored
-		}
-		return r.addWholeBlock(ctx, res[0].from, info, res[0].block)
-	case *wire.BlockPush:
-		// Its body was checked against its header, and offered, when
-		// the announcement came in (handleBlockAnnounce).
-		r.noteBody("block", false)
-		return r.addBlock(ctx, from, info, a.Block)
+// await waits while block id is being brought in by another job; false
+// when ctx ends first.
+func (d *blockDriver) await(ctx context.Context, id ID) bool {
+	wait := d.r.flight.running(id)
+	if wait == nil {
+		return true
 	}
-	return Invalid
+	select {
+	case <-wait:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
-// handleCompact rebuilds a compact block from the pool, fetches what is
-// missing by index from the announcer (or another source), and adds it.
-// If the rebuilt block is invalid although the announcement's own data is
-// well formed, a short-id collision may have picked a wrong pool tx: the
-// whole block is fetched and tried once more before blaming anyone (BIP152).
-func (r *Relay) handleCompact(ctx context.Context, from PeerID, info HeaderInfo, a *wire.CompactBlock) Verdict {
-	key := wire.NewShortIDKey(a.Header, a.Nonce)
-	txs := make([][]byte, a.TxCount())
-	for _, p := range a.Prefilled {
-		txs[p.Index] = p.Tx
+// wholeBodyOK checks a whole block served by id against its header and
+// offers it to waiting requests (true when the chain cannot check bodies).
+func (d *blockDriver) wholeBodyOK(block []byte) bool {
+	if _, ok := d.r.chain.(BodyVerifier); !ok {
+		return true
 	}
-	// Positions not prefilled take the short ids in order.
-	pos := make([]uint32, 0, len(a.ShortIDs))
-	for i := range txs {
-		if txs[i] == nil {
-			pos = append(pos, uint32(i))
-		}
-	}
-	if len(pos) != len(a.ShortIDs) { // the decoder rules this out
-		return Invalid
-	}
-	var found [][]byte
-	if len(a.ShortIDs) > 0 {
-		found = r.pool.LookupShortIDs(key.ShortID, a.ShortIDs)
-	}
-	arg := &txnArg{block: info.ID, key: key}
-	for i, p := range pos {
-		if i < len(found) && found[i] != nil {
-			txs[p] = found[i]
-			continue
-		}
-		arg.indexes = append(arg.indexes, p)
-		arg.short = append(arg.short, a.ShortIDs[i])
-	}
-	rebuilt := len(pos) > 0
-	if len(arg.indexes) > 0 {
-		res, err := r.fetch.fetch(ctx, from, kindBlockTxn, []ID{info.ID}, arg)
-		if err != nil || res[0].status != stOK {
-			return Ignored
-		}
-		for i, p := range arg.indexes {
-			txs[p] = res[0].bodies[i]
-		}
-	}
-	block, err := r.chain.AssembleBlock(a.Header, txs)
-	if err != nil {
-		if !rebuilt {
-			return Invalid
-		}
-		block = nil
-	}
-	v := Invalid
-	if block != nil && r.offerBody(info, a.Header, txs, block) {
-		v = r.addBlock(ctx, from, info, block)
-	}
-	if v != Invalid || !rebuilt {
-		return v
-	}
-	r.log.Debugw("compact block rebuilt invalid; fetching whole block", "block", info.ID.Short())
-	res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{info.ID}, nil)
-	if err != nil || res[0].status != stOK {
-		return Ignored
-	}
-	return r.addWholeBlock(ctx, res[0].from, info, res[0].block)
+	hdr, txs, err := d.r.chain.SplitBlock(block)
+	return err == nil && d.r.offerBody(d.j.info, hdr, txs, block)
 }
 
 // offerBody makes a block being brought in servable to the peers waiting
@@ -433,117 +436,6 @@ func (r *Relay) offerBody(info HeaderInfo, hdr []byte, txs [][]byte, block []byt
 		return false
 	}
 	r.flight.assembled(info.ID, block)
-	return true
-}
-
-// addWholeBlock offers and adds a whole block that from served by id. Honest peers serve only blocks whose body matches the header
-// (offerBody, or stored), so a mismatch is from's: OffenseBodyMismatch.
-func (r *Relay) addWholeBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
-	if _, ok := r.chain.(BodyVerifier); ok {
-		hdr, txs, err := r.chain.SplitBlock(block)
-		if err != nil || !r.offerBody(info, hdr, txs, block) {
-			r.penalize(from, OffenseBodyMismatch)
-			return Ignored
-		}
-	}
-	return r.addBlock(ctx, from, info, block)
-}
-
-// addBlock stores a block; on Orphan it fetches the missing ancestors from
-// the announcer (and other sources of the block) and tries again.
-func (r *Relay) addBlock(ctx context.Context, from PeerID, info HeaderInfo, block []byte) Verdict {
-	// A parent forwarded early may still be on its way into the chain.
-	if wait := r.flight.running(info.Parent); wait != nil {
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return Ignored
-		}
-	}
-	_, v, err := r.chain.AddBlock(block)
-	if v == Orphan && r.cfg.MaxOrphanDepth > 0 {
-		if r.fetchAncestors(ctx, from, info.Parent) {
-			_, v, err = r.chain.AddBlock(block)
-		}
-	}
-	switch v {
-	case Accepted:
-		r.seen.record(info.ID, r.now())
-	case Invalid:
-		r.log.Debugw("invalid block", "block", info.ID.Short(), "from", from, "err", err)
-	}
-	return v
-}
-
-// fetchAncestors walks back from parent, fetching blocks by id until one's
-// parent is stored, within MaxOrphanDepth blocks and MaxAncestorBytes, then
-// adds them oldest first. It reports whether every ancestor was stored.
-func (r *Relay) fetchAncestors(ctx context.Context, from PeerID, parent ID) bool {
-	var stack [][]byte
-	var infos []HeaderInfo
-	size := 0
-	cur := parent
-	for depth := 0; ; depth++ {
-		if r.chain.HasBlock(cur) {
-			break
-		}
-		// A concurrent validation may be storing this very block.
-		if wait := r.flight.running(cur); wait != nil {
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				return false
-			}
-			if r.chain.HasBlock(cur) {
-				break
-			}
-		}
-		if depth >= r.cfg.MaxOrphanDepth {
-			r.log.Debugw("orphan deeper than the ancestor limit", "parent", parent.Short(), "depth", depth)
-			return false
-		}
-		res, err := r.fetch.fetch(ctx, from, kindBlock, []ID{cur}, nil)
-		if err != nil || res[0].status != stOK {
-			return false
-		}
-		blk := res[0].block
-		if size += len(blk); size > r.cfg.MaxAncestorBytes {
-			return false
-		}
-		hdr, info, err := r.blockHeader(blk)
-		if err != nil { // checked by the fetcher already
-			return false
-		}
-		// Ancestors are fetched by id and checked against it, so the peer
-		// serving one cannot make it up; one that does not verify was
-		// signed into its child's chain by a faulty authority, and the
-		// peer that announced that chain pays for it. Walking further
-		// would fetch more of it.
-		if err := r.verifyHeader(hdr); err != nil {
-			r.log.Debugw("ancestor header does not verify", "block", info.ID.Short(), "from", from, "err", err)
-			r.penalize(from, OffenseInvalidBlock)
-			return false
-		}
-		stack = append(stack, blk)
-		infos = append(infos, info)
-		cur = info.Parent
-	}
-	for i := len(stack) - 1; i >= 0; i-- {
-		_, v, err := r.chain.AddBlock(stack[i])
-		switch v {
-		case Accepted:
-			r.seen.record(infos[i].ID, r.now())
-		case Known:
-		default:
-			r.log.Debugw("ancestor not stored", "block", infos[i].ID.Short(), "verdict", v, "err", err)
-			if v == Invalid && !r.authenticatesHeaders() {
-				// (With authenticated headers the proposer signed it;
-				// see handleBlockAnnounce.)
-				r.penalize(from, OffenseInvalidBlock)
-			}
-			return false
-		}
-	}
 	return true
 }
 

@@ -113,6 +113,13 @@
 // honest peer ahead of us that hits the depth limit is not penalized; its
 // blocks are sync's job.
 //
+// Every decision above for one announced block (what to check, fetch, add
+// or penalize, and whether to forward before storing) is made by an I/O-free
+// state machine (blockJob, blockjob.go) that a driver feeds the chain's,
+// the pool's and the peers' answers; table tests drive it with scripted
+// ones. One job runs per block id: a concurrent announcement of the same
+// block waits for it and lends its announcer as a further source.
+//
 // # Sync
 //
 // Package relay/syncer pulls what gossip did not carry (Config.Sync; on
