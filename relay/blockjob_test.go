@@ -38,8 +38,8 @@ type jobTrace struct {
 	steps     []blockStepKind
 	penalties []string // "peer:offense"
 	forwarded bool
-	fetched   [][]uint32   // indexes of each stepFetchTxn
-	added     [][]byte     // blocks of each stepAdd
+	fetched   [][]uint32     // indexes of each stepFetchTxn
+	added     [][]byte       // blocks of each stepAdd
 	ancestors [][]HeaderInfo // each stepAddAncestors, in order
 	verdict   Verdict
 }
@@ -235,9 +235,9 @@ func TestBlockJobDecisions(t *testing.T) {
 		{
 			name: "invalid block without header authentication: the announcer vouched for it",
 			ann:  compactOfTest(4), lim: noAuth,
-			world:     jobWorld{tip: 9, inPool: pooled, whole: []byte("whole"), wholeFrom: "p2", adds: []Verdict{Invalid}},
-			steps:     []blockStepKind{vh, lk, as, add, fb, add, end},
-			verdict:   Invalid, added: 2,
+			world:   jobWorld{tip: 9, inPool: pooled, whole: []byte("whole"), wholeFrom: "p2", adds: []Verdict{Invalid}},
+			steps:   []blockStepKind{vh, lk, as, add, fb, add, end},
+			verdict: Invalid, added: 2,
 			penalties: []string{"a:invalid_block"},
 		},
 		{
@@ -345,8 +345,8 @@ func TestBlockJobDecisions(t *testing.T) {
 			ann:  compactOfTest(4), lim: lim,
 			world: jobWorld{tip: 7, inPool: pooled, adds: []Verdict{Orphan, Accepted},
 				stored: idOf(7), ancestors: ancestorChain(2)},
-			steps:     []blockStepKind{vh, tf, lk, as, add, an, fa, an, fa, an, aa, add, end},
-			verdict:   Accepted, added: 2,
+			steps:   []blockStepKind{vh, tf, lk, as, add, an, fa, an, fa, an, aa, add, end},
+			verdict: Accepted, added: 2,
 			ancestors: [][]ID{{idOf(8), idOf(9)}},
 		},
 		{
@@ -370,8 +370,8 @@ func TestBlockJobDecisions(t *testing.T) {
 			ann:  compactOfTest(4), lim: lim,
 			world: jobWorld{tip: 9, inPool: pooled, adds: []Verdict{Orphan}, stored: idOf(1),
 				ancestors: map[ID]jobAncestor{idOf(9): {block: []byte("b9"), info: HeaderInfo{ID: idOf(9), Parent: idOf(8)}, err: errBadSig}}},
-			steps:     []blockStepKind{vh, tf, lk, as, add, an, fa, end},
-			verdict:   Orphan, added: 1,
+			steps:   []blockStepKind{vh, tf, lk, as, add, an, fa, end},
+			verdict: Orphan, added: 1,
 			penalties: []string{"a:invalid_block"},
 		},
 		{
@@ -379,8 +379,8 @@ func TestBlockJobDecisions(t *testing.T) {
 			ann:  compactOfTest(4), lim: noAuth,
 			world: jobWorld{tip: 9, inPool: pooled, adds: []Verdict{Orphan}, stored: idOf(8),
 				ancestors: ancestorChain(1), ancFail: Invalid},
-			steps:     []blockStepKind{vh, lk, as, add, an, fa, an, aa, end},
-			verdict:   Orphan, added: 1,
+			steps:   []blockStepKind{vh, lk, as, add, an, fa, an, aa, end},
+			verdict: Orphan, added: 1,
 			ancestors: [][]ID{{idOf(9)}},
 			penalties: []string{"a:invalid_block"},
 		},
@@ -389,8 +389,8 @@ func TestBlockJobDecisions(t *testing.T) {
 			ann:  compactOfTest(4), lim: lim,
 			world: jobWorld{tip: 9, inPool: pooled, adds: []Verdict{Orphan}, stored: idOf(8),
 				ancestors: ancestorChain(1), ancFail: Invalid},
-			steps:     []blockStepKind{vh, tf, lk, as, add, an, fa, an, aa, end},
-			verdict:   Orphan, added: 1,
+			steps:   []blockStepKind{vh, tf, lk, as, add, an, fa, an, aa, end},
+			verdict: Orphan, added: 1,
 			ancestors: [][]ID{{idOf(9)}},
 		},
 		{
