@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -659,4 +660,83 @@ func TestServeOwedItems(t *testing.T) {
 			t.Errorf("import failed long ago: want not found")
 		}
 	})
+}
+
+// TestDuplicateBlockAnnouncementsOneJob: b and c both hold a block and
+// announce it at the same instant, each in a compact message of its own
+// (different nonces, so gossip cannot tell the two apart), to r, which
+// lacks its txs. One job brings the block in; the other announcement waits
+// for it and lends its sender as a further source. So r asks for the
+// missing txs once, stores the block once, and penalizes no one.
+func TestDuplicateBlockAnnouncementsOneJob(t *testing.T) {
+	const l = 10 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(BlockCompact)
+		cfg.NoSync = true
+		net := newNet(t, l)
+		b, c := newAuthNode(t, net, "b", cfg), newAuthNode(t, net, "c", cfg)
+		pool := relaytest.NewPool()
+		r := &tnode{id: "r", tr: net.Add("r"), pool: pool, chain: relaytest.NewChain(pool), offs: &offenseLog{}}
+		counted := &addCounter{AuthChain: relaytest.AuthChain{Chain: r.chain}}
+		relay, err := New(r.tr, counted, pool, cfg, WithPenaltyHook(r.offs.hook))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.r = relay
+		t.Cleanup(func() { _ = relay.Close() })
+		nodes := []*tnode{b, c, r}
+		net.Connect(b.id, r.id)
+		net.Connect(c.id, r.id)
+		for _, nd := range nodes {
+			if err := nd.r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Second) // meshes form
+		ctx := waitCtx(t, 30*time.Second)
+		var txs [][]byte
+		for i := range 4 {
+			txs = append(txs, mkTx("diamond", i, 200))
+		}
+		var blk []byte
+		var id ID
+		for _, nd := range []*tnode{b, c} {
+			for _, tx := range txs {
+				if _, v, _ := nd.pool.AddTx(tx); v != Accepted {
+					t.Fatal("add tx")
+				}
+			}
+			blk, id = nd.chain.Build(1, txs)
+			if _, v, err := nd.chain.AddBlock(blk); v != Accepted {
+				t.Fatalf("add block: %v %v", v, err)
+			}
+		}
+		for _, nd := range []*tnode{b, c} {
+			if err := nd.r.PublishBlock(blk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitBlocks(t, ctx, []*tnode{r}, id)
+		synctest.Wait()
+		served := b.r.Stats().RequestsServed + c.r.Stats().RequestsServed
+		if served != 1 {
+			t.Errorf("b and c served r %d requests, want 1 (one getblocktxn)", served)
+		}
+		if got := counted.calls.Load(); got != 1 {
+			t.Errorf("r's relay offered the block to its chain %d times, want 1", got)
+		}
+		noOffenses(t, nodes...)
+	})
+}
+
+// addCounter counts AddBlock calls on an AuthChain.
+type addCounter struct {
+	relaytest.AuthChain
+	calls atomic.Int64
+}
+
+// AddBlock implements relay.Chain.
+func (c *addCounter) AddBlock(b []byte) (ID, Verdict, error) {
+	c.calls.Add(1)
+	return c.AuthChain.AddBlock(b)
 }
