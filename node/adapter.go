@@ -280,10 +280,10 @@ func (a *chainAdapter) AddBlock(b []byte) (relay.ID, relay.Verdict, error) {
 }
 
 // addBlock stores a decoded block and, if the best chain changed, updates
-// the pool and emits head events. The signatures of txs the pool does not
-// hold are checked here, on the caller's goroutine, when the parent is
-// stored (an orphan is refused before any check, as the store would); the
-// commit and its consequences run on the importer.
+// the pool and emits head events. The block's stateless checks (signatures
+// above all) run on the caller's goroutine, so the blocks of several
+// callers are checked in parallel; the commit and its consequences run on
+// the importer, one block at a time.
 func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, error) {
 	if a.cpu != nil {
 		// Charged on the caller's goroutine, so that modelled validations
@@ -296,13 +296,19 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 		}
 		a.cpu.block(blk.Size(), unverified)
 	}
+	// The store's stateless checks run here, exactly when the store would
+	// run them (a block it does not know, stored or found invalid, on a
+	// parent it stores), and with the same answer; the importer then skips
+	// the signatures.
 	verified := a.pool.Has
-	if a.store.HasBlock(blk.Header.Parent) && !a.store.HasBlock(blk.ID()) && a.g.CheckBlockSigs(blk, a.pool.Has) == nil {
-		verified = everyTxVerified
+	if _, _, known := a.store.BlockStatus(blk.ID()); !known && blk.Header.Height != 0 {
+		if parent, ok := a.store.Header(blk.Header.Parent); ok {
+			if err := a.g.CheckBlockVerified(blk, parent, a.now(), a.pool.Has); err != nil {
+				return relay.ID(blk.ID()), blockVerdict(err), err
+			}
+			verified = everyTxVerified
+		}
 	}
-	// A block with a bad signature goes on with the pool's verdicts only:
-	// the store finds the signature again and answers in its own order of
-	// checks (a block stored before is Known, whatever its signatures).
 	return a.imp.run(blk, verified)
 }
 

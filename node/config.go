@@ -209,6 +209,12 @@ type Config struct {
 	// default) or "push" (whole txs, the plain-GossipSub baseline). "" =
 	// relay.TxAnnounce.
 	TxRelay relay.TxMode `toml:"tx_relay"`
+	// PrefillAge is how recently this node must have first seen a tx for
+	// its compact blocks to carry it whole (relay.Config.PrefillAge): 0 =
+	// automatic (relay.PrefillRTTFactor x the low quartile of request
+	// round trips), negative = only txs not yet announced. Shorter saves
+	// block bytes at the risk of a getblocktxn round trip at the far end.
+	PrefillAge time.Duration `toml:"prefill_age"`
 	// Mempool configures the transaction pool. A relative PersistPath is
 	// taken inside DataDir; "" disables persistence.
 	Mempool mempool.Config `toml:"mempool"`

@@ -68,13 +68,18 @@
 // of start, before closing the relay, the transport, the host (if the node
 // made it), the ban list and, last, the store.
 //
-// The chain adapter serializes block commits (store.AddBlock plus the
-// mempool's BlockConnected/BlockDisconnected and the new-head events) under
-// one mutex, so the pool and subscribers see blocks in the store's order
-// whether they come from the relay's validators or the producer; transaction
-// adds do not take it (the pool has its own lock). Hooks called under that
-// mutex (feed publish, producer wake) never block. Headers requests read
-// headers from block metadata (relay.HeaderSource), not whole blocks.
+// The chain adapter commits blocks on one goroutine, its importer
+// (importer.go): store.AddBlock plus the mempool's
+// BlockConnected/BlockDisconnected and the new-head events, one block at a
+// time, so the pool and subscribers see blocks in the store's order whether
+// they come from the relay's validators, sync or the producer. Each caller
+// runs the block's stateless checks (signatures above all) on its own
+// goroutine first, so different blocks are checked in parallel. Transaction
+// adds do not pass through the importer (the pool has its own lock). Hooks
+// the importer calls (feed publish, producer wake) never block. Close stops
+// the importer after the relay and the producer, before the store. Headers
+// requests read headers from block metadata (relay.HeaderSource), not whole
+// blocks.
 //
 // # Own transactions
 //

@@ -54,6 +54,11 @@ func newImporter(commit func(*chain.Block, func(chain.Hash) bool) (relay.ID, rel
 		defer close(im.done)
 		for {
 			select {
+			case <-im.quit: // first: no commit starts after stop
+				return
+			default:
+			}
+			select {
 			case j := <-im.jobs:
 				id, v, err := commit(j.blk, j.verified)
 				j.reply <- importResult{id: id, v: v, err: err}

@@ -113,3 +113,51 @@ func TestImporterStopped(t *testing.T) {
 		t.Fatal("block stored after stop")
 	}
 }
+
+// TestImporterStopWithQueuedJob: a block queued behind a commit still
+// running when stop is called is answered Ignored, not committed, and its
+// caller does not hang.
+func TestImporterStopWithQueuedJob(t *testing.T) {
+	f := newAdapterFixture(t)
+	blocks := chainOf(f, 2)
+	release := make(chan struct{})
+	f.a.onHead = func(*chain.Header, chain.Hash) { <-release } // holds the first commit
+	first := make(chan relay.Verdict, 1)
+	go func() { _, v, _ := f.a.AddBlock(blocks[0].Encode()); first <- v }()
+	// The second is queued once the first's commit is running.
+	second := make(chan error, 1)
+	waitFor(t, func() bool { return f.st.HasBlock(blocks[0].ID()) })
+	go func() { _, _, err := f.a.AddBlock(blocks[1].Encode()); second <- err }()
+	waitFor(t, func() bool { return len(f.a.imp.jobs) == 1 })
+	stopped := make(chan struct{})
+	go func() { f.a.stop(); close(stopped) }()
+	waitFor(t, func() bool {
+		select {
+		case <-f.a.imp.quit:
+			return true
+		default:
+			return false
+		}
+	})
+	close(release)
+	if v := <-first; v != relay.Accepted {
+		t.Fatalf("running commit: %v", v)
+	}
+	if err := <-second; !errors.Is(err, errImporterClosed) {
+		t.Fatalf("queued block after stop: %v", err)
+	}
+	<-stopped
+	if f.st.HasBlock(blocks[1].ID()) {
+		t.Fatal("a block queued when stop was called was committed")
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+	}
+}

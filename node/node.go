@@ -305,7 +305,6 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		}
 	}
 	n.adapter = &chainAdapter{g: n.genesis, store: st, pool: n.pool, now: time.Now, cpu: newCPU(o.cpu)}
-	n.adapter.start()
 	n.adapter.onHead = n.onHead
 	n.adapter.onPending = func(id chain.Hash) { n.feed.Publish(rpc.TopicNewPendingTxs, id) }
 	n.promoted = make(chan []chain.Hash, promoteQueue)
@@ -316,6 +315,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 			log.Warnw("promoted-tx queue full; not announcing", "txs", len(ids))
 		}
 	}
+	n.adapter.start() // hooks set: the importer may call them from now on
 	if cfg.ProducerKey != nil {
 		n.prod = newProducer(n.genesis, cfg.ProducerKey, st, n.pool, n.adapter)
 		if !n.genesis.IsAuthority(n.prod.addr) {
@@ -390,6 +390,7 @@ func (n *Node) start(ctx context.Context) error {
 	rcfg := relay.DefaultConfig(n.chainID)
 	rcfg.BlockMode = cfg.BlockRelay
 	rcfg.TxMode = cfg.TxRelay
+	rcfg.PrefillAge = cfg.PrefillAge
 	if n.adapter != nil {
 		// Rumor's own chain: its consensus limits are the relay's. An
 		// embedder sets its chain's in WithRelayConfig.

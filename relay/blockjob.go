@@ -132,8 +132,11 @@ type blockStep struct {
 	// Reported before the step is carried out (offense 0: none).
 	penalize PeerID
 	offense  Offense
-	// note says why, for the driver's debug log ("" for routine steps).
+	// note says why, for the driver's debug log ("" for routine steps),
+	// with err when an answer carried one; a stepDone that ends the
+	// ancestor walk names the ancestor in id.
 	note string
+	err  error
 
 	id      ID           // stepFetchBlock, stepAncestor, stepFetchAncestor
 	from    PeerID       // the peer to ask first; for stepAdd, the block's sender
@@ -162,7 +165,9 @@ func (j *blockJob) start() blockStep { return blockStep{kind: stepVerifyHeader} 
 func (j *blockJob) headerChecked(err error, tip uint64) blockStep {
 	switch {
 	case err != nil:
-		return j.reject(j.from, OffenseInvalidBlock, Invalid, "announced header does not verify: "+err.Error())
+		s := j.reject(j.from, OffenseInvalidBlock, Invalid, "announced header does not verify")
+		s.err = err
+		return s
 	case j.info.Height > tip+uint64(j.lim.maxOrphanDepth)+1:
 		// Too far ahead for an ancestor walk: a job for sync.
 		return j.done(Orphan)
@@ -356,7 +361,9 @@ func (j *blockJob) ancestorLookup(stored bool) blockStep {
 		return j.addAncestors()
 	}
 	if j.depth >= j.lim.maxOrphanDepth {
-		return j.walkFailed("orphan deeper than the ancestor limit")
+		s := j.walkFailed("orphan deeper than the ancestor limit")
+		s.id = j.cur
+		return s
 	}
 	return blockStep{kind: stepFetchAncestor, id: j.cur, from: j.blockFrom}
 }
@@ -369,14 +376,17 @@ func (j *blockJob) ancestorFetched(block []byte, info HeaderInfo, headerErr erro
 		return j.walkFailed("")
 	}
 	if j.size += len(block); j.size > j.lim.maxAncestorBytes {
-		return j.walkFailed("ancestors over the byte limit")
+		s := j.walkFailed("ancestors over the byte limit")
+		s.id = info.ID
+		return s
 	}
 	if headerErr != nil {
 		// Fetched by id and checked against it, so the serving peer could
 		// not make it up: a faulty authority signed it into the chain the
 		// block's sender offered, and that sender pays. Walking further
 		// would fetch more of it.
-		s := j.walkFailed("ancestor header does not verify: " + headerErr.Error())
+		s := j.walkFailed("ancestor header does not verify")
+		s.id, s.err = info.ID, headerErr
 		s.penalize, s.offense = j.blockFrom, OffenseInvalidBlock
 		return s
 	}

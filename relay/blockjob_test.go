@@ -39,6 +39,7 @@ type jobTrace struct {
 	penalties []string // "peer:offense"
 	forwarded bool
 	fetched   [][]uint32     // indexes of each stepFetchTxn
+	asked     []PeerID       // peer asked first by each stepFetchAncestor
 	added     [][]byte       // blocks of each stepAdd
 	ancestors [][]HeaderInfo // each stepAddAncestors, in order
 	verdict   Verdict
@@ -100,6 +101,7 @@ func (w *jobWorld) drive(t *testing.T, j *blockJob) jobTrace {
 		case stepAncestor:
 			s = j.ancestorLookup(s.id == w.stored)
 		case stepFetchAncestor:
+			tr.asked = append(tr.asked, s.from)
 			a, ok := w.ancestors[s.id]
 			if !ok {
 				s = j.ancestorFetched(nil, HeaderInfo{}, nil)
@@ -334,6 +336,48 @@ func TestBlockJobDecisions(t *testing.T) {
 			verdict: Invalid, added: 1,
 		},
 		{
+			name: "short-id collision, whole block not served: ignored",
+			ann:  compactOfTest(4), lim: lim,
+			world:   jobWorld{tip: 9, inPool: pooled, assembles: func([][]byte) bool { return false }},
+			steps:   []blockStepKind{vh, tf, lk, as, fb, end},
+			verdict: Ignored,
+		},
+		{
+			name: "pulled block not matching its header: the server pays",
+			ann:  &wire.BlockPull{Header: []byte("header")}, lim: lim,
+			world:     jobWorld{tip: 9, whole: []byte("whole"), wholeFrom: "a", wholeBad: true},
+			steps:     []blockStepKind{vh, tf, fb, end},
+			verdict:   Ignored,
+			penalties: []string{"a:body_mismatch"},
+		},
+		{
+			name: "pushed block the chain refuses, headers not authenticated: the sender pays",
+			ann:  &wire.BlockPush{Block: []byte("block")}, lim: noAuth,
+			world:   jobWorld{tip: 9, pushOK: true, adds: []Verdict{Invalid}},
+			steps:   []blockStepKind{vh, vp, add, end},
+			verdict: Invalid, added: 1,
+			penalties: []string{"a:invalid_block"},
+		},
+		{
+			name: "orphan with MaxOrphanDepth 0: no walk, sync's job",
+			ann:  compactOfTest(4), lim: func() blockJobLimits { l := lim; l.maxOrphanDepth = 0; return l }(),
+			world:   jobWorld{tip: 9, inPool: pooled, adds: []Verdict{Orphan}},
+			steps:   []blockStepKind{vh, tf, lk, as, add, end},
+			verdict: Orphan, added: 1,
+		},
+		{
+			name: "second ancestor's header does not verify: the walk stops there",
+			ann:  compactOfTest(4), lim: lim,
+			world: jobWorld{tip: 9, inPool: pooled, adds: []Verdict{Orphan}, stored: idOf(1),
+				ancestors: map[ID]jobAncestor{
+					idOf(9): {block: []byte("b9"), info: HeaderInfo{ID: idOf(9), Parent: idOf(8)}},
+					idOf(8): {block: []byte("b8"), info: HeaderInfo{ID: idOf(8), Parent: idOf(7)}, err: errBadSig},
+				}},
+			steps:   []blockStepKind{vh, tf, lk, as, add, an, fa, an, fa, end},
+			verdict: Orphan, added: 1,
+			penalties: []string{"a:invalid_block"},
+		},
+		{
 			name: "pull: the whole block from the announcer",
 			ann:  &wire.BlockPull{Header: []byte("header")}, lim: lim,
 			world:   jobWorld{tip: 9, whole: []byte("whole"), wholeFrom: "a", adds: []Verdict{Accepted}},
@@ -493,5 +537,31 @@ func TestBlockJobFetchCarriesShortIDs(t *testing.T) {
 	// A short answer is a failed fetch, not a panic or a partial block.
 	if s = j.txnFetched([][]byte{txAt(2)}); s.kind != stepDone || s.verdict != Ignored {
 		t.Fatalf("short answer: %+v", s)
+	}
+}
+
+// TestBlockJobWalkAsksTheBlocksSender: after a short-id collision the
+// whole block comes from another peer (p2); the ancestors are asked of
+// p2, which vouched for the chain it served, and a bad ancestor header
+// costs p2, not the announcer.
+func TestBlockJobWalkAsksTheBlocksSender(t *testing.T) {
+	w := jobWorld{tip: 9, inPool: map[int]bool{0: true, 1: true, 2: true, 3: true},
+		assembles: func([][]byte) bool { return false },
+		whole:     []byte("whole"), wholeFrom: "p2", adds: []Verdict{Orphan}, stored: idOf(1),
+		ancestors: map[ID]jobAncestor{
+			idOf(9): {block: []byte("b9"), info: HeaderInfo{ID: idOf(9), Parent: idOf(8)}},
+			idOf(8): {block: []byte("b8"), info: HeaderInfo{ID: idOf(8), Parent: idOf(7)}, err: errBadSig},
+		}}
+	lim := blockJobLimits{maxOrphanDepth: 3, maxAncestorBytes: 1000, maxBlockTxs: 8, maxTxBytes: 100, authenticates: true}
+	j := newBlockJob("a", []byte("header"), HeaderInfo{ID: idOf(10), Parent: idOf(9), Height: 10}, compactOfTest(4), lim)
+	tr := w.drive(t, j)
+	if tr.verdict != Orphan {
+		t.Fatalf("verdict %v, want orphan", tr.verdict)
+	}
+	if !slices.Equal(tr.asked, []PeerID{"p2", "p2"}) {
+		t.Fatalf("ancestors asked of %v, want p2 twice", tr.asked)
+	}
+	if !slices.Equal(tr.penalties, []string{"p2:invalid_block"}) {
+		t.Fatalf("penalties %v, want p2's", tr.penalties)
 	}
 }

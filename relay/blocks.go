@@ -260,7 +260,14 @@ func (d *blockDriver) run(ctx context.Context, s blockStep) (v Verdict, forwarde
 			r.penalize(s.penalize, s.offense)
 		}
 		if s.note != "" {
-			r.log.Debugw(s.note, "block", j.info.ID.Short(), "from", j.from)
+			kv := []any{"block", j.info.ID.Short(), "from", j.from}
+			if s.kind != stepDone || s.id != (ID{}) {
+				kv = append(kv, "at", s.id.Short())
+			}
+			if s.err != nil {
+				kv = append(kv, "err", s.err)
+			}
+			r.log.Debugw(s.note, kv...)
 		}
 		switch s.kind {
 		case stepDone:
@@ -396,8 +403,13 @@ func (d *blockDriver) step(ctx context.Context, s blockStep) (next blockStep, ok
 }
 
 // await waits while block id is being brought in by another job; false
-// when ctx ends first.
+// when ctx ends first. A stored block is never waited for: a later
+// announcement of it may be running a job that ends only when it finds
+// the block known.
 func (d *blockDriver) await(ctx context.Context, id ID) bool {
+	if d.r.chain.HasBlock(id) {
+		return true
+	}
 	wait := d.r.flight.running(id)
 	if wait == nil {
 		return true

@@ -104,6 +104,8 @@ type Config struct {
 	// TxRelay is the nodes' tx relay mode: announce (ids, the default) or
 	// push (whole txs: the plain-GossipSub baseline).
 	TxRelay string
+	// PrefillAge is the nodes' node.Config.PrefillAge (0: automatic).
+	PrefillAge time.Duration
 	// Latency is the one-way link latency injected in sim mode (ignored in
 	// process mode); with LatencyMax, the lowest.
 	Latency time.Duration

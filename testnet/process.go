@@ -183,6 +183,9 @@ func startProcesses(ctx context.Context, cfg *Config, g *chain.Genesis, dir stri
 		if bootstrap != "" {
 			args = append(args, "--bootstrap", bootstrap)
 		}
+		if cfg.PrefillAge != 0 {
+			args = append(args, "--prefill-age", cfg.PrefillAge.String())
+		}
 		c, err := pc.spawn(i, nodeDir, args, false)
 		if err != nil {
 			return nil, err

@@ -100,9 +100,9 @@ func (s *Store) AddBlock(b *chain.Block, now time.Time) (AddResult, error) {
 //
 // The stateless checks (signatures above all) run before the store's writer
 // lock is taken, so concurrent callers of the store validate in parallel;
-// only the state checks and the commit are serialized. (Rumor's node calls
-// it under its chain adapter's mutex, which orders commits with the pool's
-// updates, so there block validations do not overlap.)
+// only the state checks and the commit are serialized. (Rumor's node runs
+// the stateless checks itself on the caller's goroutine, then calls this
+// from its one import goroutine with a verified that skips the signatures.)
 func (s *Store) AddBlockVerified(b *chain.Block, now time.Time, verified func(chain.Hash) bool) (AddResult, error) {
 	if b == nil {
 		return AddResult{}, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Detail: "nil block"}

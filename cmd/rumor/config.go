@@ -80,6 +80,7 @@ type fileConfig struct {
 	ProducerKey   string      `toml:"producer_key" comment:"authority key file (relative to the data dir): produce blocks in this key's slots; \"\" = not a producer"`
 	BlockRelay    string      `toml:"block_relay" comment:"how this node announces blocks: compact, pull or push"`
 	TxRelay       string      `toml:"tx_relay" comment:"how this node gossips txs: announce (ids) or push (whole txs, the plain-GossipSub baseline)"`
+	PrefillAge    duration    `toml:"prefill_age" comment:"compact blocks carry whole the txs first seen here less than this ago; 0 = automatic (1.5 request round trips), negative = none but unannounced ones"`
 	LogLevel      string      `toml:"log_level" comment:"e.g. \"info,rumor/relay=debug\""`
 	InMemory      bool        `toml:"in_memory" comment:"keep the chain in memory (nothing persists)"`
 	SyncWrites    bool        `toml:"sync_writes" comment:"fsync every block commit (survives power loss)"`
@@ -222,6 +223,7 @@ func (fc fileConfig) nodeConfig(dataDir string) (node.Config, error) {
 		return c, err
 	}
 	c.TxRelay = txMode
+	c.PrefillAge = time.Duration(fc.PrefillAge)
 	c.Mempool.MaxTxs = fc.Mempool.MaxTxs
 	c.Mempool.MaxQueued = 0 // derived from MaxTxs (a tenth of the default, capped at MaxTxs)
 	c.Mempool.MaxBytes = fc.Mempool.MaxBytes

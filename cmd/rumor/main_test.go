@@ -122,6 +122,7 @@ rpc_addr = "127.0.0.1:9000"
 bootstrap = ["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"]
 mdns = false
 log_level = "warn"
+prefill_age = "80ms"
 [mempool]
 ttl = "5m"
 max_txs = 100
@@ -137,7 +138,7 @@ max_conns_per_ip = 4
 	root := &cobra.Command{Use: "rumor"}
 	root.PersistentFlags().String("log-level", "info", "")
 	root.AddCommand(cmd)
-	if err := cmd.ParseFlags([]string{"--data-dir", dir, "--rpc-addr", "127.0.0.1:9100", "--block-relay", "push"}); err != nil {
+	if err := cmd.ParseFlags([]string{"--data-dir", dir, "--rpc-addr", "127.0.0.1:9100", "--block-relay", "push", "--prefill-age", "40ms"}); err != nil {
 		t.Fatal(err)
 	}
 	fc, path, err := resolveNodeConfig(cmd.Flags(), nf)
@@ -159,6 +160,14 @@ max_conns_per_ip = 4
 	nc, err := fc.nodeConfig(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if nc.PrefillAge != 40*time.Millisecond {
+		t.Errorf("--prefill-age did not override the file's: %v", nc.PrefillAge)
+	}
+	if fromFile, err := decodeConfig([]byte("prefill_age = \"80ms\"\n"), defaultFileConfig()); err != nil {
+		t.Fatal(err)
+	} else if nc, err := fromFile.nodeConfig(dir); err != nil || nc.PrefillAge != 80*time.Millisecond {
+		t.Errorf("prefill_age from the file: %v %v", nc.PrefillAge, err)
 	}
 	if nc.BanDuration != time.Hour || nc.MaxConnsPerIP != 4 || nc.BanThreshold != peers.DefaultBanThreshold {
 		t.Errorf("[peers] not applied: ban %v for %v, per-IP %d", nc.BanThreshold, nc.BanDuration, nc.MaxConnsPerIP)

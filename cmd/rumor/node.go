@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,6 +23,7 @@ type nodeFlags struct {
 	writeConfig bool
 	force       bool
 	v           fileConfig
+	prefillAge  time.Duration // --prefill-age; fileConfig's is a TOML duration
 }
 
 func newNodeCmd() *cobra.Command { return nodeCmd(&nodeFlags{v: defaultFileConfig()}) }
@@ -75,6 +77,7 @@ start puts them back in the pool.`,
 	fl.StringVar(&nf.v.ProducerKey, "producer-key", "", "authority key file (rumor genesis writes them): produce blocks in its slots")
 	fl.StringVar(&nf.v.BlockRelay, "block-relay", d.BlockRelay, "how this node announces blocks: compact, pull or push")
 	fl.StringVar(&nf.v.TxRelay, "tx-relay", d.TxRelay, "how this node gossips txs: announce (ids; peers pull bodies) or push (whole txs, the plain-GossipSub baseline)")
+	fl.DurationVar(&nf.prefillAge, "prefill-age", 0, "compact blocks carry whole the txs first seen here less than this ago (0 = automatic: 1.5 request round trips; negative = none but unannounced ones)")
 	fl.BoolVar(&nf.v.InMemory, "in-memory", false, "keep the chain in memory; nothing persists")
 	return cmd
 }
@@ -102,6 +105,7 @@ func applyNodeFlags(fs *pflag.FlagSet, nf *nodeFlags, fc *fileConfig) error {
 		"block-relay":   func() { fc.BlockRelay = nf.v.BlockRelay },
 		"tx-relay":      func() { fc.TxRelay = nf.v.TxRelay },
 		"in-memory":     func() { fc.InMemory = nf.v.InMemory },
+		"prefill-age":   func() { fc.PrefillAge = duration(nf.prefillAge) },
 	}
 	for name, apply := range set {
 		if fs.Changed(name) {
