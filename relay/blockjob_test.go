@@ -154,6 +154,15 @@ func ancestorChain(n int) map[ID]jobAncestor {
 
 var errBadSig = errors.New("bad signature")
 
+// badSecondAncestor is a walk whose first ancestor (9) is sound and whose
+// second (8) has a header that does not verify.
+func badSecondAncestor() map[ID]jobAncestor {
+	return map[ID]jobAncestor{
+		idOf(9): {block: []byte("b9"), info: HeaderInfo{ID: idOf(9), Parent: idOf(8)}},
+		idOf(8): {block: []byte("b8"), info: HeaderInfo{ID: idOf(8), Parent: idOf(7)}, err: errBadSig},
+	}
+}
+
 func TestBlockJobDecisions(t *testing.T) {
 	announced := HeaderInfo{ID: idOf(10), Parent: idOf(9), Height: 10}
 	lim := blockJobLimits{
@@ -369,10 +378,7 @@ func TestBlockJobDecisions(t *testing.T) {
 			name: "second ancestor's header does not verify: the walk stops there",
 			ann:  compactOfTest(4), lim: lim,
 			world: jobWorld{tip: 9, inPool: pooled, adds: []Verdict{Orphan}, stored: idOf(1),
-				ancestors: map[ID]jobAncestor{
-					idOf(9): {block: []byte("b9"), info: HeaderInfo{ID: idOf(9), Parent: idOf(8)}},
-					idOf(8): {block: []byte("b8"), info: HeaderInfo{ID: idOf(8), Parent: idOf(7)}, err: errBadSig},
-				}},
+				ancestors: badSecondAncestor()},
 			steps:   []blockStepKind{vh, tf, lk, as, add, an, fa, an, fa, end},
 			verdict: Orphan, added: 1,
 			penalties: []string{"a:invalid_block"},
@@ -548,10 +554,7 @@ func TestBlockJobWalkAsksTheBlocksSender(t *testing.T) {
 	w := jobWorld{tip: 9, inPool: map[int]bool{0: true, 1: true, 2: true, 3: true},
 		assembles: func([][]byte) bool { return false },
 		whole:     []byte("whole"), wholeFrom: "p2", adds: []Verdict{Orphan}, stored: idOf(1),
-		ancestors: map[ID]jobAncestor{
-			idOf(9): {block: []byte("b9"), info: HeaderInfo{ID: idOf(9), Parent: idOf(8)}},
-			idOf(8): {block: []byte("b8"), info: HeaderInfo{ID: idOf(8), Parent: idOf(7)}, err: errBadSig},
-		}}
+		ancestors: badSecondAncestor()}
 	lim := blockJobLimits{maxOrphanDepth: 3, maxAncestorBytes: 1000, maxBlockTxs: 8, maxTxBytes: 100, authenticates: true}
 	j := newBlockJob("a", []byte("header"), HeaderInfo{ID: idOf(10), Parent: idOf(9), Height: 10}, compactOfTest(4), lim)
 	tr := w.drive(t, j)
