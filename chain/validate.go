@@ -224,27 +224,6 @@ func (g *Genesis) checkBody(b *Block, verified func(Hash) bool) error {
 	return nil
 }
 
-// CheckBlockSigs checks the signatures of b's txs alone, skipping those whose
-// id verified reports true (nil: none), and returns the *RuleError of the
-// first that fails, or nil. It is the costly part of CheckBlockVerified and
-// needs no parent or state, so an importer can run it for several blocks
-// in parallel before serializing their commits, then pass a verified that
-// reports true for every tx of b.
-func (g *Genesis) CheckBlockSigs(b *Block, verified func(Hash) bool) error {
-	if b == nil {
-		return ruleErr(ReasonMalformed, "nil block")
-	}
-	for i, tx := range b.Txs {
-		if tx == nil {
-			return invalidTx(i, ruleErr(ReasonMalformed, "nil tx"))
-		}
-	}
-	if i := g.firstBadSig(b.Txs, b.TxIDs(), verified); i >= 0 {
-		return invalidTx(i, badSigErr(b.Txs[i]))
-	}
-	return nil
-}
-
 // sigBatch is how many signatures one batch check takes: the batch
 // equation's saving per signature levels off around 64 (measured here:
 // about 0.55x a single check at 64, 0.5x at 128).

@@ -295,35 +295,6 @@ func TestCheckBlockVerifiedSkipsKnownSignatures(t *testing.T) {
 	expect(t, g.CheckBody(nil, nil), ReasonMalformed)
 }
 
-// TestCheckBlockSigs: the signature pass alone finds what the whole check
-// would (the tx's index, the bad-signature reason) and honours verified.
-func TestCheckBlockSigs(t *testing.T) {
-	g := testGenesis(t)
-	gen := g.Block().Header
-	good := signedTx(1, 2, 5, 1, 0, nil)
-	forged := signedTx(0, 1, 5, 1, 0, nil)
-	forged.Sig[0] ^= 1
-	b := child(g, &gen, good, forged)
-	err := g.CheckBlockSigs(b, nil)
-	var re *RuleError
-	if !errors.As(err, &re) || re.Reason != ReasonInvalidTx || re.TxIndex != 1 {
-		t.Fatalf("forged tx at 1: %v", err)
-	}
-	wantReason(t, errors.Unwrap(err), ReasonBadSignature)
-	whole := g.CheckBlockVerified(b, &gen, testNow, nil)
-	if whole == nil || whole.Error() != err.Error() {
-		t.Fatalf("CheckBlockSigs %q, CheckBlockVerified %q", err, whole)
-	}
-	if err := g.CheckBlockSigs(b, func(id Hash) bool { return id == forged.ID() }); err != nil {
-		t.Fatalf("vouched-for tx checked: %v", err)
-	}
-	if err := g.CheckBlockSigs(child(g, &gen, good), nil); err != nil {
-		t.Fatalf("good block: %v", err)
-	}
-	expect(t, g.CheckBlockSigs(nil, nil), ReasonMalformed)
-	expect(t, g.CheckBlockSigs(&Block{Txs: []*Tx{nil}}, nil), ReasonInvalidTx)
-}
-
 // TestParallelSigCheckFindsLowestIndex checks that the fan-out over
 // goroutines reports the same tx as a sequential scan would.
 func TestParallelSigCheckFindsLowestIndex(t *testing.T) {
