@@ -276,6 +276,9 @@ func printFloors(w io.Writer, r *Report) {
 	if q := r.Ratios; q != nil {
 		fmt.Fprintf(w, "time to all / mesh floor: blocks p50 %.2fx p99 %.2fx; txs p50 %.2fx p99 %.2fx\n", q.BlockP50, q.BlockP99, q.TxP50, q.TxP99)
 	}
+	if q := r.RatiosOwnFloor; q != nil {
+		fmt.Fprintf(w, "time to all / each item's own mesh floor: blocks p50 %.2fx p99 %.2fx; txs p50 %.2fx p99 %.2fx\n", q.BlockP50, q.BlockP99, q.TxP50, q.TxP99)
+	}
 	if q := r.RatiosConn; q != nil {
 		fmt.Fprintf(w, "time to all / connection floor: blocks p50 %.2fx p99 %.2fx; txs p50 %.2fx p99 %.2fx\n", q.BlockP50, q.BlockP99, q.TxP50, q.TxP99)
 	}

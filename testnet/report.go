@@ -52,6 +52,11 @@ type Report struct {
 	TxFloorMs *float64 `json:"tx_floor_ms"`
 	// Ratios is time to all over the mesh floors; null without floors.
 	Ratios *Ratios `json:"ratios"`
+	// RatiosOwnFloor is each item's time to all over its own origin's
+	// mesh floor, p50 and p99 over the items: unlike Ratios, a proposer
+	// whose farthest node is a hop further than the median origin's does
+	// not count as a delay. Null without floors.
+	RatiosOwnFloor *Ratios `json:"ratios_own_floor"`
 	// RatiosConn is time to all over the connection-graph floor.
 	RatiosConn *Ratios `json:"ratios_conn"`
 	// Degree is the distribution of connections per node at the end of a
@@ -510,11 +515,14 @@ func Analyze(o *Observations) *Analysis {
 	var txFloors, blockFloors, connFloors []time.Duration
 	unreachable := 0
 	var txT2A, txArr []float64
+	var txOwn, blockOwn []float64 // time to all over the item's own mesh floor
 	noOrigin := 0
 	for _, tx := range o.Txs {
+		var own time.Duration
 		if floors != nil && o.TxMesh != nil {
 			if f, ok := floors.meshFloor(0, tx.Origin); ok {
 				txFloors = append(txFloors, f)
+				own = f
 			} else {
 				unreachable++
 			}
@@ -550,6 +558,9 @@ func Analyze(o *Observations) *Analysis {
 		if it.ReachedAll() {
 			r.Txs.ReachedAll++
 			txT2A = append(txT2A, it.TimeToAllMs())
+			if own > 0 {
+				txOwn = append(txOwn, it.TimeToAllMs()/msOf(own))
+			}
 		}
 		a.Txs = append(a.Txs, it)
 	}
@@ -580,9 +591,16 @@ func Analyze(o *Observations) *Analysis {
 		markRestarts(&it)
 		collect(&it, &blArr)
 		r.Blocks.Produced++
+		var own time.Duration
+		if floors != nil && o.BlockMesh != nil {
+			own, _ = floors.meshFloor(1, b.Origin)
+		}
 		if it.ReachedAll() {
 			r.Blocks.ReachedAll++
 			blT2A = append(blT2A, it.TimeToAllMs())
+			if own > 0 {
+				blockOwn = append(blockOwn, it.TimeToAllMs()/msOf(own))
+			}
 		}
 		if floors != nil {
 			if f, ok := floors.connFloor(b.Origin); ok {
@@ -623,6 +641,7 @@ func Analyze(o *Observations) *Analysis {
 	r.TxFloorMs = medianMs(txFloors)
 	r.Ratios = ratios(r, r.FloorMs, r.TxFloorMs)
 	r.RatiosConn = ratios(r, r.FloorConnMs, r.FloorConnMs)
+	r.RatiosOwnFloor = ownRatios(blockOwn, txOwn)
 	r.Probe = o.Probe
 	if o.Mode != ModeProcess && o.Graph != nil {
 		var degs []float64
@@ -704,6 +723,26 @@ func ratios(r *Report, block, tx *float64) *Ratios {
 		TxP99:    div(r.Txs.TimeToAllMs.P99, tx),
 	}
 }
+
+// ownRatios summarizes per-item ratios to their own floors (nil when no
+// item has one).
+func ownRatios(block, tx []float64) *Ratios {
+	if len(block) == 0 && len(tx) == 0 {
+		return nil
+	}
+	round := func(v float64) float64 { return math.Round(v*1000) / 1000 }
+	slices.Sort(block)
+	slices.Sort(tx)
+	return &Ratios{
+		BlockP50: round(Percentile(block, 50)),
+		BlockP99: round(Percentile(block, 99)),
+		TxP50:    round(Percentile(tx, 50)),
+		TxP99:    round(Percentile(tx, 99)),
+	}
+}
+
+// msOf is d in milliseconds.
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // collect appends the item's non-origin latencies to arr.
 func collect(it *ItemResult, arr *[]float64) {

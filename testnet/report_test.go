@@ -205,6 +205,12 @@ func TestAnalyzeCoverageAndLatencies(t *testing.T) {
 	if q := r.Ratios; q == nil || q.BlockP50 != r.Blocks.TimeToAllMs.P50/100 || q.TxP99 != math.Round(r.Txs.TimeToAllMs.P99/50*1000)/1000 {
 		t.Errorf("ratios %+v", q)
 	}
+	// Each item over its own origin's floor: tx1 (origin 0, floor 100 ms)
+	// 40 ms is 0.4x, where the median tx floor (50 ms) would say 0.8x; tx2
+	// (origin 1, floor 50 ms) 1099 ms; the block (origin 0) 100 / 100.
+	if q := r.RatiosOwnFloor; q == nil || q.TxP50 != 0.4 || q.TxP99 != 21.98 || q.BlockP50 != 1 || q.BlockP99 != 1 {
+		t.Errorf("ratios to own floors %+v", q)
+	}
 	if r.Bytes.PerNodeInMedian != 200 || r.Bytes.PerNodeOutMedian != 200 || r.Bytes.AnnounceBytes != 10 || r.Bytes.BodyBytes != 80 {
 		t.Errorf("bytes %+v", r.Bytes)
 	}
@@ -320,7 +326,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	}
 	sort.Strings(top)
 	check("top", top, "nodes", "mode", "block_relay", "tx_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
-		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_conn", "degree", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
+		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_own_floor", "ratios_conn", "degree", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms", "unconfirmed")
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")
