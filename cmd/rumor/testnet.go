@@ -206,9 +206,15 @@ func runVirtual(f func() error) {
 	os.Args = os.Args[:1] // testing parses the command line
 	match := func(string, string) (bool, error) { return true, nil }
 	testing.Main(match, []testing.InternalTest{{Name: "virtual-time-testnet", F: func(t *testing.T) {
-		var err error
-		synctest.Test(t, func(*testing.T) { err = f() })
-		os.Exit(exitCode(err))
+		synctest.Test(t, func(*testing.T) {
+			if err := f(); err != nil {
+				// Exit inside the bubble: a run that failed half-way may
+				// leave goroutines behind, and synctest would then panic
+				// on its way out and hide the error.
+				os.Exit(exitCode(err))
+			}
+		})
+		os.Exit(0)
 	}}}, nil, nil)
 	os.Exit(1) // not reached: testing.Main exits
 }
