@@ -19,6 +19,7 @@ import (
 	"github.com/rumor-relay/rumor/mempool"
 	"github.com/rumor-relay/rumor/peers"
 	"github.com/rumor-relay/rumor/relay"
+	"github.com/rumor-relay/rumor/relay/p2p"
 )
 
 // Defaults. Each names where its number comes from.
@@ -91,9 +92,20 @@ const (
 )
 
 // meshProtected is how many connections GossipSub can protect from the
-// connection manager at once: its mesh peers of our two topics, at most D_hi
-// each (GossipSub's tag tracer calls ConnManager.Protect for mesh peers).
+// connection manager at once with the default mesh degree: its mesh peers of
+// our two topics, at most D_hi each (GossipSub's tag tracer calls
+// ConnManager.Protect for mesh peers).
 var meshProtected = 2 * pubsub.DefaultGossipSubParams().Dhi
+
+// meshProtected is meshProtected for the config's MeshDegree (an invalid
+// degree counts as the default; Validate reports it).
+func (c *Config) meshProtected() int {
+	params, err := p2p.MeshParams(c.MeshDegree)
+	if err != nil {
+		return meshProtected
+	}
+	return 2 * params.Dhi
+}
 
 // maxBlockResponse is the largest answer the relay serves for rumor's own
 // chain: one maximal block plus per-item framing, what the relay's response
@@ -215,6 +227,10 @@ type Config struct {
 	// round trips), negative = only txs not yet announced. Shorter saves
 	// block bytes at the risk of a getblocktxn round trip at the far end.
 	PrefillAge time.Duration `toml:"prefill_age"`
+	// MeshDegree is GossipSub's D for both topics (p2p.MeshParams): 0 =
+	// GossipSub's default, 6; 3..8 otherwise. Lower costs fewer
+	// duplicate announcements and more hops.
+	MeshDegree int `toml:"mesh_degree"`
 	// Mempool configures the transaction pool. A relative PersistPath is
 	// taken inside DataDir; "" disables persistence.
 	Mempool mempool.Config `toml:"mempool"`
@@ -331,6 +347,9 @@ func (c *Config) Validate() error {
 			return configErr("genesis: %v", err)
 		}
 	}
+	if _, err := p2p.MeshParams(c.MeshDegree); err != nil {
+		return configErr("mesh_degree %d: want %d..%d, or 0 for GossipSub's default", c.MeshDegree, p2p.MinMeshDegree, p2p.MaxMeshDegree)
+	}
 	if c.TargetPeers == 0 {
 		c.TargetPeers = DefaultTargetPeers
 	}
@@ -338,7 +357,7 @@ func (c *Config) Validate() error {
 		c.ConnLowWater = DefaultConnLowWater
 	}
 	if c.ConnHighWater == 0 {
-		c.ConnHighWater = max(DefaultConnHighWater, c.ConnLowWater+meshProtected)
+		c.ConnHighWater = max(DefaultConnHighWater, c.ConnLowWater+c.meshProtected())
 	}
 	if c.ConnGracePeriod == 0 {
 		c.ConnGracePeriod = DefaultConnGracePeriod
@@ -390,9 +409,9 @@ func (c *Config) Validate() error {
 		return configErr("target_peers %d is negative", c.TargetPeers)
 	case c.ConnLowWater < 0 || c.ConnHighWater <= c.ConnLowWater:
 		return configErr("conn watermarks: want 0 <= low (%d) < high (%d)", c.ConnLowWater, c.ConnHighWater)
-	case c.ConnHighWater < c.ConnLowWater+meshProtected:
+	case c.ConnHighWater < c.ConnLowWater+c.meshProtected():
 		return configErr("conn_high_water %d < conn_low_water %d + %d: GossipSub protects up to %d mesh peers from trimming, so a trim could never get below the high watermark",
-			c.ConnHighWater, c.ConnLowWater, meshProtected, meshProtected)
+			c.ConnHighWater, c.ConnLowWater, c.meshProtected(), c.meshProtected())
 	case c.TargetPeers >= c.ConnHighWater:
 		return configErr("target_peers %d reaches conn_high_water %d: peer exchange would dial into trimming", c.TargetPeers, c.ConnHighWater)
 	case c.ConnGracePeriod < 0:

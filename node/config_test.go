@@ -49,6 +49,12 @@ func TestConfigValidate(t *testing.T) {
 		{"watermarks equal", func(c *Config) { c.ConnLowWater, c.ConnHighWater = 40, 40 }, "watermarks"},
 		{"high water below low plus mesh", func(c *Config) { c.ConnLowWater, c.ConnHighWater = 10, 16 }, "protects"},
 		{"high water at low plus mesh", func(c *Config) { c.ConnLowWater, c.ConnHighWater = 4, 4+meshProtected }, ""},
+		{"mesh degree 4", func(c *Config) { c.MeshDegree = 4 }, ""},
+		{"mesh degree 2", func(c *Config) { c.MeshDegree = 2 }, "mesh_degree"},
+		{"mesh degree 9", func(c *Config) { c.MeshDegree = 9 }, "mesh_degree"},
+		// Degree 8 protects 2 topics × 16 mesh peers: 4 + 24 is too few.
+		{"high water below low plus a wider mesh", func(c *Config) { c.MeshDegree, c.ConnLowWater, c.ConnHighWater = 8, 4, 4+meshProtected }, "protects"},
+		{"default watermarks fit the widest mesh", func(c *Config) { c.MeshDegree = 8 }, ""},
 		{"target reaches high water", func(c *Config) { c.TargetPeers = 64 }, "target_peers"},
 		{"target above low water", func(c *Config) { c.TargetPeers, c.ConnLowWater = 40, 20 }, ""},
 		{"negative target", func(c *Config) { c.TargetPeers = -1 }, "target_peers"},

@@ -406,6 +406,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	tr, err := p2p.New(n.host, p2p.Config{
 		MaxMessageSize: rcfg.MaxGossipMessageSize,
+		MeshDegree:     cfg.MeshDegree,
 		PubSubOptions:  psOpts,
 		Topics:         append([]string{rcfg.TxTopic(), rcfg.BlockTopic()}, n.opts.gossipTopics...),
 		// An RPC over the cap is over a protocol limit: an oversize frame.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rumor-relay/rumor/chain"
 	"github.com/rumor-relay/rumor/node"
+	"github.com/rumor-relay/rumor/relay/p2p"
 )
 
 // Modes of running a testnet.
@@ -106,6 +107,8 @@ type Config struct {
 	TxRelay string
 	// PrefillAge is the nodes' node.Config.PrefillAge (0: automatic).
 	PrefillAge time.Duration
+	// MeshDegree is the nodes' node.Config.MeshDegree (0: GossipSub's D).
+	MeshDegree int
 	// Latency is the one-way link latency injected in sim mode (ignored in
 	// process mode); with LatencyMax, the lowest.
 	Latency time.Duration
@@ -274,6 +277,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TxRelay != "" && !slices.Contains(txRelayModes, c.TxRelay) {
 		bad("tx relay must be one of %v, is %q", txRelayModes, c.TxRelay)
+	}
+	if _, err := p2p.MeshParams(c.MeshDegree); err != nil {
+		bad("mesh degree must be 0 (GossipSub's default) or in %d..%d, is %d", p2p.MinMeshDegree, p2p.MaxMeshDegree, c.MeshDegree)
 	}
 	if c.Latency < 0 || c.Bandwidth < 0 {
 		bad("latency and bandwidth must be >= 0")

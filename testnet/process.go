@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -185,6 +186,9 @@ func startProcesses(ctx context.Context, cfg *Config, g *chain.Genesis, dir stri
 		}
 		if cfg.PrefillAge != 0 {
 			args = append(args, "--prefill-age", cfg.PrefillAge.String())
+		}
+		if cfg.MeshDegree != 0 {
+			args = append(args, "--mesh-degree", strconv.Itoa(cfg.MeshDegree))
 		}
 		c, err := pc.spawn(i, nodeDir, args, false)
 		if err != nil {

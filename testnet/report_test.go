@@ -393,6 +393,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Mode = "cloud" },
 		func(c *Config) { c.BlockRelay = "flood" },
 		func(c *Config) { c.TxSize = 10 },
+		func(c *Config) { c.MeshDegree = 2 },
 		func(c *Config) { c.Authorities = c.Nodes + 1 },
 		func(c *Config) { c.TxRate = -1 },
 		func(c *Config) { c.Duration = 0 },

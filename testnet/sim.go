@@ -213,6 +213,7 @@ func startSim(ctx context.Context, cfg *Config, g *chain.Genesis) (*simCluster, 
 		nc.BlockRelay = relay.BlockMode(cfg.BlockRelay)
 		nc.TxRelay = relay.TxMode(cfg.txRelay())
 		nc.PrefillAge = cfg.PrefillAge
+		nc.MeshDegree = cfg.MeshDegree
 		for _, j := range rng.Perm(len(addrs))[:min(nboot, len(addrs))] {
 			nc.Bootstrap = append(nc.Bootstrap, addrs[j])
 		}

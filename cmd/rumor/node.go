@@ -78,6 +78,7 @@ start puts them back in the pool.`,
 	fl.StringVar(&nf.v.BlockRelay, "block-relay", d.BlockRelay, "how this node announces blocks: compact, pull or push")
 	fl.StringVar(&nf.v.TxRelay, "tx-relay", d.TxRelay, "how this node gossips txs: announce (ids; peers pull bodies) or push (whole txs, the plain-GossipSub baseline)")
 	fl.DurationVar(&nf.prefillAge, "prefill-age", 0, "compact blocks carry whole the txs first seen here less than this ago (0 = automatic: 1.5 request round trips; negative = none but unannounced ones)")
+	fl.IntVar(&nf.v.MeshDegree, "mesh-degree", 0, "GossipSub's D, the mesh peers per topic (0 = its default, 6; 3..8): lower means fewer duplicate announcements and more hops")
 	fl.BoolVar(&nf.v.InMemory, "in-memory", false, "keep the chain in memory; nothing persists")
 	return cmd
 }
@@ -106,6 +107,7 @@ func applyNodeFlags(fs *pflag.FlagSet, nf *nodeFlags, fc *fileConfig) error {
 		"tx-relay":      func() { fc.TxRelay = nf.v.TxRelay },
 		"in-memory":     func() { fc.InMemory = nf.v.InMemory },
 		"prefill-age":   func() { fc.PrefillAge = duration(nf.prefillAge) },
+		"mesh-degree":   func() { fc.MeshDegree = nf.v.MeshDegree },
 	}
 	for name, apply := range set {
 		if fs.Changed(name) {

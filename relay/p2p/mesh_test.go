@@ -117,3 +117,86 @@ func linkedMocknet(t *testing.T, n int, latency time.Duration) (mocknet.Mocknet,
 	}
 	return mn, mn.Hosts()
 }
+
+// TestMeshDegreeBoundsTheMesh: with Config.MeshDegree set, every node's
+// mesh stays within that degree's bounds (D-1..2D) on a fully connected
+// network where GossipSub's default (5..12 of 15 peers) would exceed them.
+func TestMeshDegreeBoundsTheMesh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, degree = 16, 3
+		mn, hosts := linkedMocknet(t, n, 10*time.Millisecond)
+		if err := mn.ConnectAllButSelf(); err != nil {
+			t.Fatal(err)
+		}
+		trs := make([]*Transport, n)
+		topics := make([]transport.Topic, n)
+		for i, h := range hosts {
+			tr, err := New(h, Config{MeshDegree: degree})
+			if err != nil {
+				t.Fatal(err)
+			}
+			trs[i] = tr
+			tp, err := tr.Join("/degree-test", transport.TopicConfig{Validate: func(context.Context, transport.PeerID, []byte) transport.Validation {
+				return transport.Accept
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			topics[i] = tp
+		}
+		time.Sleep(10 * time.Second) // ten heartbeats
+		sizes := make([]int, n)
+		for i, tp := range topics {
+			sizes[i] = len(tp.Mesh())
+		}
+		for i, s := range sizes {
+			if s < degree-1 || s > 2*degree {
+				t.Errorf("node %d: mesh of %d peers, want %d..%d (all sizes %v)", i, s, degree-1, 2*degree, sizes)
+			}
+		}
+		for _, tp := range topics {
+			_ = tp.Close()
+		}
+		for _, tr := range trs {
+			_ = tr.Close()
+		}
+		for _, h := range hosts {
+			_ = h.Close()
+		}
+	})
+}
+
+// TestMeshParams: every degree in range gives parameters GossipSub accepts,
+// in the proportions of its defaults; degrees out of range are refused.
+func TestMeshParams(t *testing.T) {
+	def, err := MeshParams(0)
+	if err != nil || def.D != 6 || def.Dlo != 5 || def.Dhi != 12 || def.Dout != 2 || def.Dlazy != GossipLazyPeers {
+		t.Fatalf("MeshParams(0) = D %d Dlo %d Dhi %d Dout %d Dlazy %d, %v; want GossipSub's defaults with Dlazy %d",
+			def.D, def.Dlo, def.Dhi, def.Dout, def.Dlazy, err, GossipLazyPeers)
+	}
+	p6, _ := MeshParams(6)
+	if p6.D != def.D || p6.Dlo != def.Dlo || p6.Dhi != def.Dhi || p6.Dout != def.Dout || p6.Dscore != def.Dscore {
+		t.Errorf("MeshParams(6) differs from GossipSub's defaults: %+v", p6)
+	}
+	_, hosts := linkedMocknet(t, MaxMeshDegree+1, 0)
+	for d := MinMeshDegree; d <= MaxMeshDegree; d++ {
+		p, err := MeshParams(d)
+		if err != nil || p.D != d {
+			t.Fatalf("MeshParams(%d): D %d, %v", d, p.D, err)
+		}
+		// GossipSub validates its parameters when it starts.
+		tr, err := New(hosts[d], Config{MeshDegree: d})
+		if err != nil {
+			t.Fatalf("degree %d: %v", d, err)
+		}
+		_ = tr.Close()
+	}
+	for _, d := range []int{-1, 1, 2, MaxMeshDegree + 1} {
+		if _, err := MeshParams(d); err == nil {
+			t.Errorf("MeshParams(%d) accepted", d)
+		}
+		if _, err := New(hosts[0], Config{MeshDegree: d}); err == nil {
+			t.Errorf("New with degree %d accepted", d)
+		}
+	}
+}
