@@ -95,6 +95,8 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 	switch req.(type) {
 	case *wire.GetBlock, *wire.GetBlockTxn:
 		r.stats.blockIn.Add(uint64(wire.FrameSize(len(data))))
+	case *wire.GetTxs:
+		r.stats.txBodyIn.Add(uint64(wire.FrameSize(len(data))))
 	}
 	switch {
 	case err == nil:

@@ -112,18 +112,31 @@ func TestTxPushMode(t *testing.T) {
 			}
 			waitPools(t, ctx, nodes, ids)
 			time.Sleep(time.Second) // duplicates land
-			var requests uint64
+			var requests, announced, bodies uint64
 			for _, nd := range nodes {
 				s := nd.r.Stats()
 				requests += s.Classes[classRequest].In
-				gossip[mode] += s.Classes[classAnnounce].In
+				announced += s.TxAnnounceBytesIn
+				bodies += s.TxBodyBytesIn
 				if offs := nd.offs.all(); len(offs) != 0 {
 					t.Fatalf("%s mode: offenses %v", mode, offs)
 				}
 			}
-			t.Logf("%-8s: gossip bytes in %d, request bytes in %d", mode, gossip[mode], requests)
+			// Pushed txs travel in the gossip; announced ones are fetched.
+			gossip[mode] = announced
+			if mode == TxPush {
+				gossip[mode] = bodies
+			}
+			t.Logf("%-8s: tx announcements in %d, tx bodies in %d, request bytes in %d", mode, announced, bodies, requests)
 			if (mode == TxPush) != (requests == 0) {
 				t.Fatalf("%s mode: %d request bytes", mode, requests)
+			}
+			if (mode == TxPush) != (announced == 0) {
+				t.Fatalf("%s mode: %d bytes of tx announcements", mode, announced)
+			}
+			// Every node but the origin received every body at least once.
+			if min := uint64((n - 1) * ntx * 250); bodies < min {
+				t.Fatalf("%s mode: %d bytes of tx bodies counted, want at least %d", mode, bodies, min)
 			}
 			for _, nd := range nodes {
 				_ = nd.r.Close()

@@ -106,12 +106,21 @@ func (o observer) GossipTraffic(in bool, wireBytes int, msgs []transport.Publish
 		}
 		payload += len(m.Data)
 		class := classAnnounce
-		if m.Topic == r.blockTopicName && len(m.Data) > 0 && m.Data[0] == wire.TagBlockPush {
+		pushed := len(m.Data) > 0 && (m.Topic == r.blockTopicName && m.Data[0] == wire.TagBlockPush ||
+			m.Topic == r.txTopicName && m.Data[0] == wire.TagTxPush)
+		if pushed {
 			class = classBody
 		}
 		r.noteGossipClass(in, class, len(m.Data))
-		if in && m.Topic == r.blockTopicName {
-			r.stats.blockIn.Add(uint64(len(m.Data)))
+		if in {
+			switch {
+			case m.Topic == r.blockTopicName:
+				r.stats.blockIn.Add(uint64(len(m.Data)))
+			case m.Topic == r.txTopicName && pushed:
+				r.stats.txBodyIn.Add(uint64(len(m.Data)))
+			case m.Topic == r.txTopicName:
+				r.stats.txAnnIn.Add(uint64(len(m.Data)))
+			}
 		}
 		if in {
 			r.stats.annIn.Add(1)

@@ -75,6 +75,15 @@ type Stats struct {
 	// included) and the responses to its block and getblocktxn requests
 	// (catch-up sync not included). It overlaps the byte classes.
 	BlockBytesIn uint64 `json:"block_bytes_in"`
+	// TxAnnounceBytesIn counts the payloads of tx announcements received
+	// (each copy), and TxBodyBytesIn the tx bodies received: responses to
+	// this node's tx requests and, in push mode, tx gossip payloads. The
+	// two say what announcing txs costs against what it fetches, apart
+	// from blocks (whose compact announcements carry prefilled txs) and
+	// from GossipSub framing, which is not split by topic. Both overlap
+	// the byte classes.
+	TxAnnounceBytesIn uint64 `json:"tx_announce_bytes_in"`
+	TxBodyBytesIn     uint64 `json:"tx_body_bytes_in"`
 	// Reconciliations counts reconciliation sessions this node ran that
 	// decoded; ReconcilePulled the txs they brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
@@ -101,6 +110,7 @@ type counters struct {
 	earlyForward, lateInvalid     atomic.Uint64
 	earlyTxForward                atomic.Uint64
 	blockIn                       atomic.Uint64
+	txAnnIn, txBodyIn             atomic.Uint64
 	reconciled, reconcilePulled   atomic.Uint64
 	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
@@ -127,6 +137,8 @@ func (c *counters) snapshot() Stats {
 		LateInvalidBlocks:      c.lateInvalid.Load(),
 		TxAnnouncementsEarly:   c.earlyTxForward.Load(),
 		BlockBytesIn:           c.blockIn.Load(),
+		TxAnnounceBytesIn:      c.txAnnIn.Load(),
+		TxBodyBytesIn:          c.txBodyIn.Load(),
 		Reconciliations:        c.reconciled.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}

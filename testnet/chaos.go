@@ -841,6 +841,8 @@ func addStats(a, b Stats) Stats {
 		ReconcileBytesIn: a.ReconcileBytesIn + b.ReconcileBytesIn,
 		OverheadBytesIn:  a.OverheadBytesIn + b.OverheadBytesIn,
 		BlockBytesIn:     a.BlockBytesIn + b.BlockBytesIn,
+		TxAnnounceIn:     a.TxAnnounceIn + b.TxAnnounceIn,
+		TxBodyIn:         a.TxBodyIn + b.TxBodyIn,
 		BodiesReceived:   a.BodiesReceived + b.BodiesReceived,
 		DuplicateBodies:  a.DuplicateBodies + b.DuplicateBodies,
 	}

@@ -349,6 +349,8 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		BodiesReceived  int64            `json:"bodies_received"`
 		DuplicateBodies int64            `json:"duplicate_bodies"`
 		BlockBytesIn    int64            `json:"block_bytes_in"`
+		TxAnnounceIn    int64            `json:"tx_announce_bytes_in"`
+		TxBodyIn        int64            `json:"tx_body_bytes_in"`
 		Classes         map[string]inOut `json:"classes"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -362,6 +364,8 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		ReconcileBytesIn: v.Classes["reconcile"].In,
 		OverheadBytesIn:  v.Classes["overhead"].In,
 		BlockBytesIn:     v.BlockBytesIn,
+		TxAnnounceIn:     v.TxAnnounceIn,
+		TxBodyIn:         v.TxBodyIn,
 		BodiesReceived:   v.BodiesReceived,
 		DuplicateBodies:  v.DuplicateBodies,
 	}, nil

@@ -202,6 +202,18 @@ type BytesReport struct {
 	// receive: block announcements (prefilled txs included) and block and
 	// getblocktxn responses, not GossipSub framing.
 	BlockPerNodeMedian float64 `json:"block_per_node_median"`
+	// TxAnnounceBytes is tx announcement payloads received and TxBodyBytes
+	// tx bodies received, summed over nodes: txs apart from blocks, whose
+	// compact announcements carry prefilled txs.
+	TxAnnounceBytes int64 `json:"tx_announce_bytes"`
+	TxBodyBytes     int64 `json:"tx_body_bytes"`
+	// TxAnnounceShare is TxAnnounceBytes over TxBodyBytes: what announcing
+	// txs costs against the bodies it fetches, without GossipSub's framing
+	// and control (not split by topic); TxAnnounceShareFramed adds all of
+	// GossipSub's framing and control, blocks' included, so the tx share
+	// with its envelopes lies between the two (0 without tx bodies).
+	TxAnnounceShare       float64 `json:"tx_announce_share"`
+	TxAnnounceShareFramed float64 `json:"tx_announce_share_framed"`
 }
 
 // Percentiles summarises a distribution in milliseconds. An empty
@@ -263,6 +275,8 @@ type Stats struct {
 	ReconcileBytesIn int64 // reconciliation bytes received
 	OverheadBytesIn  int64 // GossipSub framing and control received
 	BlockBytesIn     int64 // block announcements and block/getblocktxn responses received
+	TxAnnounceIn     int64 // tx announcement payloads received
+	TxBodyIn         int64 // tx bodies received (tx responses, pushed txs)
 	BodiesReceived   int64 // bodies received, duplicates included
 	DuplicateBodies  int64 // bodies received that were already held
 }
@@ -277,6 +291,8 @@ func (s Stats) Sub(o Stats) Stats {
 		ReconcileBytesIn: s.ReconcileBytesIn - o.ReconcileBytesIn,
 		OverheadBytesIn:  s.OverheadBytesIn - o.OverheadBytesIn,
 		BlockBytesIn:     s.BlockBytesIn - o.BlockBytesIn,
+		TxAnnounceIn:     s.TxAnnounceIn - o.TxAnnounceIn,
+		TxBodyIn:         s.TxBodyIn - o.TxBodyIn,
 		BodiesReceived:   s.BodiesReceived - o.BodiesReceived,
 		DuplicateBodies:  s.DuplicateBodies - o.DuplicateBodies,
 	}
@@ -689,7 +705,13 @@ func Analyze(o *Observations) *Analysis {
 		r.Bytes.BodyBytes += s.BodyBytesIn
 		r.Bytes.ReconcileBytes += s.ReconcileBytesIn
 		r.Bytes.GossipOverheadBytes += s.OverheadBytesIn
+		r.Bytes.TxAnnounceBytes += s.TxAnnounceIn
+		r.Bytes.TxBodyBytes += s.TxBodyIn
 		bodies += s.BodiesReceived
+	}
+	if b := float64(r.Bytes.TxBodyBytes); b > 0 {
+		r.Bytes.TxAnnounceShare = math.Round(float64(r.Bytes.TxAnnounceBytes)/b*1000) / 1000
+		r.Bytes.TxAnnounceShareFramed = math.Round(float64(r.Bytes.TxAnnounceBytes+r.Bytes.GossipOverheadBytes)/b*1000) / 1000
 	}
 	if r.Bytes.BodyBytes > 0 {
 		share := float64(r.Bytes.AnnounceBytes+r.Bytes.GossipOverheadBytes) / float64(r.Bytes.BodyBytes)
