@@ -79,16 +79,22 @@ func TestMeshIsWhereMessagesGo(t *testing.T) {
 				t.Errorf("node %d: Mesh() %v, sent to %v", i, short(mesh), short(got))
 			}
 		}
-		for _, tp := range topics {
-			_ = tp.Close()
-		}
-		for _, tr := range trs {
-			_ = tr.Close()
-		}
-		for _, h := range hosts {
-			_ = h.Close()
-		}
+		closeAll(topics, trs, hosts)
 	})
+}
+
+// closeAll closes topics, then transports, then hosts: inside a synctest
+// bubble nothing may outlive the test.
+func closeAll(topics []transport.Topic, trs []*Transport, hosts []host.Host) {
+	for _, tp := range topics {
+		_ = tp.Close()
+	}
+	for _, tr := range trs {
+		_ = tr.Close()
+	}
+	for _, h := range hosts {
+		_ = h.Close()
+	}
 }
 
 func short(ps []transport.PeerID) []string {
@@ -154,15 +160,7 @@ func TestMeshDegreeBoundsTheMesh(t *testing.T) {
 				t.Errorf("node %d: mesh of %d peers, want %d..%d (all sizes %v)", i, s, degree-1, 2*degree, sizes)
 			}
 		}
-		for _, tp := range topics {
-			_ = tp.Close()
-		}
-		for _, tr := range trs {
-			_ = tr.Close()
-		}
-		for _, h := range hosts {
-			_ = h.Close()
-		}
+		closeAll(topics, trs, hosts)
 	})
 }
 
