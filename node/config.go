@@ -35,13 +35,14 @@ const (
 
 	// DefaultConnLowWater and DefaultConnHighWater are the connection
 	// manager's watermarks. GossipSub keeps a mesh of D=6..D_hi=12 peers per
-	// topic, asks D_lazy=6 more for gossip, and body fetches fall back to
+	// topic by default (4..8 and 8..16 with MeshDegree), asks D_lazy more
+	// for gossip, and body fetches fall back to
 	// other announcers; 32 leaves room for all of that with spare for
 	// joining peers (Kubo keeps 32..96, Bitcoin Core 125 slots). GossipSub
 	// protects its mesh peers from trimming, and the connection manager keeps
 	// ConnLowWater unprotected peers besides, so a trim ends at up to
-	// 32 + 2×12 = 56 connections: the high watermark must clear that
-	// (Validate enforces low + meshProtected <= high). 64 does, and is
+	// 32 + 2×12 = 56 connections (64 at MeshDegree 8): the high watermark
+	// must clear that (Validate enforces low + 2×D_hi <= high). 64 does, and is
 	// libp2p's resource-manager base limit for inbound connections.
 	DefaultConnLowWater  = 32
 	DefaultConnHighWater = 64
@@ -54,7 +55,8 @@ const (
 	// DefaultTargetPeers is how many connections peer exchange dials towards:
 	// Bitcoin Core's 8 outbound full-relay peers; a random graph of degree 8
 	// has diameter 4 at 100 nodes (../shared/notes/anchors.md), and 8 > D=6
-	// leaves GossipSub a choice of mesh peers.
+	// leaves GossipSub a choice of mesh peers. With MeshDegree set, the
+	// target is at least MeshDegree+2, for the same reason.
 	DefaultTargetPeers = 8
 
 	// DefaultResourceMemory is the memory libp2p's resource manager scales its
@@ -97,8 +99,9 @@ const (
 // ConnManager.Protect for mesh peers).
 var meshProtected = 2 * pubsub.DefaultGossipSubParams().Dhi
 
-// meshProtected is meshProtected for the config's MeshDegree (an invalid
-// degree counts as the default; Validate reports it).
+// meshProtected is the package's meshProtected for the config's
+// MeshDegree: 2 topics × D_hi (an invalid degree counts as the default;
+// Validate reports it).
 func (c *Config) meshProtected() int {
 	params, err := p2p.MeshParams(c.MeshDegree)
 	if err != nil {
@@ -175,7 +178,8 @@ type Config struct {
 	// through trim/reconnect churn, where pex alone settles near TargetPeers.
 	GossipPeerExchange bool `toml:"gossip_peer_exchange"`
 	// TargetPeers is how many connections peer exchange dials towards.
-	// 0 = DefaultTargetPeers. Must be below ConnHighWater.
+	// 0 = DefaultTargetPeers; with MeshDegree set, at least MeshDegree+2.
+	// Must be below ConnHighWater.
 	TargetPeers int `toml:"target_peers"`
 	// ConnLowWater and ConnHighWater: when the node holds ConnHighWater
 	// connections or more, the connection manager closes the least useful
@@ -228,7 +232,7 @@ type Config struct {
 	// block bytes at the risk of a getblocktxn round trip at the far end.
 	PrefillAge time.Duration `toml:"prefill_age"`
 	// MeshDegree is GossipSub's D for both topics (p2p.MeshParams): 0 =
-	// GossipSub's default, 6; 3..8 otherwise. Lower costs fewer
+	// GossipSub's default, 6; 4..8 otherwise. Lower costs fewer
 	// duplicate announcements and more hops.
 	MeshDegree int `toml:"mesh_degree"`
 	// Mempool configures the transaction pool. A relative PersistPath is
@@ -352,6 +356,10 @@ func (c *Config) Validate() error {
 	}
 	if c.TargetPeers == 0 {
 		c.TargetPeers = DefaultTargetPeers
+	}
+	if c.MeshDegree > 0 {
+		// A mesh needs spare peers to choose from and to gossip to.
+		c.TargetPeers = max(c.TargetPeers, c.MeshDegree+2)
 	}
 	if c.ConnLowWater == 0 {
 		c.ConnLowWater = DefaultConnLowWater

@@ -55,6 +55,7 @@ func TestConfigValidate(t *testing.T) {
 		// Degree 8 protects 2 topics × 16 mesh peers: 4 + 24 is too few.
 		{"high water below low plus a wider mesh", func(c *Config) { c.MeshDegree, c.ConnLowWater, c.ConnHighWater = 8, 4, 4+meshProtected }, "protects"},
 		{"default watermarks fit the widest mesh", func(c *Config) { c.MeshDegree = 8 }, ""},
+		{"mesh degree 3", func(c *Config) { c.MeshDegree = 3 }, "mesh_degree"},
 		{"target reaches high water", func(c *Config) { c.TargetPeers = 64 }, "target_peers"},
 		{"target above low water", func(c *Config) { c.TargetPeers, c.ConnLowWater = 40, 20 }, ""},
 		{"negative target", func(c *Config) { c.TargetPeers = -1 }, "target_peers"},
@@ -174,6 +175,25 @@ func TestIsLoopbackAddr(t *testing.T) {
 	} {
 		if got := isLoopbackAddr(addr); got != want {
 			t.Errorf("isLoopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// TestConfigDefaultsFollowMeshDegree: the dial target and the high
+// watermark leave GossipSub spare peers beyond a wider mesh.
+func TestConfigDefaultsFollowMeshDegree(t *testing.T) {
+	for _, tc := range []struct{ degree, target, high int }{
+		{0, DefaultTargetPeers, DefaultConnHighWater},
+		{4, DefaultTargetPeers, DefaultConnHighWater},
+		{8, 10, DefaultConnHighWater},
+	} {
+		c := DefaultConfig() // TargetPeers as DefaultConfig sets it, as the CLI does
+		c.InMemory, c.MeshDegree = true, tc.degree
+		if err := c.Validate(); err != nil {
+			t.Fatalf("degree %d: %v", tc.degree, err)
+		}
+		if c.TargetPeers != tc.target || c.ConnHighWater != tc.high {
+			t.Errorf("degree %d: target %d high water %d, want %d and %d", tc.degree, c.TargetPeers, c.ConnHighWater, tc.target, tc.high)
 		}
 	}
 }

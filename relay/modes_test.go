@@ -135,8 +135,8 @@ func TestTxPushMode(t *testing.T) {
 				t.Fatalf("%s mode: %d bytes of tx announcements", mode, announced)
 			}
 			// Every node but the origin received every body at least once.
-			if min := uint64((n - 1) * ntx * 250); bodies < min {
-				t.Fatalf("%s mode: %d bytes of tx bodies counted, want at least %d", mode, bodies, min)
+			if least := uint64((n - 1) * ntx * 250); bodies < least {
+				t.Fatalf("%s mode: %d bytes of tx bodies counted, want at least %d", mode, bodies, least)
 			}
 			for _, nd := range nodes {
 				_ = nd.r.Close()

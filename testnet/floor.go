@@ -9,7 +9,7 @@ import (
 // Floors: how fast an item could possibly reach every node.
 //
 // GossipSub forwards a message only over each node's mesh for the topic
-// (D = 6..12 peers), the origin included: go-libp2p-pubsub v0.19 leaves
+// (D..2D peers: 6..12 by default, --mesh-degree), the origin included: go-libp2p-pubsub v0.19 leaves
 // flood publishing off unless WithFloodPublish turns it on, and rumor does
 // not (a node with flood publishing would send its own messages to every
 // connected subscriber; Floor's first argument models that). The mesh

@@ -217,7 +217,8 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		humanBytes(float64(r.Bytes.AnnounceBytes)), humanBytes(float64(r.Bytes.GossipOverheadBytes)),
 		100*r.Bytes.AnnounceShareOfBodies, humanBytes(float64(r.Bytes.BodyBytes)),
 		humanBytes(float64(r.Bytes.ReconcileBytes)))
-	if r.Bytes.TxBodyBytes > 0 {
+	// In tx push mode nothing is announced and the framing wraps bodies.
+	if r.Bytes.TxBodyBytes > 0 && r.Bytes.TxAnnounceBytes > 0 {
 		fmt.Fprintf(w, "txs alone: announcements %s received, %.0f%% of tx bodies %s (%.0f%% with all of GossipSub's framing and control, not split by topic)\n",
 			humanBytes(float64(r.Bytes.TxAnnounceBytes)), 100*r.Bytes.TxAnnounceShare, humanBytes(float64(r.Bytes.TxBodyBytes)), 100*r.Bytes.TxAnnounceShareFramed)
 	}

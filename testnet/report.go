@@ -23,6 +23,12 @@ type Report struct {
 	BlockRelay string `json:"block_relay"`
 	// TxRelay is the tx relay mode: "announce" or "push".
 	TxRelay string `json:"tx_relay"`
+	// MeshDegree is the nodes' GossipSub D when set (absent: GossipSub's
+	// default, 6).
+	MeshDegree int `json:"mesh_degree,omitempty"`
+	// PrefillAgeMs is the nodes' prefill age when set (absent: automatic;
+	// negative: only txs not yet announced).
+	PrefillAgeMs float64 `json:"prefill_age_ms,omitempty"`
 	// DurationS is how long the workload ran, in seconds.
 	DurationS float64 `json:"duration_s"`
 	// LatencyMs is the injected one-way link latency (0 in process mode).
@@ -329,6 +335,8 @@ type Observations struct {
 	Mode        string
 	BlockRelay  string
 	TxRelay     string
+	MeshDegree  int           // 0: GossipSub's default
+	PrefillAge  time.Duration // 0: automatic
 	Duration    time.Duration // workload length actually run
 	Latency     time.Duration // injected one-way link latency; 0 in process mode
 	Submitted   int
@@ -448,6 +456,8 @@ func Analyze(o *Observations) *Analysis {
 		Mode:         o.Mode,
 		BlockRelay:   o.BlockRelay,
 		TxRelay:      o.TxRelay,
+		MeshDegree:   o.MeshDegree,
+		PrefillAgeMs: roundUs(float64(o.PrefillAge) / float64(time.Millisecond)),
 		DurationS:    math.Round(o.Duration.Seconds()*1000) / 1000,
 		LatencyMs:    roundUs(float64(o.Latency) / float64(time.Millisecond)),
 		VirtualTime:  o.VirtualTime,

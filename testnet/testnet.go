@@ -255,6 +255,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Mode:        cfg.Mode,
 		BlockRelay:  cfg.BlockRelay,
 		TxRelay:     cfg.txRelay(),
+		MeshDegree:  cfg.MeshDegree,
+		PrefillAge:  cfg.PrefillAge,
 		Duration:    elapsed,
 		Submitted:   int(w.submitted.Load()),
 		Unconfirmed: unconfirmed,

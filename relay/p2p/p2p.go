@@ -107,12 +107,14 @@ const (
 	// measured on the same sim, framing and control fell from 101.5 to
 	// 89.3 MiB, times to all unchanged.
 	GossipLazyPeers = 2
-	// MinMeshDegree and MaxMeshDegree bound Config.MeshDegree. Below 3 a
-	// mesh is close to a ring, one lost peer from splitting. 8 is
+	// MinMeshDegree and MaxMeshDegree bound Config.MeshDegree. Below 4
+	// GossipSub keeps no outbound peers in its mesh (Dout must stay below
+	// D/2), its defence against a mesh taken over by inbound peers; at 2
+	// a mesh is close to a ring. 8 is
 	// Ethereum's consensus gossip degree; above it a node's two meshes
 	// (2 x Dhi = 4D peers) would no longer fit in the connections a node
 	// keeps by default besides its 32 others (node's watermarks, 64).
-	MinMeshDegree = 3
+	MinMeshDegree = 4
 	MaxMeshDegree = 8
 )
 
@@ -125,8 +127,9 @@ const (
 //
 // The degree trades bytes for hops: each announcement reaches a node
 // from about D mesh peers, and a mesh of lower degree is wider. Measured
-// on a 200-node sim (BENCHMARKS.md), D = 4 cut the gossip bytes received
-// by 39% and added one hop (50 ms) to the time to all.
+// on a 200-node sim with 50 ms links (BENCHMARKS.md), D = 4 cut the
+// gossip bytes received by 39% and made the mesh two links wider: 100 ms
+// more to reach every node.
 func MeshParams(d int) (pubsub.GossipSubParams, error) {
 	params := pubsub.DefaultGossipSubParams()
 	params.HistoryGossip = GossipHistory
@@ -163,7 +166,8 @@ type Config struct {
 	// MaxMessageSize is GossipSub's message size limit in bytes.
 	MaxMessageSize int
 	// MeshDegree is GossipSub's D, the peers each topic's mesh keeps (see
-	// MeshParams): 0 = GossipSub's default, 6.
+	// MeshParams): 0 = GossipSub's default, 6. A pubsub.WithGossipSubParams
+	// in PubSubOptions replaces all of these parameters, this one included.
 	MeshDegree int
 	// PubSubOptions are further GossipSub options (peer scoring, peer
 	// exchange, direct peers, parameters), applied after the transport's
