@@ -453,3 +453,25 @@ func TestAnalyzeCPU(t *testing.T) {
 		t.Fatalf("cpu %+v, want 1.5 s and %.1f µs per tx", r.CPU, want)
 	}
 }
+
+// TestReportRecordsNodeSettings: a run with --mesh-degree or --prefill-age
+// says so in report.json; a run without them carries neither key.
+func TestReportRecordsNodeSettings(t *testing.T) {
+	o := sampleObs()
+	o.MeshDegree, o.PrefillAge = 4, 50*time.Millisecond
+	b, err := json.Marshal(Analyze(o).Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if string(m["mesh_degree"]) != "4" || string(m["prefill_age_ms"]) != "50" {
+		t.Errorf("mesh_degree %s, prefill_age_ms %s; want 4 and 50", m["mesh_degree"], m["prefill_age_ms"])
+	}
+	b, _ = json.Marshal(Analyze(sampleObs()).Report)
+	if strings.Contains(string(b), "mesh_degree") || strings.Contains(string(b), "prefill_age_ms") {
+		t.Error("defaults must leave mesh_degree and prefill_age_ms out")
+	}
+}
