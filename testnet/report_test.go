@@ -299,14 +299,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	o := sampleObs()
 	o.Mode = ModeProcess
 	o.Errors = nil
-	b, err := json.Marshal(Analyze(o).Report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	m := reportJSON(t, o)
 	keysOf := func(raw json.RawMessage) []string {
 		var mm map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &mm); err != nil {
@@ -459,6 +452,22 @@ func TestAnalyzeCPU(t *testing.T) {
 func TestReportRecordsNodeSettings(t *testing.T) {
 	o := sampleObs()
 	o.MeshDegree, o.PrefillAge = 4, 50*time.Millisecond
+	m := reportJSON(t, o)
+	if string(m["mesh_degree"]) != "4" || string(m["prefill_age_ms"]) != "50" {
+		t.Errorf("mesh_degree %s, prefill_age_ms %s; want 4 and 50", m["mesh_degree"], m["prefill_age_ms"])
+	}
+	m = reportJSON(t, sampleObs())
+	if _, ok := m["mesh_degree"]; ok {
+		t.Error("defaults must leave mesh_degree out")
+	}
+	if _, ok := m["prefill_age_ms"]; ok {
+		t.Error("defaults must leave prefill_age_ms out")
+	}
+}
+
+// reportJSON is the top level of report.json for o's report.
+func reportJSON(t *testing.T, o *Observations) map[string]json.RawMessage {
+	t.Helper()
 	b, err := json.Marshal(Analyze(o).Report)
 	if err != nil {
 		t.Fatal(err)
@@ -467,11 +476,5 @@ func TestReportRecordsNodeSettings(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if string(m["mesh_degree"]) != "4" || string(m["prefill_age_ms"]) != "50" {
-		t.Errorf("mesh_degree %s, prefill_age_ms %s; want 4 and 50", m["mesh_degree"], m["prefill_age_ms"])
-	}
-	b, _ = json.Marshal(Analyze(sampleObs()).Report)
-	if strings.Contains(string(b), "mesh_degree") || strings.Contains(string(b), "prefill_age_ms") {
-		t.Error("defaults must leave mesh_degree and prefill_age_ms out")
-	}
+	return m
 }
