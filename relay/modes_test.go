@@ -112,11 +112,12 @@ func TestTxPushMode(t *testing.T) {
 			}
 			waitPools(t, ctx, nodes, ids)
 			time.Sleep(time.Second) // duplicates land
-			var requests, announced, bodies uint64
+			var requests, announced, enveloped, bodies uint64
 			for _, nd := range nodes {
 				s := nd.r.Stats()
 				requests += s.Classes[classRequest].In
 				announced += s.TxAnnounceBytesIn
+				enveloped += s.TxAnnounceWireBytesIn
 				bodies += s.TxBodyBytesIn
 				if offs := nd.offs.all(); len(offs) != 0 {
 					t.Fatalf("%s mode: offenses %v", mode, offs)
@@ -133,6 +134,10 @@ func TestTxPushMode(t *testing.T) {
 			}
 			if (mode == TxPush) != (announced == 0) {
 				t.Fatalf("%s mode: %d bytes of tx announcements", mode, announced)
+			}
+			// memnet counts memnet.EnvelopeBytes around every message.
+			if mode == TxAnnounce && enveloped <= announced {
+				t.Fatalf("tx announcements with envelopes %d, payloads %d", enveloped, announced)
 			}
 			// Every node but the origin received every body at least once.
 			if least := uint64((n - 1) * ntx * 250); bodies < least {

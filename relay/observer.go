@@ -120,6 +120,7 @@ func (o observer) GossipTraffic(in bool, wireBytes int, msgs []transport.Publish
 				r.stats.txBodyIn.Add(uint64(len(m.Data)))
 			case m.Topic == r.txTopicName:
 				r.stats.txAnnIn.Add(uint64(len(m.Data)))
+				r.stats.txAnnWire.Add(uint64(max(m.Wire, len(m.Data))))
 			}
 		}
 		if in {

@@ -84,6 +84,11 @@ type Stats struct {
 	// the byte classes.
 	TxAnnounceBytesIn uint64 `json:"tx_announce_bytes_in"`
 	TxBodyBytesIn     uint64 `json:"tx_body_bytes_in"`
+	// TxAnnounceWireBytesIn counts the same tx announcements as they came
+	// on the wire, each message's GossipSub envelope (topic name, field
+	// framing) included; control messages (IHAVE, IWANT, IDONTWANT) and
+	// the RPC's own framing are not split by topic and stay out.
+	TxAnnounceWireBytesIn uint64 `json:"tx_announce_wire_bytes_in"`
 	// Reconciliations counts reconciliation sessions this node ran that
 	// decoded; ReconcilePulled the txs they brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
@@ -110,7 +115,7 @@ type counters struct {
 	earlyForward, lateInvalid     atomic.Uint64
 	earlyTxForward                atomic.Uint64
 	blockIn                       atomic.Uint64
-	txAnnIn, txBodyIn             atomic.Uint64
+	txAnnIn, txBodyIn, txAnnWire  atomic.Uint64
 	reconciled, reconcilePulled   atomic.Uint64
 	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
@@ -139,6 +144,7 @@ func (c *counters) snapshot() Stats {
 		BlockBytesIn:           c.blockIn.Load(),
 		TxAnnounceBytesIn:      c.txAnnIn.Load(),
 		TxBodyBytesIn:          c.txBodyIn.Load(),
+		TxAnnounceWireBytesIn:  c.txAnnWire.Load(),
 		Reconciliations:        c.reconciled.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}

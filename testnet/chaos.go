@@ -843,6 +843,7 @@ func addStats(a, b Stats) Stats {
 		BlockBytesIn:     a.BlockBytesIn + b.BlockBytesIn,
 		TxAnnounceIn:     a.TxAnnounceIn + b.TxAnnounceIn,
 		TxBodyIn:         a.TxBodyIn + b.TxBodyIn,
+		TxAnnounceWireIn: a.TxAnnounceWireIn + b.TxAnnounceWireIn,
 		BodiesReceived:   a.BodiesReceived + b.BodiesReceived,
 		DuplicateBodies:  a.DuplicateBodies + b.DuplicateBodies,
 	}

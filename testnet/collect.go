@@ -351,6 +351,7 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		BlockBytesIn    int64            `json:"block_bytes_in"`
 		TxAnnounceIn    int64            `json:"tx_announce_bytes_in"`
 		TxBodyIn        int64            `json:"tx_body_bytes_in"`
+		TxAnnounceWire  int64            `json:"tx_announce_wire_bytes_in"`
 		Classes         map[string]inOut `json:"classes"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -366,6 +367,7 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		BlockBytesIn:     v.BlockBytesIn,
 		TxAnnounceIn:     v.TxAnnounceIn,
 		TxBodyIn:         v.TxBodyIn,
+		TxAnnounceWireIn: v.TxAnnounceWire,
 		BodiesReceived:   v.BodiesReceived,
 		DuplicateBodies:  v.DuplicateBodies,
 	}, nil

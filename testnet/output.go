@@ -219,8 +219,9 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 		humanBytes(float64(r.Bytes.ReconcileBytes)))
 	// In tx push mode nothing is announced and the framing wraps bodies.
 	if r.Bytes.TxBodyBytes > 0 && r.Bytes.TxAnnounceBytes > 0 {
-		fmt.Fprintf(w, "txs alone: announcements %s received, %.0f%% of tx bodies %s (%.0f%% with all of GossipSub's framing and control, not split by topic)\n",
-			humanBytes(float64(r.Bytes.TxAnnounceBytes)), 100*r.Bytes.TxAnnounceShare, humanBytes(float64(r.Bytes.TxBodyBytes)), 100*r.Bytes.TxAnnounceShareFramed)
+		fmt.Fprintf(w, "txs alone: announcements %s received, %.0f%% of tx bodies %s; %.0f%% with their envelopes; %.0f%% with all of GossipSub's framing and control (not split by topic)\n",
+			humanBytes(float64(r.Bytes.TxAnnounceBytes)), 100*r.Bytes.TxAnnounceShare, humanBytes(float64(r.Bytes.TxBodyBytes)),
+			100*r.Bytes.TxAnnounceShareEnveloped, 100*r.Bytes.TxAnnounceShareFramed)
 	}
 	fmt.Fprintf(w, "blocks per node (median): %s received (announcements, prefilled txs, block and getblocktxn answers)\n", humanBytes(r.Bytes.BlockPerNodeMedian))
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)

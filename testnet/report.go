@@ -213,13 +213,19 @@ type BytesReport struct {
 	// compact announcements carry prefilled txs.
 	TxAnnounceBytes int64 `json:"tx_announce_bytes"`
 	TxBodyBytes     int64 `json:"tx_body_bytes"`
+	// TxAnnounceWireBytes is the same announcements as they came on the
+	// wire, each GossipSub message's envelope included.
+	TxAnnounceWireBytes int64 `json:"tx_announce_wire_bytes"`
 	// TxAnnounceShare is TxAnnounceBytes over TxBodyBytes: what announcing
-	// txs costs against the bodies it fetches, without GossipSub's framing
-	// and control (not split by topic); TxAnnounceShareFramed adds all of
-	// GossipSub's framing and control, blocks' included, so the tx share
-	// with its envelopes lies between the two (0 without tx bodies).
-	TxAnnounceShare       float64 `json:"tx_announce_share"`
-	TxAnnounceShareFramed float64 `json:"tx_announce_share_framed"`
+	// txs costs against the bodies it fetches, payloads only;
+	// TxAnnounceShareEnveloped is TxAnnounceWireBytes over TxBodyBytes,
+	// envelopes included; TxAnnounceShareFramed adds all of GossipSub's
+	// framing and control, blocks' included (control is not split by
+	// topic), to the payloads: the tx share with control included lies
+	// between the last two. All 0 without tx bodies.
+	TxAnnounceShare          float64 `json:"tx_announce_share"`
+	TxAnnounceShareEnveloped float64 `json:"tx_announce_share_enveloped"`
+	TxAnnounceShareFramed    float64 `json:"tx_announce_share_framed"`
 }
 
 // Percentiles summarises a distribution in milliseconds. An empty
@@ -283,6 +289,7 @@ type Stats struct {
 	BlockBytesIn     int64 // block announcements and block/getblocktxn responses received
 	TxAnnounceIn     int64 // tx announcement payloads received
 	TxBodyIn         int64 // tx bodies received (tx responses, pushed txs)
+	TxAnnounceWireIn int64 // tx announcements received with their GossipSub envelopes
 	BodiesReceived   int64 // bodies received, duplicates included
 	DuplicateBodies  int64 // bodies received that were already held
 }
@@ -299,6 +306,7 @@ func (s Stats) Sub(o Stats) Stats {
 		BlockBytesIn:     s.BlockBytesIn - o.BlockBytesIn,
 		TxAnnounceIn:     s.TxAnnounceIn - o.TxAnnounceIn,
 		TxBodyIn:         s.TxBodyIn - o.TxBodyIn,
+		TxAnnounceWireIn: s.TxAnnounceWireIn - o.TxAnnounceWireIn,
 		BodiesReceived:   s.BodiesReceived - o.BodiesReceived,
 		DuplicateBodies:  s.DuplicateBodies - o.DuplicateBodies,
 	}
@@ -717,10 +725,12 @@ func Analyze(o *Observations) *Analysis {
 		r.Bytes.GossipOverheadBytes += s.OverheadBytesIn
 		r.Bytes.TxAnnounceBytes += s.TxAnnounceIn
 		r.Bytes.TxBodyBytes += s.TxBodyIn
+		r.Bytes.TxAnnounceWireBytes += s.TxAnnounceWireIn
 		bodies += s.BodiesReceived
 	}
 	if b := float64(r.Bytes.TxBodyBytes); b > 0 {
 		r.Bytes.TxAnnounceShare = math.Round(float64(r.Bytes.TxAnnounceBytes)/b*1000) / 1000
+		r.Bytes.TxAnnounceShareEnveloped = math.Round(float64(r.Bytes.TxAnnounceWireBytes)/b*1000) / 1000
 		r.Bytes.TxAnnounceShareFramed = math.Round(float64(r.Bytes.TxAnnounceBytes+r.Bytes.GossipOverheadBytes)/b*1000) / 1000
 	}
 	if r.Bytes.BodyBytes > 0 {

@@ -149,7 +149,7 @@ func sampleObs() *Observations {
 			{b0: base - 4_000_000, b1: base + 1_100_000},
 		},
 		Heads:     []HeadObs{{Height: 2, ID: b1}, {Height: 2, ID: b1}, {Height: 2, ID: b1}},
-		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, OverheadBytesIn: 10, BlockBytesIn: 30, TxAnnounceIn: 6, TxBodyIn: 40, BodiesReceived: 4}, {BytesIn: 200, BytesOut: 100, BlockBytesIn: 10, TxAnnounceIn: 4, TxBodyIn: 40, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BlockBytesIn: 20, BodiesReceived: 4}},
+		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, OverheadBytesIn: 10, BlockBytesIn: 30, TxAnnounceIn: 6, TxBodyIn: 40, TxAnnounceWireIn: 9, BodiesReceived: 4}, {BytesIn: 200, BytesOut: 100, BlockBytesIn: 10, TxAnnounceIn: 4, TxBodyIn: 40, TxAnnounceWireIn: 6, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BlockBytesIn: 20, BodiesReceived: 4}},
 		BodyItems: 4,
 		Graph:     [][]int{{1}, {0, 2}, {1}},
 		TxMesh:    [][]int{{1}, {0, 2}, {1}},
@@ -218,10 +218,13 @@ func TestAnalyzeCoverageAndLatencies(t *testing.T) {
 	if r.Bytes.GossipOverheadBytes != 10 || r.Bytes.AnnounceShareOfBodies != 0.25 {
 		t.Errorf("announce share: overhead %d, share %v, want 10, 0.25", r.Bytes.GossipOverheadBytes, r.Bytes.AnnounceShareOfBodies)
 	}
-	// Txs alone: 10 B of announcements over 80 B of tx bodies; with all
-	// 10 B of framing, 20 over 80.
+	// Txs alone: 10 B of announcements over 80 B of tx bodies; 15 B with
+	// their envelopes; with all 10 B of framing, 20 over 80.
 	if r.Bytes.TxAnnounceBytes != 10 || r.Bytes.TxBodyBytes != 80 || r.Bytes.TxAnnounceShare != 0.125 || r.Bytes.TxAnnounceShareFramed != 0.25 {
 		t.Errorf("tx share: %d / %d, %v framed %v; want 10 / 80, 0.125, 0.25", r.Bytes.TxAnnounceBytes, r.Bytes.TxBodyBytes, r.Bytes.TxAnnounceShare, r.Bytes.TxAnnounceShareFramed)
+	}
+	if r.Bytes.TxAnnounceWireBytes != 15 || r.Bytes.TxAnnounceShareEnveloped != 0.188 {
+		t.Errorf("tx announcements with envelopes %d, share %v; want 15, 0.188", r.Bytes.TxAnnounceWireBytes, r.Bytes.TxAnnounceShareEnveloped)
 	}
 	if r.Bytes.BlockPerNodeMedian != 20 {
 		t.Errorf("block bytes per node median %v, want 20", r.Bytes.BlockPerNodeMedian)
@@ -329,7 +332,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")
 	check("bytes", keysOf(m["bytes"]), "per_node_in_median", "per_node_out_median", "announce_bytes", "body_bytes", "reconcile_bytes", "gossip_overhead_bytes", "announce_share_of_bodies", "block_per_node_median",
-		"tx_announce_bytes", "tx_body_bytes", "tx_announce_share", "tx_announce_share_framed")
+		"tx_announce_bytes", "tx_body_bytes", "tx_announce_wire_bytes", "tx_announce_share", "tx_announce_share_enveloped", "tx_announce_share_framed")
 	var txs map[string]json.RawMessage
 	_ = json.Unmarshal(m["txs"], &txs)
 	check("percentiles", keysOf(txs["time_to_all_ms"]), "p50", "p90", "p99", "max")
@@ -356,12 +359,12 @@ func TestPayloadLenHitsTxSize(t *testing.T) {
 }
 
 func TestParseStats(t *testing.T) {
-	s, err := ParseStats(json.RawMessage(`{"bytes_in":10,"bytes_out":20,"bodies_received":2,"duplicate_bodies":1,"other":{"x":1},"tx_announce_bytes_in":4,"tx_body_bytes_in":6,
+	s, err := ParseStats(json.RawMessage(`{"bytes_in":10,"bytes_out":20,"bodies_received":2,"duplicate_bodies":1,"other":{"x":1},"tx_announce_bytes_in":4,"tx_body_bytes_in":6,"tx_announce_wire_bytes_in":5,
 		"classes":{"announce":{"in":3,"out":9},"body":{"in":7,"out":1},"overhead":{"in":5,"out":0}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Stats{BytesIn: 10, BytesOut: 20, AnnounceBytesIn: 3, BodyBytesIn: 7, OverheadBytesIn: 5, TxAnnounceIn: 4, TxBodyIn: 6, BodiesReceived: 2, DuplicateBodies: 1}
+	want := Stats{BytesIn: 10, BytesOut: 20, AnnounceBytesIn: 3, BodyBytesIn: 7, OverheadBytesIn: 5, TxAnnounceIn: 4, TxBodyIn: 6, TxAnnounceWireIn: 5, BodiesReceived: 2, DuplicateBodies: 1}
 	if s != want {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}

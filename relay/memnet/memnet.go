@@ -328,7 +328,7 @@ func (nd *Node) forward(topic string, id msgID, data []byte, skip transport.Peer
 			continue
 		}
 		if o := nd.obs(); o != nil {
-			o.GossipTraffic(false, len(data)+EnvelopeBytes, []transport.Published{{Topic: topic, Data: data}})
+			o.GossipTraffic(false, len(data)+EnvelopeBytes, []transport.Published{{Topic: topic, Data: data, Wire: len(data) + EnvelopeBytes}})
 		}
 		to := p
 		nd.net.spawn(func() {
@@ -348,7 +348,7 @@ func (nd *Node) receive(topic string, id msgID, data []byte, from transport.Peer
 	}
 	o := nd.obs()
 	if o != nil {
-		o.GossipTraffic(true, len(data)+EnvelopeBytes, []transport.Published{{Topic: topic, Data: data}})
+		o.GossipTraffic(true, len(data)+EnvelopeBytes, []transport.Published{{Topic: topic, Data: data, Wire: len(data) + EnvelopeBytes}})
 	}
 	if !nd.markSeen(id) {
 		if o != nil && from != nd.id {

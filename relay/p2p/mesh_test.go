@@ -205,3 +205,89 @@ func TestMeshParams(t *testing.T) {
 		}
 	}
 }
+
+// wireRecorder keeps the gossip traffic an observer is told of.
+type wireRecorder struct {
+	mu    sync.Mutex
+	units []wireUnit
+}
+
+type wireUnit struct {
+	wire int
+	msgs []transport.Published
+}
+
+func (r *wireRecorder) PeerConnected(transport.PeerID)             {}
+func (r *wireRecorder) PeerDisconnected(transport.PeerID)          {}
+func (r *wireRecorder) Duplicate(string, transport.PeerID, []byte) {}
+func (r *wireRecorder) MeshChanged(string, int)                    {}
+func (r *wireRecorder) GossipTraffic(in bool, n int, msgs []transport.Published) {
+	if !in {
+		return
+	}
+	r.mu.Lock()
+	r.units = append(r.units, wireUnit{n, slices.Clone(msgs)})
+	r.mu.Unlock()
+}
+
+// TestPublishedWireIsTheMessagesShare: each message reported in received
+// gossip says what it took of the RPC's bytes, envelope included: more
+// than its data and topic, at most the RPC, and all of an RPC that
+// carried nothing else.
+func TestPublishedWireIsTheMessagesShare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn, hosts := linkedMocknet(t, 2, 10*time.Millisecond)
+		if err := mn.ConnectAllButSelf(); err != nil {
+			t.Fatal(err)
+		}
+		trs := make([]*Transport, 2)
+		topics := make([]transport.Topic, 2)
+		for i, h := range hosts {
+			tr, err := New(h, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			trs[i] = tr
+			tp, err := tr.Join("/wire-test", transport.TopicConfig{Validate: func(context.Context, transport.PeerID, []byte) transport.Validation {
+				return transport.Accept
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			topics[i] = tp
+		}
+		rec := &wireRecorder{}
+		trs[1].Observe(rec)
+		time.Sleep(3 * time.Second) // the mesh forms
+		data := make([]byte, 300)   // a length whose varint takes two bytes
+		for i := range data {
+			data[i] = byte(i)
+		}
+		if err := topics[0].Publish(context.Background(), data); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		seen, alone := 0, false
+		for _, u := range rec.units {
+			for _, m := range u.msgs {
+				if string(m.Data) != string(data) {
+					continue
+				}
+				seen++
+				if m.Wire <= len(m.Data)+len(m.Topic) || m.Wire > u.wire {
+					t.Errorf("message of %d bytes on %q: wire %d, RPC %d", len(m.Data), m.Topic, m.Wire, u.wire)
+				}
+				alone = alone || (len(u.msgs) == 1 && m.Wire == u.wire)
+			}
+		}
+		if seen == 0 {
+			t.Fatal("the message was never reported")
+		}
+		if !alone {
+			t.Error("no RPC carrying only the message counted all of its bytes as the message's")
+		}
+		closeAll(topics, trs, hosts)
+	})
+}

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"math/bits"
 	"sync"
 	"time"
 
@@ -82,7 +83,11 @@ func (tr *tracer) traffic(rpc *pubsub.RPC, in bool) {
 	var msgs []transport.Published
 	for _, m := range rpc.GetPublish() {
 		if topic := m.GetTopic(); tr.joined(topic) {
-			msgs = append(msgs, transport.Published{Topic: topic, Data: m.GetData()})
+			// A message is field 2 of the RPC: one tag byte, its
+			// length as a varint, then its encoding.
+			n := proto.Size(m)
+			wire := 1 + (bits.Len64(uint64(n)|1)+6)/7 + n
+			msgs = append(msgs, transport.Published{Topic: topic, Data: m.GetData(), Wire: wire})
 		}
 	}
 	o.GossipTraffic(in, proto.Size(&rpc.RPC), msgs)

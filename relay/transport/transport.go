@@ -125,6 +125,10 @@ type RequestHandler func(from PeerID, read ReadRequest) (response []byte, sent f
 type Published struct {
 	Topic string
 	Data  []byte
+	// Wire is what the message took of its unit's wire bytes, its envelope
+	// (topic name, field framing) included; 0 when the transport cannot
+	// tell, and then taken as len(Data).
+	Wire int
 }
 
 // Observer receives what the transport sees, for fallback sources, sync and
