@@ -83,6 +83,29 @@ func TestMeshIsWhereMessagesGo(t *testing.T) {
 	})
 }
 
+// joinAll starts a transport with cfg on each host and joins topic on
+// each, accepting every message.
+func joinAll(t *testing.T, hosts []host.Host, cfg Config, topic string) ([]*Transport, []transport.Topic) {
+	t.Helper()
+	trs := make([]*Transport, len(hosts))
+	topics := make([]transport.Topic, len(hosts))
+	for i, h := range hosts {
+		tr, err := New(h, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs[i] = tr
+		tp, err := tr.Join(topic, transport.TopicConfig{Validate: func(context.Context, transport.PeerID, []byte) transport.Validation {
+			return transport.Accept
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics[i] = tp
+	}
+	return trs, topics
+}
+
 // closeAll closes topics, then transports, then hosts: inside a synctest
 // bubble nothing may outlive the test.
 func closeAll(topics []transport.Topic, trs []*Transport, hosts []host.Host) {
@@ -134,22 +157,7 @@ func TestMeshDegreeBoundsTheMesh(t *testing.T) {
 		if err := mn.ConnectAllButSelf(); err != nil {
 			t.Fatal(err)
 		}
-		trs := make([]*Transport, n)
-		topics := make([]transport.Topic, n)
-		for i, h := range hosts {
-			tr, err := New(h, Config{MeshDegree: degree})
-			if err != nil {
-				t.Fatal(err)
-			}
-			trs[i] = tr
-			tp, err := tr.Join("/degree-test", transport.TopicConfig{Validate: func(context.Context, transport.PeerID, []byte) transport.Validation {
-				return transport.Accept
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			topics[i] = tp
-		}
+		trs, topics := joinAll(t, hosts, Config{MeshDegree: degree}, "/degree-test")
 		time.Sleep(10 * time.Second) // ten heartbeats
 		sizes := make([]int, n)
 		for i, tp := range topics {
@@ -240,22 +248,7 @@ func TestPublishedWireIsTheMessagesShare(t *testing.T) {
 		if err := mn.ConnectAllButSelf(); err != nil {
 			t.Fatal(err)
 		}
-		trs := make([]*Transport, 2)
-		topics := make([]transport.Topic, 2)
-		for i, h := range hosts {
-			tr, err := New(h, Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			trs[i] = tr
-			tp, err := tr.Join("/wire-test", transport.TopicConfig{Validate: func(context.Context, transport.PeerID, []byte) transport.Validation {
-				return transport.Accept
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			topics[i] = tp
-		}
+		trs, topics := joinAll(t, hosts, Config{}, "/wire-test")
 		rec := &wireRecorder{}
 		trs[1].Observe(rec)
 		time.Sleep(3 * time.Second) // the mesh forms
