@@ -465,7 +465,7 @@ func Analyze(o *Observations) *Analysis {
 		BlockRelay:   o.BlockRelay,
 		TxRelay:      o.TxRelay,
 		MeshDegree:   o.MeshDegree,
-		PrefillAgeMs: roundUs(float64(o.PrefillAge) / float64(time.Millisecond)),
+		PrefillAgeMs: roundUs(ms(o.PrefillAge)),
 		DurationS:    math.Round(o.Duration.Seconds()*1000) / 1000,
 		LatencyMs:    roundUs(float64(o.Latency) / float64(time.Millisecond)),
 		VirtualTime:  o.VirtualTime,
@@ -593,7 +593,7 @@ func Analyze(o *Observations) *Analysis {
 			r.Txs.ReachedAll++
 			txT2A = append(txT2A, it.TimeToAllMs())
 			if own > 0 {
-				txOwn = append(txOwn, it.TimeToAllMs()/msOf(own))
+				txOwn = append(txOwn, it.TimeToAllMs()/ms(own))
 			}
 		}
 		a.Txs = append(a.Txs, it)
@@ -633,7 +633,7 @@ func Analyze(o *Observations) *Analysis {
 			r.Blocks.ReachedAll++
 			blT2A = append(blT2A, it.TimeToAllMs())
 			if own > 0 {
-				blockOwn = append(blockOwn, it.TimeToAllMs()/msOf(own))
+				blockOwn = append(blockOwn, it.TimeToAllMs()/ms(own))
 			}
 		}
 		if floors != nil {
@@ -782,9 +782,6 @@ func ownRatios(block, tx []float64) *Ratios {
 		TxP99:    round(Percentile(tx, 99)),
 	}
 }
-
-// msOf is d in milliseconds.
-func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // collect appends the item's non-origin latencies to arr.
 func collect(it *ItemResult, arr *[]float64) {
