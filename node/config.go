@@ -99,10 +99,10 @@ const (
 // ConnManager.Protect for mesh peers).
 var meshProtected = 2 * pubsub.DefaultGossipSubParams().Dhi
 
-// meshProtected is the package's meshProtected for the config's
-// MeshDegree: 2 topics × D_hi (an invalid degree counts as the default;
-// Validate reports it).
-func (c *Config) meshProtected() int {
+// protectedMeshPeers is meshProtected for the config's MeshDegree:
+// 2 topics × D_hi (an invalid degree counts as the default; Validate
+// reports it).
+func (c *Config) protectedMeshPeers() int {
 	params, err := p2p.MeshParams(c.MeshDegree)
 	if err != nil {
 		return meshProtected
@@ -364,8 +364,9 @@ func (c *Config) Validate() error {
 	if c.ConnLowWater == 0 {
 		c.ConnLowWater = DefaultConnLowWater
 	}
+	protected := c.protectedMeshPeers()
 	if c.ConnHighWater == 0 {
-		c.ConnHighWater = max(DefaultConnHighWater, c.ConnLowWater+c.meshProtected())
+		c.ConnHighWater = max(DefaultConnHighWater, c.ConnLowWater+protected)
 	}
 	if c.ConnGracePeriod == 0 {
 		c.ConnGracePeriod = DefaultConnGracePeriod
@@ -417,9 +418,9 @@ func (c *Config) Validate() error {
 		return configErr("target_peers %d is negative", c.TargetPeers)
 	case c.ConnLowWater < 0 || c.ConnHighWater <= c.ConnLowWater:
 		return configErr("conn watermarks: want 0 <= low (%d) < high (%d)", c.ConnLowWater, c.ConnHighWater)
-	case c.ConnHighWater < c.ConnLowWater+c.meshProtected():
+	case c.ConnHighWater < c.ConnLowWater+protected:
 		return configErr("conn_high_water %d < conn_low_water %d + %d: GossipSub protects up to %d mesh peers from trimming, so a trim could never get below the high watermark",
-			c.ConnHighWater, c.ConnLowWater, c.meshProtected(), c.meshProtected())
+			c.ConnHighWater, c.ConnLowWater, protected, protected)
 	case c.TargetPeers >= c.ConnHighWater:
 		return configErr("target_peers %d reaches conn_high_water %d: peer exchange would dial into trimming", c.TargetPeers, c.ConnHighWater)
 	case c.ConnGracePeriod < 0:
