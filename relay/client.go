@@ -95,7 +95,7 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 	switch req.(type) {
 	case *wire.GetBlock, *wire.GetBlockTxn:
 		r.stats.blockIn.Add(uint64(wire.FrameSize(len(data))))
-	case *wire.GetTxs:
+	case *wire.GetTxs, *wire.GetTxsByPrefix:
 		r.stats.txBodyIn.Add(uint64(wire.FrameSize(len(data))))
 	}
 	switch {
@@ -117,11 +117,15 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 	if e, ok := resp.(*wire.Error); ok {
 		return nil, fmt.Errorf("%w: %s", ErrRefused, e.Code)
 	}
-	if resp.Tag() != req.Tag()|0x80 {
+	want := req.Tag() | 0x80
+	if req.Tag() == wire.TagGetTxsByPrefix {
+		want = wire.TagTxs // answered like GetTxs
+	}
+	if resp.Tag() != want {
 		return nil, badResponse(OffenseMalformed, "answer %#x to request %#x", resp.Tag(), req.Tag())
 	}
 	switch req.(type) {
-	case *wire.GetTip, *wire.GetTxs:
+	case *wire.GetTip, *wire.GetTxs, *wire.GetTxsByPrefix:
 		// Small answers: their round trips are the links' (sync asks
 		// every new peer for its tip, so there are samples before the
 		// first tx). Refusals (busy after a cut-through wait) are not.
@@ -135,18 +139,32 @@ func (r *Relay) requestClass(ctx context.Context, p PeerID, req wire.Request, ma
 // it; an answer shorter than ids was cut at p's response size limit (ask
 // again for the rest). Bodies are not checked against their ids.
 func (r *Relay) RequestTxs(ctx context.Context, p PeerID, ids []ID) ([][]byte, error) {
-	resp, err := r.request(ctx, p, &wire.GetTxs{IDs: ids}, r.cfg.maxTxsResponseFrame(), true)
+	return r.requestTxBodies(ctx, p, &wire.GetTxs{IDs: ids}, len(ids))
+}
+
+// requestTxBodies sends a request for n tx bodies and checks the Txs
+// answer's shape: no more bodies than asked, none over the chain's limit.
+func (r *Relay) requestTxBodies(ctx context.Context, p PeerID, req wire.Request, n int) ([][]byte, error) {
+	resp, err := r.request(ctx, p, req, r.cfg.maxTxsResponseFrame(), true)
 	if err != nil {
 		return nil, err
 	}
 	txs := resp.(*wire.Txs)
-	if len(txs.Bodies) > len(ids) {
-		return nil, badResponse(OffenseUnrequested, "%d bodies for %d ids", len(txs.Bodies), len(ids))
+	if len(txs.Bodies) > n {
+		return nil, badResponse(OffenseUnrequested, "%d bodies for %d asked", len(txs.Bodies), n)
 	}
 	if err := overLimit(txs.Bodies, r.cfg.MaxTxBytes, "tx"); err != nil {
 		return nil, err
 	}
 	return txs.Bodies, nil
+}
+
+// RequestTxsByPrefix asks p for transaction bodies by the prefixes of their
+// ids it announced (link mode, at most wire.MaxTxsPerRequest); the answer
+// is read as RequestTxs reads one. Bodies are not checked against the
+// prefixes.
+func (r *Relay) RequestTxsByPrefix(ctx context.Context, p PeerID, prefixes []uint64) ([][]byte, error) {
+	return r.requestTxBodies(ctx, p, &wire.GetTxsByPrefix{Prefixes: prefixes}, len(prefixes))
 }
 
 // RequestBlock asks p for a whole block by id; nil when p does not hold it.

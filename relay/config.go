@@ -53,6 +53,11 @@ const (
 	// GossipSub alone would: one hop per link latency, each body received
 	// once per mesh peer. The baseline announce mode is measured against.
 	TxPush TxMode = "push"
+	// TxLink announces 8-byte id prefixes per link, to each tx mesh peer
+	// that does not know them yet, outside GossipSub (txlink.go); receivers
+	// fetch by prefix. It needs a transport that is a
+	// transport.Messenger (relay/p2p and relay/memnet are).
+	TxLink TxMode = "link"
 )
 
 // ParseTxMode parses a tx mode name; "" means TxAnnounce.
@@ -60,10 +65,10 @@ func ParseTxMode(s string) (TxMode, error) {
 	switch m := TxMode(strings.ToLower(strings.TrimSpace(s))); m {
 	case "":
 		return TxAnnounce, nil
-	case TxAnnounce, TxPush:
+	case TxAnnounce, TxPush, TxLink:
 		return m, nil
 	}
-	return "", fmt.Errorf("relay: unknown tx mode %q (want announce or push)", s)
+	return "", fmt.Errorf("relay: unknown tx mode %q (want announce, push or link)", s)
 }
 
 // Defaults of Config. Each says where its number comes from.
@@ -239,9 +244,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("block mode %q: want compact, pull or push", c.BlockMode))
 	}
 	switch c.TxMode {
-	case "", TxAnnounce, TxPush: // exact: the publisher compares it as is
+	case "", TxAnnounce, TxPush, TxLink: // exact: the publisher compares it as is
 	default:
-		errs = append(errs, fmt.Errorf("tx mode %q: want announce or push", c.TxMode))
+		errs = append(errs, fmt.Errorf("tx mode %q: want announce, push or link", c.TxMode))
 	}
 	if c.TxBatchWindow <= 0 || c.TxBatchWindow > 10*time.Second {
 		errs = append(errs, fmt.Errorf("tx batch window %v: want (0, 10s]", c.TxBatchWindow))
@@ -359,6 +364,10 @@ func (c Config) topicTag() string {
 // neither gossip nor sync with each other, so no block one era accepts
 // and the other refuses ever crosses between them.
 func (c Config) RequestProtocol() string { return "/rumor/" + c.ChainID + "/req/2.0.0" }
+
+// TxLinkProtocol names the stream protocol of link-mode tx inventory
+// (wire.TxSeen messages, txlink.go).
+func (c Config) TxLinkProtocol() string { return "/rumor/" + c.ChainID + "/txlink/1.0.0" }
 
 // pendingServeWait is how long a request for something this node forwarded
 // before holding it waits: PendingServeWait, or half FetchTimeout when that

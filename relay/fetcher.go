@@ -184,7 +184,7 @@ func (f *fetcher) exec(ctx context.Context, rq *fetchReq) {
 	rctx, cancel := context.WithDeadline(ctx, rq.deadline)
 	var res []itemResult
 	switch rq.kind {
-	case kindTx:
+	case kindTx, kindTxShort:
 		res = f.execTxs(rctx, rq)
 	case kindBlock:
 		res = []itemResult{f.execBlock(rctx, rq)}
@@ -240,15 +240,29 @@ func fill(keys []fetchKey, st status) []itemResult {
 	return out
 }
 
-// execTxs fetches a batch of txs, checks each body against its id and hands
-// it to the pool.
+// execTxs fetches a batch of txs (by id, or by id prefix in link mode),
+// checks each body against its id or prefix and hands it to the pool.
 func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 	r := f.r
 	ids := make([]ID, len(rq.keys))
 	for i, k := range rq.keys {
 		ids[i] = k.id
 	}
-	bodies, err := r.RequestTxs(ctx, rq.peer, ids)
+	var (
+		bodies [][]byte
+		full   []ID // kindTxShort: each body's id, as the checks found it
+		err    error
+	)
+	if rq.kind == kindTxShort {
+		prefixes := make([]uint64, len(ids))
+		for i, id := range ids {
+			prefixes[i] = wire.TxPrefix(id)
+		}
+		bodies, err = r.RequestTxsByPrefix(ctx, rq.peer, prefixes)
+		full = make([]ID, len(ids))
+	} else {
+		bodies, err = r.RequestTxs(ctx, rq.peer, ids)
+	}
 	if err != nil {
 		return fill(rq.keys, errStatus(err))
 	}
@@ -268,6 +282,14 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 		switch b := bodies[i]; {
 		case b == nil:
 			out[i].status = stNotFound
+		case full != nil:
+			id, err := r.pool.TxID(b)
+			if err != nil || wire.TxPrefix(id) != wire.TxPrefix(k.id) {
+				out[i].status = stMismatch
+				continue
+			}
+			full[i] = id
+			take = append(take, i)
 		case !r.txMatches(b, k.id):
 			out[i].status = stMismatch
 		default:
@@ -277,6 +299,10 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 	took := r.addTxBodies(len(take), func(k int) []byte { return bodies[take[k]] })
 	for k, i := range take {
 		id := rq.keys[i].id
+		if full != nil {
+			id = full[i]
+			out[i].id = id
+		}
 		res := took[k]
 		r.tookTxBody(id, res.Verdict)
 		out[i].verdict, out[i].err, out[i].status = res.Verdict, res.Err, stOK
@@ -327,6 +353,11 @@ func (r *Relay) tookTxBody(id ID, v Verdict) {
 	r.noteBody("tx", v == Known)
 	if v == Accepted {
 		r.seen.record(id, r.now())
+		if r.cfg.TxMode == TxLink {
+			// Nothing forwards it for us (GossipSub does in announce
+			// mode): tell the mesh peers in the next batch.
+			r.batch.add(r.ctx, id)
+		}
 	}
 }
 

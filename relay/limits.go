@@ -120,6 +120,15 @@ const (
 	// that fetches from us a longer path. 20 ms is above loopback and LAN
 	// round trips under load and below those between regions (50-200 ms).
 	DefaultTxCutThroughMinRTT = 20 * time.Millisecond
+	// MaxLinkPeers is how many peers link-mode tx relay (txlink.go)
+	// remembers per tx, one bit each: a node announces to its tx mesh
+	// (GossipSub's Dhi is 16 at the largest mesh degree) and hears from
+	// the peers whose meshes it is in; 64 covers both with room to spare.
+	MaxLinkPeers = 64
+	// MaxLinkIDs bounds the link-mode prefix table: 2^17 txs, 43 minutes
+	// of 50 tx/s and over two minutes of 1000 tx/s, far longer than a tx
+	// takes to cross the network; about 12 MB when full.
+	MaxLinkIDs = 1 << 17
 )
 
 // importSlots is a counting semaphore with a non-blocking acquire.

@@ -35,8 +35,9 @@ func (o observer) PeerConnected(p transport.PeerID) {
 	}
 }
 
-// PeerDisconnected tells sync the peer is gone.
+// PeerDisconnected tells sync and the link table the peer is gone.
 func (o observer) PeerDisconnected(p transport.PeerID) {
+	o.r.dropLinkPeer(p)
 	if o.r.sync != nil {
 		o.r.sync.RemovePeer(p)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rumor-relay/rumor/relay/syncer"
 	"github.com/rumor-relay/rumor/relay/transport"
+	"github.com/rumor-relay/rumor/relay/wire"
 )
 
 var log = golog.Logger("rumor/relay")
@@ -57,10 +58,17 @@ type Relay struct {
 	// txFlight names their ids; offenders keeps peers that offended
 	// recently on the fetch-first path (txcut.go).
 	txImports *peerSlots
-	txFlight  txFlight
-	offenders offenders
-	rtt       rttSamples // recent tip and tx request round trips (prefill age, tx cut-through gate)
-	rejects   recentRejects
+	// messenger is the transport's one-way message side (nil when it has
+	// none); links the link-mode tx inventory and linkFetches its fetches
+	// under way per announcer (txlink.go).
+	messenger   transport.Messenger
+	linkProto   string
+	links       txLinks
+	linkFetches *peerSlots
+	txFlight    txFlight
+	offenders   offenders
+	rtt         rttSamples // recent tip and tx request round trips (prefill age, tx cut-through gate)
+	rejects     recentRejects
 	// Reconciliation state per peer (reconcile.go), bounded by
 	// MaxReconcilePeers and pruned to the connected peers each round.
 	reconMu   sync.Mutex
@@ -165,8 +173,13 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 	if o.log == nil {
 		o.log = log
 	}
+	messenger, _ := tr.(transport.Messenger)
+	if cfg.TxMode == TxLink && messenger == nil {
+		return nil, errors.New("relay: tx mode link needs a transport that is a transport.Messenger")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Relay{
+		messenger:      messenger,
 		cfg:            cfg,
 		tr:             tr,
 		self:           tr.Self(),
@@ -188,6 +201,9 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		limiter:        newPeerSlots(MaxServePerPeer, MaxServeTotal),
 		imports:        make(importSlots, MaxBlockImports),
 		txImports:      newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
+		linkFetches:    newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
+		linkProto:      cfg.TxLinkProtocol(),
+		links:          txLinks{t: newLinkTable(MaxLinkIDs)},
 		upload:         cfg.uploadLimiter(),
 		reconDiff:      make(map[PeerID]int),
 		reconLast:      make(map[PeerID]time.Time),
@@ -245,6 +261,10 @@ func (r *Relay) Start(ctx context.Context) error {
 	}
 	r.tr.Observe(observer{r})
 	r.tr.Serve(r.proto, r.handleRequest)
+	if r.messenger != nil {
+		// Whatever this node's own mode: peers in link mode announce to it.
+		r.messenger.Receive(r.linkProto, wire.MaxTxSeenBytes, r.onTxSeen)
+	}
 	if r.sync != nil {
 		if err := r.sync.Start(r.ctx); err != nil {
 			r.cancel()
@@ -271,6 +291,9 @@ func (r *Relay) Close() error {
 	if r.started.Load() {
 		r.tr.Serve(r.proto, nil)
 		r.tr.Observe(nil)
+		if r.messenger != nil {
+			r.messenger.Receive(r.linkProto, 0, nil)
+		}
 	}
 	for _, t := range []transport.Topic{r.txTopic, r.blockTopic} {
 		if t != nil {

@@ -31,7 +31,14 @@ const (
 	kindTx       fetchKind = iota + 1 // a tx by id: GetTxs, batched
 	kindBlock                         // a whole block by id: GetBlock
 	kindBlockTxn                      // missing txs of a block: GetBlockTxn
+	kindTxShort                       // a tx by id prefix (link mode): GetTxsByPrefix, batched; keyed by prefixKey
 )
+
+// batched reports whether items of the kind share requests.
+func (k fetchKind) batched() bool { return k == kindTx || k == kindTxShort }
+
+// isTx reports whether the kind fetches txs into the pool.
+func (k fetchKind) isTx() bool { return k == kindTx || k == kindTxShort }
 
 // String names the kind for logs and metric labels.
 func (k fetchKind) String() string {
@@ -42,6 +49,8 @@ func (k fetchKind) String() string {
 		return "block"
 	case kindBlockTxn:
 		return "blocktxn"
+	case kindTxShort:
+		return "txprefix"
 	}
 	return "unknown"
 }
@@ -79,7 +88,7 @@ func (s status) String() string {
 func offenseOf(k fetchKind, s status) (Offense, bool) {
 	switch s {
 	case stInvalid:
-		if k == kindTx {
+		if k.isTx() {
 			return OffenseInvalidTx, true
 		}
 		return OffenseInvalidBlock, true
@@ -104,7 +113,8 @@ type itemResult struct {
 	key     fetchKey
 	status  status
 	from    PeerID  // the peer that served it (stOK, stInvalid) or failed last
-	verdict Verdict // kindTx: what the pool said of the body
+	verdict Verdict // kindTx, kindTxShort: what the pool said of the body
+	id      ID      // kindTxShort: the full id of the body delivered
 	err     error
 	block   []byte   // kindBlock: the block
 	bodies  [][]byte // kindBlockTxn: the requested txs in request order
@@ -317,7 +327,11 @@ func (s *sched) schedule(now time.Time) []*fetchReq {
 		return nil
 	}
 	var out []*fetchReq
-	open := make(map[PeerID]*fetchReq) // tx batches being filled
+	type batchKey struct {
+		peer PeerID
+		kind fetchKind
+	}
+	open := make(map[batchKey]*fetchReq) // tx batches being filled
 	keep := s.ready[:0]
 	for _, k := range s.ready {
 		it := s.items[k]
@@ -325,8 +339,8 @@ func (s *sched) schedule(now time.Time) []*fetchReq {
 			continue
 		}
 		p := it.sources[it.next]
-		if k.kind == kindTx {
-			if r := open[p]; r != nil && len(r.keys) < s.cfg.maxBatch {
+		if k.kind.batched() {
+			if r := open[batchKey{p, k.kind}]; r != nil && len(r.keys) < s.cfg.maxBatch {
 				r.keys = append(r.keys, k)
 				it.req, it.queued = r.id, false
 				continue
@@ -343,8 +357,8 @@ func (s *sched) schedule(now time.Time) []*fetchReq {
 		ps.inflight++
 		s.reqs[r.id] = r
 		it.req, it.queued = r.id, false
-		if k.kind == kindTx {
-			open[p] = r
+		if k.kind.batched() {
+			open[batchKey{p, k.kind}] = r
 		}
 		out = append(out, r)
 	}

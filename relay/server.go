@@ -158,7 +158,7 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 	switch a := resp.(type) {
 	case *wire.Txs:
 		class = classBody
-		r.noteServedTxs(p, req.(*wire.GetTxs), a)
+		r.noteServedTxs(p, req, a)
 	case *wire.Block, *wire.BlockTxn, *wire.Blocks:
 		class = classBody
 	case *wire.Symbols:
@@ -172,14 +172,21 @@ func (r *Relay) handleRequest(p PeerID, read transport.ReadRequest) ([]byte, fun
 // noteServedTxs tells the TxHeldHook that p is getting the bodies of the
 // txs answered, once the answer has passed every charge (a busy answer
 // delivers nothing).
-func (r *Relay) noteServedTxs(p PeerID, q *wire.GetTxs, a *wire.Txs) {
+func (r *Relay) noteServedTxs(p PeerID, req wire.Request, a *wire.Txs) {
 	if r.held == nil {
 		return
 	}
+	var ids []ID
+	switch q := req.(type) {
+	case *wire.GetTxs:
+		ids = q.IDs
+	case *wire.GetTxsByPrefix:
+		ids = r.resolvePrefixes(q.Prefixes[:len(a.Bodies)])
+	}
 	var held []ID
 	for i, b := range a.Bodies {
-		if b != nil {
-			held = append(held, q.IDs[i])
+		if b != nil && !ids[i].IsZero() {
+			held = append(held, ids[i])
 		}
 	}
 	r.noteTxHeld(p, held)
@@ -221,7 +228,7 @@ const responseFraming = 1 << 10
 func (r *Relay) responseBound(req wire.Request) (bound int, exact bool) {
 	sizer, hasSizer := r.chain.(BlockSizer)
 	switch q := req.(type) {
-	case *wire.GetTxs:
+	case *wire.GetTxs, *wire.GetTxsByPrefix:
 		return r.cfg.maxTxsResponseFrame(), false
 	case *wire.GetBlock:
 		if !hasSizer {
@@ -279,29 +286,10 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	switch q := req.(type) {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
-		owed := r.awaitPendingTxs(q.IDs)
-		if owed[q.IDs[0]] {
-			return &wire.Error{Code: wire.ErrCodeBusy}
-		}
-		out := &wire.Txs{Bodies: make([][]byte, 0, len(q.IDs))}
-		size := 0
-		for _, id := range q.IDs {
-			if owed[id] {
-				// Cut here: the asker takes a short answer as
-				// truncated and asks again for the rest.
-				break
-			}
-			b, ok := r.pool.GetTx(id)
-			if !ok || len(b) == 0 || len(b) > r.cfg.MaxTxBytes {
-				b = nil
-			}
-			if size+len(b) > wire.TxResponseSoftBytes && size > 0 {
-				break
-			}
-			size += len(b)
-			out.Bodies = append(out.Bodies, b)
-		}
-		return out
+		return r.serveTxs(q.IDs)
+	case *wire.GetTxsByPrefix:
+		r.metrics.servedRequest("txprefix")
+		return r.serveTxs(r.resolvePrefixes(q.Prefixes))
 	case *wire.GetBlock:
 		r.metrics.servedRequest("block")
 		b, ok, busy := r.blockToServe(q.ID)
@@ -381,6 +369,38 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 		return out
 	}
 	return &wire.Error{Code: wire.ErrCodeBadRequest}
+}
+
+// serveTxs answers a request for the txs ids (a zero id: one this node
+// holds none for) from the pool, cut at TxResponseSoftBytes and before the
+// first id it owes (cut-through) but does not hold yet.
+func (r *Relay) serveTxs(ids []ID) wire.Response {
+	owed := r.awaitPendingTxs(ids)
+	if owed[ids[0]] {
+		return &wire.Error{Code: wire.ErrCodeBusy}
+	}
+	out := &wire.Txs{Bodies: make([][]byte, 0, len(ids))}
+	size := 0
+	for _, id := range ids {
+		if owed[id] {
+			// Cut here: the asker takes a short answer as
+			// truncated and asks again for the rest.
+			break
+		}
+		var b []byte
+		if !id.IsZero() {
+			b, _ = r.pool.GetTx(id)
+		}
+		if len(b) == 0 || len(b) > r.cfg.MaxTxBytes {
+			b = nil
+		}
+		if size+len(b) > wire.TxResponseSoftBytes && size > 0 {
+			break
+		}
+		size += len(b)
+		out.Bodies = append(out.Bodies, b)
+	}
+	return out
 }
 
 // blockToServe returns a stored block, or one this node forwarded before

@@ -20,6 +20,7 @@ const (
 const (
 	protoGossip  = "gossipsub"
 	protoRequest = "req"
+	protoLink    = "txlink" // link-mode tx inventory (txlink.go)
 )
 
 // ByteCounts is a pair of byte counters.
@@ -76,7 +77,7 @@ type Stats struct {
 	// (catch-up sync not included). It overlaps the byte classes.
 	BlockBytesIn uint64 `json:"block_bytes_in"`
 	// TxAnnounceBytesIn counts the payloads of tx announcements received
-	// (each copy), and TxBodyBytesIn the tx bodies received: responses to
+	// (each copy; in link mode, TxSeen messages), and TxBodyBytesIn the tx bodies received: responses to
 	// this node's tx requests and, in push mode, tx gossip payloads. The
 	// two say what announcing txs costs against what it fetches, apart
 	// from blocks (whose compact announcements carry prefilled txs) and
@@ -87,8 +88,13 @@ type Stats struct {
 	// TxAnnounceWireBytesIn counts the same tx announcements as they came
 	// on the wire, each message's GossipSub envelope (topic name, field
 	// framing) included; control messages (IHAVE, IWANT, IDONTWANT) and
-	// the RPC's own framing are not split by topic and stay out.
+	// the RPC's own framing are not split by topic and stay out. A TxSeen
+	// message's wire bytes are its frame: length prefix and message.
 	TxAnnounceWireBytesIn uint64 `json:"tx_announce_wire_bytes_in"`
+	// TxSeenDropped counts link-mode tx inventory lost here: messages the
+	// transport would not queue for a peer, and received ones whose
+	// sender had all its fetch slots busy (txlink.go).
+	TxSeenDropped uint64 `json:"tx_seen_dropped"`
 	// Reconciliations counts reconciliation sessions this node ran that
 	// decoded; ReconcilePulled the txs they brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
@@ -96,7 +102,8 @@ type Stats struct {
 	// BytesIn and BytesOut total both protocols.
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
-	// Protocols splits the bytes by protocol: "gossipsub" and "req".
+	// Protocols splits the bytes by protocol: "gossipsub", "req" and,
+	// once link-mode inventory has flowed, "txlink".
 	Protocols map[string]ByteCounts `json:"protocols"`
 	// Classes splits the bytes by what they carried: "announce", "body",
 	// "request" and "overhead".
@@ -121,6 +128,8 @@ type counters struct {
 	gossipAnnounce, gossipBody    byteCounter
 	gossipTotal                   byteCounter
 	reqRequest, reqBody           byteCounter
+	linkTotal, linkPayload        byteCounter // TxSeen frames, and their messages alone
+	linkDropped                   atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -145,6 +154,7 @@ func (c *counters) snapshot() Stats {
 		TxAnnounceBytesIn:      c.txAnnIn.Load(),
 		TxBodyBytesIn:          c.txBodyIn.Load(),
 		TxAnnounceWireBytesIn:  c.txAnnWire.Load(),
+		TxSeenDropped:          c.linkDropped.Load(),
 		Reconciliations:        c.reconciled.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}
@@ -154,9 +164,14 @@ func (c *counters) snapshot() Stats {
 	aIn, aOut := c.gossipAnnounce.in.Load(), c.gossipAnnounce.out.Load()
 	gbIn, gbOut := c.gossipBody.in.Load(), c.gossipBody.out.Load()
 	rcIn, rcOut := c.reqReconcile.in.Load(), c.reqReconcile.out.Load()
+	lIn, lOut := c.linkTotal.in.Load(), c.linkTotal.out.Load()
+	lpIn, lpOut := c.linkPayload.in.Load(), c.linkPayload.out.Load()
 	s.Protocols = map[string]ByteCounts{
 		protoGossip:  {In: gIn, Out: gOut},
 		protoRequest: {In: rqIn + rbIn + rcIn, Out: rqOut + rbOut + rcOut},
+	}
+	if lIn+lOut > 0 {
+		s.Protocols[protoLink] = ByteCounts{In: lIn, Out: lOut}
 	}
 	sub := func(a, b uint64) uint64 {
 		if a < b {
@@ -165,14 +180,14 @@ func (c *counters) snapshot() Stats {
 		return a - b
 	}
 	s.Classes = map[string]ByteCounts{
-		classAnnounce:  {In: aIn, Out: aOut},
+		classAnnounce:  {In: aIn + lpIn, Out: aOut + lpOut},
 		classBody:      {In: gbIn + rbIn, Out: gbOut + rbOut},
 		classRequest:   {In: rqIn, Out: rqOut},
-		classOverhead:  {In: sub(gIn, aIn+gbIn), Out: sub(gOut, aOut+gbOut)},
+		classOverhead:  {In: sub(gIn, aIn+gbIn) + lIn - lpIn, Out: sub(gOut, aOut+gbOut) + lOut - lpOut},
 		classReconcile: {In: rcIn, Out: rcOut},
 	}
-	s.BytesIn = gIn + rqIn + rbIn + rcIn
-	s.BytesOut = gOut + rqOut + rbOut + rcOut
+	s.BytesIn = gIn + rqIn + rbIn + rcIn + lIn
+	s.BytesOut = gOut + rqOut + rbOut + rcOut + lOut
 	return s
 }
 

@@ -241,11 +241,14 @@ func (r *Relay) countValidation(topic string, res transport.Validation) {
 // publishTxBatch gossips a batch of locally submitted tx ids in the
 // configured TxMode. It runs on the batcher goroutine.
 func (r *Relay) publishTxBatch(ids []ID) {
-	if r.cfg.TxMode == TxPush {
+	switch r.cfg.TxMode {
+	case TxPush:
 		r.pushTxBatch(ids)
-		return
+	case TxLink:
+		r.sendTxSeen(ids)
+	default:
+		r.announceTxBatch(ids)
 	}
-	r.announceTxBatch(ids)
 }
 
 // announceTxBatch publishes ids in TxAnnounce messages.

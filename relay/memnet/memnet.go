@@ -47,6 +47,10 @@ const (
 	// that set none.
 	DefaultValidateConcurrency = 1024
 	DefaultValidateTimeout     = 10 * time.Second
+	// MaxQueuedMessages bounds the one-way messages of one protocol on
+	// their way from one node to one peer (transport.Messenger); Send
+	// fails with transport.ErrQueueFull past it, as relay/p2p's queue does.
+	MaxQueuedMessages = 256
 )
 
 // Network is a set of nodes and the links between them.
@@ -77,13 +81,29 @@ type Node struct {
 	mu       sync.Mutex
 	topics   map[string]*topic
 	handlers map[string]transport.RequestHandler
+	inboxes  map[string]inbox
+	queued   map[queueKey]int // one-way messages on their way, per peer and protocol
 	observer transport.Observer
 	seen     map[msgID]struct{}
 	seenFIFO []msgID
 	seq      uint64
 }
 
-var _ transport.Transport = (*Node)(nil)
+var (
+	_ transport.Transport = (*Node)(nil)
+	_ transport.Messenger = (*Node)(nil)
+)
+
+// inbox is an installed handler of one-way messages.
+type inbox struct {
+	max int
+	h   transport.MessageHandler
+}
+
+type queueKey struct {
+	to    transport.PeerID
+	proto string
+}
 
 type msgID struct {
 	author transport.PeerID
@@ -102,6 +122,8 @@ func (n *Network) Add(id transport.PeerID) *Node {
 		id:       id,
 		topics:   make(map[string]*topic),
 		handlers: make(map[string]transport.RequestHandler),
+		inboxes:  make(map[string]inbox),
+		queued:   make(map[queueKey]int),
 		seen:     make(map[msgID]struct{}),
 	}
 	n.nodes[id] = nd
@@ -471,4 +493,59 @@ func (nd *Node) Request(ctx context.Context, to transport.PeerID, proto string, 
 	case <-ctx.Done():
 		return nil, fmt.Errorf("memnet: request to %s: %w", to, ctx.Err())
 	}
+}
+
+// Receive implements transport.Messenger.
+func (nd *Node) Receive(proto string, max int, h transport.MessageHandler) {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if h == nil {
+		delete(nd.inboxes, proto)
+		return
+	}
+	nd.inboxes[proto] = inbox{max: max, h: h}
+}
+
+// Send implements transport.Messenger: the message crosses the link and is
+// handed to the peer's handler, unless the link is cut meanwhile. Messages
+// sent at once may be handled in any order.
+func (nd *Node) Send(to transport.PeerID, proto string, msg []byte) error {
+	if !nd.net.connected(nd.id, to) {
+		return fmt.Errorf("memnet: %s: %w", to, transport.ErrNotConnected)
+	}
+	key := queueKey{to, proto}
+	nd.mu.Lock()
+	if nd.queued[key] >= MaxQueuedMessages {
+		nd.mu.Unlock()
+		return fmt.Errorf("memnet: to %s: %w", to, transport.ErrQueueFull)
+	}
+	nd.queued[key]++
+	nd.mu.Unlock()
+	nd.net.mu.Lock()
+	peer := nd.net.nodes[to]
+	nd.net.mu.Unlock()
+	msg = slices.Clone(msg)
+	ok := nd.net.spawn(func() {
+		nd.net.cross(nd.id, to)
+		nd.mu.Lock()
+		if nd.queued[key]--; nd.queued[key] <= 0 {
+			delete(nd.queued, key)
+		}
+		nd.mu.Unlock()
+		peer.mu.Lock()
+		in, ok := peer.inboxes[proto]
+		peer.mu.Unlock()
+		if !ok || !nd.net.connected(nd.id, to) {
+			return
+		}
+		if len(msg) > in.max {
+			in.h(nd.id, nil, fmt.Errorf("%w: %d bytes, cap %d", wire.ErrFrameTooLarge, len(msg), in.max))
+			return
+		}
+		in.h(nd.id, msg, nil)
+	})
+	if !ok {
+		return errors.New("memnet: network closed")
+	}
+	return nil
 }

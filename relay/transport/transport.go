@@ -172,3 +172,36 @@ type Transport interface {
 // ErrNotConnected is returned (wrapped) by Request when the peer is not
 // connected.
 var ErrNotConnected = errors.New("transport: peer not connected")
+
+// MessageHandler receives one inbound one-way message of a protocol from
+// peer from. When the peer broke the protocol's framing (a message over
+// the cap, a broken length prefix), msg is nil and err wraps
+// wire.ErrFrameTooLarge or wire.ErrMalformed; the transport has then
+// dropped the peer's stream, and the handler decides what the peer pays.
+// Called on transport goroutines (one per inbound stream, so one peer's
+// messages arrive one at a time); it must be quick and must not block.
+type MessageHandler func(from PeerID, msg []byte, err error)
+
+// Messenger is what a transport offers besides Transport for one-way
+// messages to a connected peer: small, frequent, per link (the relay's
+// tx inventory, Config.TxMode "link"). A Transport that is also a
+// Messenger lets the relay run that mode; relay/p2p and relay/memnet are.
+//
+// Messages are best effort: a full queue, a slow or departed peer or a
+// broken stream loses them, and the sender is not told which (anti-entropy
+// repairs what they would have carried). On one stream they arrive in the
+// order sent; a new stream (after a failure) may overtake an old one.
+type Messenger interface {
+	// Send queues msg for peer `to` on protocol and returns at once; it
+	// never dials. It fails with ErrNotConnected when the peer is not
+	// connected and ErrQueueFull when the peer's queue for the protocol
+	// holds its cap of messages.
+	Send(to PeerID, protocol string, msg []byte) error
+	// Receive installs the handler of inbound messages of protocol, each
+	// at most max bytes; a nil handler stops receiving it.
+	Receive(protocol string, max int, h MessageHandler)
+}
+
+// ErrQueueFull is returned (wrapped) by Send when the peer's queue of
+// outgoing messages is full: it reads slower than we send.
+var ErrQueueFull = errors.New("transport: send queue full")

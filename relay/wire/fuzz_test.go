@@ -93,6 +93,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		&GetBlockTxn{Block: hashN(1), Indexes: []uint32{0, 7, 300}},
 		&GetHeaders{Locator: idsN(2), Max: 10},
 		&GetBlocks{Start: 5, Count: 3},
+		&GetTxsByPrefix{Prefixes: []uint64{1, 2}},
 	} {
 		f.Add(mustEncode(f, m))
 	}

@@ -23,7 +23,7 @@ const (
 )
 
 // Request is one of *GetTxs, *GetBlock, *GetBlockTxn, *GetHeaders,
-// *GetBlocks, *GetTip or *GetPoolIDs.
+// *GetBlocks, *GetTip, *GetPoolIDs, *GetSymbols or *GetTxsByPrefix.
 type Request interface {
 	// Tag returns the message's tag byte.
 	Tag() byte
@@ -226,6 +226,12 @@ func DecodeRequest(b []byte) (Request, error) {
 		m = decodeGetPoolIDs(&r)
 	case TagGetSymbols:
 		m = decodeGetSymbols(&r)
+	case TagGetTxsByPrefix:
+		q := decodeGetTxsByPrefix(&r)
+		if q == nil {
+			return nil, r.Err()
+		}
+		m = q
 	default:
 		return nil, malformed("request: unknown tag %#x", tag)
 	}

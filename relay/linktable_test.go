@@ -1,0 +1,106 @@
+package relay
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+func linkID(b byte) ID { return ID{b, b, b, b, b, b, b, b, 0xee} }
+
+// TestLinkTableSuppression: a prefix goes to each mesh peer once, never to
+// one that announced it to us, and a second announcement of a prefix
+// being fetched adds a source instead of a second fetch.
+func TestLinkTableSuppression(t *testing.T) {
+	tb := newLinkTable(16)
+	a, b := linkID(1), linkID(2)
+	xa, xb := wire.TxPrefix(a), wire.TxPrefix(b)
+
+	fetch, sources, held := tb.heard("P", []uint64{xa})
+	if !slices.Equal(fetch, []uint64{xa}) || sources != nil || held != nil {
+		t.Fatalf("first announcement: fetch %v sources %v held %v", fetch, sources, held)
+	}
+	if fetch, sources, _ = tb.heard("Q", []uint64{xa}); fetch != nil || !slices.Equal(sources, []uint64{xa}) {
+		t.Fatalf("second announcer: fetch %v sources %v, want it as a source only", fetch, sources)
+	}
+	if _, ok := tb.lookup(xa); ok {
+		t.Fatal("a prefix being fetched resolves (we would serve what we lack)")
+	}
+	tb.fetched(xa, a, true, false)
+	if id, ok := tb.lookup(xa); !ok || id != a {
+		t.Fatalf("lookup after fetch: %v %v", id, ok)
+	}
+
+	out := tb.outgoing([]ID{a, b}, []PeerID{"P", "Q", "R"})
+	want := map[PeerID][]uint64{"R": {xa, xb}, "P": {xb}, "Q": {xb}}
+	for p, xs := range want {
+		if !slices.Equal(out[p], xs) {
+			t.Fatalf("to %s: %v, want %v (all: %v)", p, out[p], xs, out)
+		}
+	}
+	if again := tb.outgoing([]ID{a, b}, []PeerID{"P", "Q", "R"}); len(again) != 0 {
+		t.Fatalf("announced twice: %v", again)
+	}
+	if _, _, held := tb.heard("R", []uint64{xb}); !slices.Equal(held, []ID{b}) {
+		t.Fatalf("an announcement of a held tx: held %v, want its id (the peer holds it)", held)
+	}
+}
+
+// TestLinkTableFailuresAndDepartures: a failed fetch forgets a prefix (a
+// later announcement fetches again), an invalid one is never fetched
+// again, and a departed peer's slot comes back clean.
+func TestLinkTableFailuresAndDepartures(t *testing.T) {
+	tb := newLinkTable(16)
+	x, y := wire.TxPrefix(linkID(3)), wire.TxPrefix(linkID(4))
+	tb.heard("P", []uint64{x, y})
+	tb.fetched(x, ID{}, false, false)
+	tb.fetched(y, ID{}, false, true)
+	if tb.size() != 1 {
+		t.Fatalf("%d entries after a failure and a rejection, want 1 (the rejected)", tb.size())
+	}
+	if fetch, _, _ := tb.heard("Q", []uint64{x, y}); !slices.Equal(fetch, []uint64{x}) {
+		t.Fatalf("after failures: fetch %v, want only the failed one again", fetch)
+	}
+
+	id := linkID(5)
+	tb.heard("P", []uint64{wire.TxPrefix(id)})
+	tb.drop("P")
+	// A newcomer may take P's slot: it must be told.
+	if out := tb.outgoing([]ID{id}, []PeerID{"N"}); len(out["N"]) != 1 {
+		t.Fatalf("a newcomer in a departed peer's slot was not told: %v", out)
+	}
+}
+
+// TestLinkTableBounds: the table keeps at most its cap of prefixes (oldest
+// first out) and at most MaxLinkPeers peer slots; peers past that are
+// still announced to.
+func TestLinkTableBounds(t *testing.T) {
+	tb := newLinkTable(4)
+	var ids []ID
+	for i := range 6 {
+		ids = append(ids, linkID(byte(10+i)))
+	}
+	tb.outgoing(ids, nil)
+	if tb.size() != 4 {
+		t.Fatalf("%d entries, cap 4", tb.size())
+	}
+	if _, ok := tb.lookup(wire.TxPrefix(ids[0])); ok {
+		t.Fatal("the oldest entry survived past the cap")
+	}
+	if _, ok := tb.lookup(wire.TxPrefix(ids[5])); !ok {
+		t.Fatal("the newest entry is missing")
+	}
+
+	var mesh []PeerID
+	for i := range MaxLinkPeers + 3 {
+		mesh = append(mesh, PeerID(rune('A'+i%26))+PeerID(rune('a'+i/26)))
+	}
+	out := tb.outgoing([]ID{linkID(99)}, mesh)
+	if len(out) != len(mesh) {
+		t.Fatalf("announced to %d of %d mesh peers", len(out), len(mesh))
+	}
+	if len(tb.slots) != MaxLinkPeers {
+		t.Fatalf("%d slots taken, cap %d", len(tb.slots), MaxLinkPeers)
+	}
+}

@@ -1,0 +1,203 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/rumor-relay/rumor/relay/wire"
+)
+
+// Link mode (Config.TxMode TxLink): tx inventory goes per link instead of
+// through GossipSub, as Bitcoin's INV and Celestia CAT's SeenTx do. A node
+// that comes to hold a tx (submitted here, fetched, reconciled) tells
+// each peer of its tx topic mesh, in the next batch (TxBatchWindow), the
+// first 8 bytes of the tx's id (wire.TxSeen, one long-lived stream per
+// peer: transport.Messenger), unless that peer told it first or was told
+// already. A peer that lacks it asks the announcer by that prefix
+// (wire.GetTxsByPrefix), checks that the body's id starts with it, and
+// announces it onwards once its pool took it.
+//
+// Why: in announce mode GossipSub carries each announcement to a node
+// from most of its mesh peers, each copy wrapped in its own envelope
+// (topic name, framing: 26 bytes around 42 of payload for one id), so
+// announcements cost more than the 250-byte bodies they name. Per link,
+// a node re-batches what it learned from all its peers into one message
+// per peer and window, 8 bytes per id and one byte of framing, and no
+// link carries an id both ways unless the two ends learn it at once.
+//
+// What it costs: a hop takes an announcement and a round trip (the body
+// is fetched before the id goes on), where announce mode cuts through on
+// long links; and each node must hold what it announces, so junk goes
+// one hop. The tx topic is still joined: its GossipSub mesh is the set
+// of peers a node announces to (scored, degree-bounded, refreshed), and
+// announcements from announce-mode peers are still validated and
+// forwarded, so every node understands every mode.
+//
+// Hostile input: a message that breaks the framing or the format costs
+// its sender OffenseOversize or OffenseMalformed; prefixes it does not
+// then serve cost it OffenseNotFound per request, as announcements do;
+// its fetches take at most MaxTxValidationsPerPeer slots (past that its
+// announcements are dropped until fetches finish) and its unfetched
+// prefixes at most MaxTrackedPerPeer scheduler items.
+
+// txLinks is the link table behind its mutex, never held across a call
+// out of the relay.
+type txLinks struct {
+	mu sync.Mutex
+	t  *linkTable
+}
+
+// prefixKey names a prefix in the fetch scheduler, whose items are keyed
+// by ID: the prefix's bytes, then zeros.
+func prefixKey(x uint64) ID {
+	var id ID
+	for i := range wire.TxPrefixSize {
+		id[i] = byte(x >> (8 * (wire.TxPrefixSize - 1 - i)))
+	}
+	return id
+}
+
+func prefixKeys(xs []uint64) []ID {
+	out := make([]ID, len(xs))
+	for i, x := range xs {
+		out[i] = prefixKey(x)
+	}
+	return out
+}
+
+// sendTxSeen announces ids, which the pool holds, to each tx mesh peer
+// that does not know them yet. It runs on the batcher goroutine.
+func (r *Relay) sendTxSeen(ids []ID) {
+	mesh := r.txTopic.Mesh()
+	r.links.mu.Lock()
+	per := r.links.t.outgoing(ids, mesh)
+	r.links.mu.Unlock()
+	r.seen.markAnnounced(ids)
+	r.stats.annPub.Add(1)
+	r.metrics.announcement("published", "tx")
+	for p, xs := range per {
+		for len(xs) > 0 {
+			n := min(len(xs), wire.MaxSeenPrefixes)
+			msg, err := (&wire.TxSeen{Prefixes: xs[:n]}).Encode()
+			xs = xs[n:]
+			if err != nil {
+				r.log.Errorw("encode tx seen", "err", err)
+				continue
+			}
+			if err := r.messenger.Send(p, r.linkProto, msg); err != nil {
+				// Lost: reconciliation brings the peer what this named.
+				r.stats.linkDropped.Add(1)
+				r.log.Debugw("tx seen not sent", "peer", p, "err", err)
+				continue
+			}
+			r.noteLinkBytes(false, len(msg))
+		}
+	}
+}
+
+// onTxSeen handles an inbound TxSeen (transport.MessageHandler): it fetches
+// from the sender the txs it names that are new here, behind the call.
+func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
+	if err != nil {
+		if errors.Is(err, wire.ErrFrameTooLarge) {
+			r.penalize(from, OffenseOversize)
+		} else {
+			r.penalize(from, OffenseMalformed)
+		}
+		return
+	}
+	r.noteLinkBytes(true, len(msg))
+	m, err := wire.DecodeTxSeen(msg)
+	if err != nil {
+		r.penalize(from, OffenseMalformed)
+		return
+	}
+	r.links.mu.Lock()
+	fetch, sources, held := r.links.t.heard(from, m.Prefixes)
+	r.links.mu.Unlock()
+	r.noteTxHeld(from, held)
+	if len(sources) > 0 {
+		r.fetch.addSources(from, kindTxShort, prefixKeys(sources))
+	}
+	if len(fetch) == 0 {
+		return
+	}
+	if !r.linkFetches.acquire(from) {
+		r.stats.linkDropped.Add(1)
+		r.settlePrefixes(fetch, nil)
+		return
+	}
+	started := r.spawn(func() {
+		defer r.linkFetches.release(from)
+		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.txValidateTimeout())
+		defer cancel()
+		res, err := r.fetch.fetch(ctx, from, kindTxShort, prefixKeys(fetch), nil)
+		if err != nil {
+			res = nil
+		}
+		r.settlePrefixes(fetch, res)
+	})
+	if !started {
+		r.linkFetches.release(from)
+		r.settlePrefixes(fetch, nil)
+	}
+}
+
+// settlePrefixes records what fetching xs came to (res[i] answers xs[i];
+// missing results failed).
+func (r *Relay) settlePrefixes(xs []uint64, res []itemResult) {
+	r.links.mu.Lock()
+	defer r.links.mu.Unlock()
+	for i, x := range xs {
+		if i >= len(res) {
+			r.links.t.fetched(x, ID{}, false, false)
+			continue
+		}
+		st := res[i].status
+		r.links.t.fetched(x, res[i].id, st == stOK, st == stInvalid)
+	}
+}
+
+// resolvePrefixes maps the prefixes a peer asks for to the ids of the txs
+// this node announced under them (zero ids for those it holds none of).
+func (r *Relay) resolvePrefixes(xs []uint64) []ID {
+	out := make([]ID, len(xs))
+	r.links.mu.Lock()
+	defer r.links.mu.Unlock()
+	for i, x := range xs {
+		out[i], _ = r.links.t.lookup(x)
+	}
+	return out
+}
+
+// dropLinkPeer forgets what a departed peer knew.
+func (r *Relay) dropLinkPeer(p PeerID) {
+	r.links.mu.Lock()
+	defer r.links.mu.Unlock()
+	if r.links.t != nil {
+		r.links.t.drop(p)
+	}
+}
+
+// noteLinkBytes counts a TxSeen message of n bytes sent or received; on
+// the wire it is one frame (its uvarint length prefix, then the message).
+func (r *Relay) noteLinkBytes(in bool, n int) {
+	framed := wire.FrameSize(n)
+	dir := "out"
+	if in {
+		dir = "in"
+		r.stats.linkTotal.in.Add(uint64(framed))
+		r.stats.linkPayload.in.Add(uint64(n))
+		r.stats.txAnnIn.Add(uint64(n))
+		r.stats.txAnnWire.Add(uint64(framed))
+		r.stats.annIn.Add(1)
+	} else {
+		r.stats.linkTotal.out.Add(uint64(framed))
+		r.stats.linkPayload.out.Add(uint64(n))
+		r.stats.annOut.Add(1)
+	}
+	r.metrics.announcement(dir, "tx")
+	r.metrics.addBytes(dir, protoLink, classAnnounce, n)
+	r.metrics.addBytes(dir, protoLink, classOverhead, framed-n)
+}
