@@ -221,9 +221,10 @@ type Config struct {
 	ProducerKey ed25519.PrivateKey `toml:"-"`
 	// BlockRelay selects how blocks are announced. "" = relay.BlockCompact.
 	BlockRelay relay.BlockMode `toml:"block_relay"`
-	// TxRelay selects how transactions are gossiped: "announce" (ids, the
-	// default) or "push" (whole txs, the plain-GossipSub baseline). "" =
-	// relay.TxAnnounce.
+	// TxRelay selects how transactions are gossiped: "announce" (ids over
+	// GossipSub, the default), "link" (8-byte id prefixes per link to the
+	// tx mesh peers, outside GossipSub) or "push" (whole txs, the
+	// plain-GossipSub baseline). "" = relay.TxAnnounce.
 	TxRelay relay.TxMode `toml:"tx_relay"`
 	// PrefillAge is how recently this node must have first seen a tx for
 	// its compact blocks to carry it whole (relay.Config.PrefillAge): 0 =
@@ -455,9 +456,9 @@ func (c *Config) Validate() error {
 		return configErr("block_relay %q: want %q, %q or %q", c.BlockRelay, relay.BlockCompact, relay.BlockPull, relay.BlockPush)
 	}
 	switch c.TxRelay {
-	case relay.TxAnnounce, relay.TxPush:
+	case relay.TxAnnounce, relay.TxPush, relay.TxLink:
 	default:
-		return configErr("tx_relay %q: want %q or %q", c.TxRelay, relay.TxAnnounce, relay.TxPush)
+		return configErr("tx_relay %q: want %q, %q or %q", c.TxRelay, relay.TxAnnounce, relay.TxLink, relay.TxPush)
 	}
 	for _, s := range c.ListenAddrs {
 		if _, err := ma.NewMultiaddr(s); err != nil {

@@ -25,11 +25,13 @@
 //
 // # Protocols
 //
-// Per chain id there are two gossip topics and one request protocol:
+// Per chain id there are two gossip topics, one request protocol and one
+// message protocol:
 //
-//	/rumor/<tag>/tx/3           tx announcements: batches of tx ids
-//	/rumor/<tag>/block/3        block announcements: compact, pull or push
-//	/rumor/<chain>/req/2.0.0    one request and one response per exchange
+//	/rumor/<tag>/tx/3             tx announcements: batches of tx ids
+//	/rumor/<tag>/block/3          block announcements: compact, pull or push
+//	/rumor/<chain>/req/2.0.0      one request and one response per exchange
+//	/rumor/<chain>/txlink/1.0.0   link-mode tx inventory: a stream of TxSeen
 //
 // <tag> is 8 hex characters, the start of SHA-256 of the chain id: every
 // gossip message carries its topic name, so the name is kept short.
@@ -61,6 +63,18 @@
 // message. An announcement of txs that reached us by another path in the
 // last validation timeout is forwarded too (we can serve them); anything
 // else is ignored.
+//
+// Config.TxMode TxLink (txlink.go) moves tx inventory off GossipSub: a
+// node tells each peer of its tx topic mesh, in its next batch, the 8-byte
+// id prefixes of the txs it came to hold that the peer neither announced
+// to it nor was told (wire.TxSeen, one frame each on a long-lived stream:
+// a transport.Messenger). A receiver fetches the prefixes new to it from
+// the announcer (wire.GetTxsByPrefix), checks each body's id against its
+// prefix, and announces it onwards once its pool took it. An I/O-free table
+// (linktable.go) keeps, per prefix, its state and which peers announced it
+// or were told. It costs a round trip per hop (no cut-through) and saves
+// most of the announcement bytes: one copy per link and direction at most,
+// 8 bytes and about a byte of framing per id, batched per peer.
 //
 // Config.TxMode TxPush gossips the bodies themselves (wire.TxPush), as a
 // relay on GossipSub alone would: the baseline the announce mode is
@@ -196,7 +210,12 @@
 //     MaxRequestsPerPeer per peer. It does the transport request, checks
 //     bodies and calls TxPool.AddTx, then posts its results to the loop.
 //   - the batcher (batcher.run): owns the pending tx ids and the window
-//     timer; publishes announcements.
+//     timer; publishes announcements (in link mode, sends TxSeen to each
+//     tx mesh peer through the messenger, which queues without blocking).
+//   - one fetch goroutine per TxSeen message with prefixes new here (link
+//     mode, at most MaxTxValidationsPerPeer per announcer and
+//     TxValidateConcurrency in all): hands them to the fetch loop and
+//     records the outcome in the link table.
 //   - one import goroutine per block forwarded before it was stored
 //     (cut-through, at most MaxBlockImports): fetches what the block
 //     lacks, rebuilds it, waits for its parent's import, adds it.
@@ -218,7 +237,11 @@
 //     early (cut-through), when an import goroutine does.
 //   - the transport's goroutines call the observer synchronously: it only
 //     updates atomics and metrics, parses an announcement and sends
-//     without blocking.
+//     without blocking (and clears a departed peer's bits in the link
+//     table, one pass over at most MaxLinkIDs entries).
+//   - the messenger's goroutines (one per inbound stream) run onTxSeen:
+//     it updates the link table and starts a fetch goroutine, without
+//     blocking.
 //   - the transport runs each inbound request on a goroutine of its own
 //     (handleRequest), bounded by MaxServePerPeer and MaxServeTotal (a
 //     request for a block or tx this node forwarded but does not hold yet
@@ -232,7 +255,8 @@
 // limiter, the block singleflight (blockFlight, with the bodies of blocks
 // in flight and recent failed imports), the txs in flight behind early
 // forwards (txFlight), recent offenders (offenders), the reject table and
-// the round-trip samples (rttSamples). Counters are atomics.
+// the round-trip samples (rttSamples), the link table (txLinks). Counters
+// are atomics.
 // Chain and TxPool must be safe for concurrent use: validators, request
 // goroutines, request handlers and the syncer call them concurrently.
 // Chain.ParseHeader is also called by the observer on the transport's

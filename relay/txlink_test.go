@@ -65,7 +65,7 @@ func TestTxLinkModeOneBodyAndLeanAnnouncements(t *testing.T) {
 			if mode == TxLink {
 				// The 4 origins hold their own txs; everyone else
 				// fetches each exactly once.
-				if want := uint64(ntx*(n-1)); fetched != want || dups != 0 {
+				if want := uint64(ntx * (n - 1)); fetched != want || dups != 0 {
 					t.Fatalf("link mode: %d bodies received (%d duplicates), want %d and none", fetched, dups, want)
 				}
 			}

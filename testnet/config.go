@@ -26,7 +26,7 @@ const (
 var blockRelayModes = []string{"compact", "pull", "push"}
 
 // Tx relay modes, as the node's --tx-relay flag spells them.
-var txRelayModes = []string{"announce", "push"}
+var txRelayModes = []string{"announce", "link", "push"}
 
 // Defaults. Each is what `rumor testnet --help` shows.
 const (
@@ -102,8 +102,9 @@ type Config struct {
 	BlockInterval time.Duration
 	// BlockRelay is the nodes' block relay mode: compact, pull or push.
 	BlockRelay string
-	// TxRelay is the nodes' tx relay mode: announce (ids, the default) or
-	// push (whole txs: the plain-GossipSub baseline).
+	// TxRelay is the nodes' tx relay mode: announce (ids, the default),
+	// link (id prefixes per link, outside GossipSub) or push (whole txs:
+	// the plain-GossipSub baseline).
 	TxRelay string
 	// PrefillAge is the nodes' node.Config.PrefillAge (0: automatic).
 	PrefillAge time.Duration

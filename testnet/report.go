@@ -21,7 +21,7 @@ type Report struct {
 	Mode string `json:"mode"`
 	// BlockRelay is the block relay mode: "compact", "pull" or "push".
 	BlockRelay string `json:"block_relay"`
-	// TxRelay is the tx relay mode: "announce" or "push".
+	// TxRelay is the tx relay mode: "announce", "link" or "push".
 	TxRelay string `json:"tx_relay"`
 	// MeshDegree is the nodes' GossipSub D when set (absent: GossipSub's
 	// default, 6).
