@@ -1,6 +1,8 @@
 // Package p2p implements the relay's transport (package relay/transport)
-// over a libp2p host: gossip topics on GossipSub v1.1, and requests as one
-// length-prefixed frame each way on a fresh stream.
+// over a libp2p host: gossip topics on GossipSub v1.1, requests as one
+// length-prefixed frame each way on a fresh stream, and one-way messages
+// (transport.Messenger) as frames on a long-lived stream per peer and
+// protocol.
 //
 // # Unsigned, content-addressed messages
 //
@@ -22,11 +24,17 @@
 //
 // Goroutines it starts: GossipSub's own (event loop, validation workers),
 // one drain per joined topic (delivered messages only need to leave the
-// subscription queue: the validator did the work), and libp2p's stream
-// handler goroutine per inbound request. State it shares: the observer
-// (an atomic pointer), the tracer's mesh table (one mutex, never held while
-// calling out) and the joined topics (one mutex). Close stops GossipSub and
-// waits for the drains.
+// subscription queue: the validator did the work), libp2p's stream
+// handler goroutine per inbound request, one sender per peer and protocol
+// with messages to send (started by Send; it ends on a stream error, after
+// MessageIdleTimeout with nothing queued, or on Close), and libp2p's
+// handler goroutine per inbound message stream, at most one per peer and
+// protocol (a newer stream resets the older). State it shares: the
+// observer (an atomic pointer), the tracer's mesh table (one mutex, never
+// held while calling out), the joined topics (one mutex) and the senders
+// and inbound message streams (one mutex, never held while writing or
+// calling out). Close stops GossipSub, resets the message streams and
+// waits for the drains, senders and message readers.
 package p2p
 
 import (
@@ -204,6 +212,8 @@ type Transport struct {
 	mu     sync.Mutex
 	topics map[string]*topic
 	wg     sync.WaitGroup
+
+	msgr messenger // one-way messages (messenger.go)
 }
 
 type observerBox struct{ o transport.Observer }
@@ -298,7 +308,8 @@ func (t *Transport) PubSub() *pubsub.PubSub { return t.ps }
 // Host returns the libp2p host.
 func (t *Transport) Host() host.Host { return t.host }
 
-// Close leaves every topic and stops GossipSub. The host stays open.
+// Close leaves every topic, stops GossipSub and ends the one-way message
+// streams (queued messages are dropped). The host stays open.
 func (t *Transport) Close() error {
 	t.host.Network().StopNotify(t.notifs)
 	t.mu.Lock()
@@ -310,6 +321,7 @@ func (t *Transport) Close() error {
 	for _, tp := range ts {
 		_ = tp.Close()
 	}
+	t.closeMessenger()
 	t.cancel()
 	t.wg.Wait()
 	return nil
