@@ -40,6 +40,17 @@ func (b *batcher) add(ctx context.Context, id ID) {
 	}
 }
 
+// tryAdd queues id unless MaxPendingBatch ids are already waiting; it
+// never blocks (for callers on transport goroutines).
+func (b *batcher) tryAdd(id ID) bool {
+	select {
+	case b.addCh <- id:
+		return true
+	default:
+		return false
+	}
+}
+
 // flush publishes the pending batch now and returns its ids.
 func (b *batcher) flush(ctx context.Context) []ID {
 	reply := make(chan []ID, 1)

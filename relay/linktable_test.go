@@ -13,7 +13,7 @@ func linkID(b byte) ID { return ID{b, b, b, b, b, b, b, b, 0xee} }
 // one that announced it to us, and a second announcement of a prefix
 // being fetched adds a source instead of a second fetch.
 func TestLinkTableSuppression(t *testing.T) {
-	tb := newLinkTable(16)
+	tb := newLinkTable(16, 4)
 	a, b := linkID(1), linkID(2)
 	xa, xb := wire.TxPrefix(a), wire.TxPrefix(b)
 
@@ -24,12 +24,12 @@ func TestLinkTableSuppression(t *testing.T) {
 	if fetch, sources, _ = tb.heard("Q", []uint64{xa}); fetch != nil || !slices.Equal(sources, []uint64{xa}) {
 		t.Fatalf("second announcer: fetch %v sources %v, want it as a source only", fetch, sources)
 	}
-	if _, ok := tb.lookup(xa); ok {
-		t.Fatal("a prefix being fetched resolves (we would serve what we lack)")
+	if _, held, owed, _ := tb.lookup(xa); held || owed {
+		t.Fatal("a prefix being fetched, not announced onwards, resolves or is owed")
 	}
 	tb.fetched(xa, a, true, false)
-	if id, ok := tb.lookup(xa); !ok || id != a {
-		t.Fatalf("lookup after fetch: %v %v", id, ok)
+	if id, held, _, _ := tb.lookup(xa); !held || id != a {
+		t.Fatalf("lookup after fetch: %v %v", id, held)
 	}
 
 	out := tb.outgoing([]ID{a, b}, []PeerID{"P", "Q", "R"})
@@ -51,7 +51,7 @@ func TestLinkTableSuppression(t *testing.T) {
 // later announcement fetches again), an invalid one is never fetched
 // again, and a departed peer's slot comes back clean.
 func TestLinkTableFailuresAndDepartures(t *testing.T) {
-	tb := newLinkTable(16)
+	tb := newLinkTable(16, 4)
 	x, y := wire.TxPrefix(linkID(3)), wire.TxPrefix(linkID(4))
 	tb.heard("P", []uint64{x, y})
 	tb.fetched(x, ID{}, false, false)
@@ -76,7 +76,7 @@ func TestLinkTableFailuresAndDepartures(t *testing.T) {
 // first out) and at most MaxLinkPeers peer slots; peers past that are
 // still announced to.
 func TestLinkTableBounds(t *testing.T) {
-	tb := newLinkTable(4)
+	tb := newLinkTable(4, 4)
 	var ids []ID
 	for i := range 6 {
 		ids = append(ids, linkID(byte(10+i)))
@@ -85,10 +85,10 @@ func TestLinkTableBounds(t *testing.T) {
 	if tb.size() != 4 {
 		t.Fatalf("%d entries, cap 4", tb.size())
 	}
-	if _, ok := tb.lookup(wire.TxPrefix(ids[0])); ok {
+	if _, held, _, _ := tb.lookup(wire.TxPrefix(ids[0])); held {
 		t.Fatal("the oldest entry survived past the cap")
 	}
-	if _, ok := tb.lookup(wire.TxPrefix(ids[5])); !ok {
+	if _, held, _, _ := tb.lookup(wire.TxPrefix(ids[5])); !held {
 		t.Fatal("the newest entry is missing")
 	}
 
@@ -102,5 +102,58 @@ func TestLinkTableBounds(t *testing.T) {
 	}
 	if len(tb.slots) != MaxLinkPeers {
 		t.Fatalf("%d slots taken, cap %d", len(tb.slots), MaxLinkPeers)
+	}
+}
+
+// TestLinkTableCutThrough: a prefix announced onwards while it is fetched
+// is owed to whoever asks (they wait for the fetch, then get the body or
+// a busy answer, never not-found), stays owed after a failed fetch until a
+// new announcement fetches it again, and at most maxEarly are in flight.
+func TestLinkTableCutThrough(t *testing.T) {
+	tb := newLinkTable(16, 2)
+	a, b, c := linkID(1), linkID(2), linkID(3)
+	xa, xb, xc := wire.TxPrefix(a), wire.TxPrefix(b), wire.TxPrefix(c)
+	fetch, _, _ := tb.heard("P", []uint64{xa, xb, xc})
+	if early := tb.forwardEarly(fetch); !slices.Equal(early, []uint64{xa, xb}) {
+		t.Fatalf("forwarded early %v, want the first two (cap 2)", early)
+	}
+	// The bare prefixes go out to the mesh, and the fetch is still on.
+	out := tb.outgoing([]ID{prefixKey(xa), prefixKey(xb)}, []PeerID{"Q"})
+	if !slices.Equal(out["Q"], []uint64{xa, xb}) {
+		t.Fatalf("early announcement to Q: %v", out)
+	}
+	_, held, owed, wait := tb.lookup(xa)
+	if held || !owed || wait == nil {
+		t.Fatalf("early prefix: held %v owed %v wait %v, want owed with a wait", held, owed, wait)
+	}
+	tb.fetched(xa, a, true, false)
+	select {
+	case <-wait:
+	default:
+		t.Fatal("the waiters of a finished fetch were not woken")
+	}
+	if id, held, owed, _ := tb.lookup(xa); !held || owed || id != a {
+		t.Fatalf("after the fetch: id %v held %v owed %v", id, held, owed)
+	}
+	tb.fetched(xb, ID{}, false, false)
+	if _, held, owed, _ := tb.lookup(xb); held || !owed {
+		t.Fatal("an early prefix whose fetch failed is no longer owed: the asker would charge us")
+	}
+	if fetch, _, _ := tb.heard("R", []uint64{xb}); !slices.Equal(fetch, []uint64{xb}) {
+		t.Fatalf("a failed early prefix announced again: fetch %v, want it fetched again", fetch)
+	}
+	// The refetched one counts against the cap again: one more fits.
+	if early := tb.forwardEarly([]uint64{xc}); !slices.Equal(early, []uint64{xc}) {
+		t.Fatalf("forwarded %v, want %d", early, xc)
+	}
+	xd := wire.TxPrefix(linkID(4))
+	fetch, _, _ = tb.heard("P", []uint64{xd})
+	if early := tb.forwardEarly(fetch); len(early) != 0 {
+		t.Fatalf("forwarded %v past the cap", early)
+	}
+	// A bare prefix whose fetch is over and failed is not announced.
+	tb.fetched(xc, ID{}, false, false)
+	if out := tb.outgoing([]ID{prefixKey(xc)}, []PeerID{"S"}); len(out) != 0 {
+		t.Fatalf("announced a prefix we failed to get: %v", out)
 	}
 }

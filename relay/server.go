@@ -181,7 +181,7 @@ func (r *Relay) noteServedTxs(p PeerID, req wire.Request, a *wire.Txs) {
 	case *wire.GetTxs:
 		ids = q.IDs
 	case *wire.GetTxsByPrefix:
-		ids = r.resolvePrefixes(q.Prefixes[:len(a.Bodies)])
+		ids, _ = r.resolvePrefixes(q.Prefixes[:len(a.Bodies)], false)
 	}
 	var held []ID
 	for i, b := range a.Bodies {
@@ -286,10 +286,12 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 	switch q := req.(type) {
 	case *wire.GetTxs:
 		r.metrics.servedRequest("txs")
-		return r.serveTxs(q.IDs)
+		owed := r.awaitPendingTxs(q.IDs)
+		return r.serveTxs(q.IDs, func(i int) bool { return owed[q.IDs[i]] })
 	case *wire.GetTxsByPrefix:
 		r.metrics.servedRequest("txprefix")
-		return r.serveTxs(r.resolvePrefixes(q.Prefixes))
+		ids, owed := r.resolvePrefixes(q.Prefixes, true)
+		return r.serveTxs(ids, func(i int) bool { return owed[i] })
 	case *wire.GetBlock:
 		r.metrics.servedRequest("block")
 		b, ok, busy := r.blockToServe(q.ID)
@@ -373,16 +375,16 @@ func (r *Relay) serve(p PeerID, req wire.Request) wire.Response {
 
 // serveTxs answers a request for the txs ids (a zero id: one this node
 // holds none for) from the pool, cut at TxResponseSoftBytes and before the
-// first id it owes (cut-through) but does not hold yet.
-func (r *Relay) serveTxs(ids []ID) wire.Response {
-	owed := r.awaitPendingTxs(ids)
-	if owed[ids[0]] {
+// first id it owes (owed(i): announced early, not held yet): busy when
+// that is the first.
+func (r *Relay) serveTxs(ids []ID, owed func(i int) bool) wire.Response {
+	if owed(0) {
 		return &wire.Error{Code: wire.ErrCodeBusy}
 	}
 	out := &wire.Txs{Bodies: make([][]byte, 0, len(ids))}
 	size := 0
-	for _, id := range ids {
-		if owed[id] {
+	for i, id := range ids {
+		if owed(i) {
 			// Cut here: the asker takes a short answer as
 			// truncated and asks again for the rest.
 			break

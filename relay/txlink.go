@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rumor-relay/rumor/relay/wire"
 )
@@ -123,6 +124,17 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 	if len(fetch) == 0 {
 		return
 	}
+	if r.linkCutThrough(from) {
+		r.links.mu.Lock()
+		early := r.links.t.forwardEarly(fetch)
+		r.links.mu.Unlock()
+		for _, x := range early {
+			if !r.batch.tryAdd(prefixKey(x)) {
+				break // the batcher is backed up: announced once fetched
+			}
+		}
+		r.stats.earlyTxForward.Add(uint64(len(early)))
+	}
 	if !r.linkFetches.acquire(from) {
 		r.stats.linkDropped.Add(1)
 		r.settlePrefixes(fetch, nil)
@@ -144,6 +156,19 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 	}
 }
 
+// linkCutThrough reports whether prefixes new here that from announced
+// may be announced onwards before their bodies are held: under the same
+// rules as announce mode's cut-through (txcut.go): not when configured
+// fetch-first, not for a peer that offended lately, and only where
+// request round trips are long enough for a hop to be worth saving.
+func (r *Relay) linkCutThrough(from PeerID) bool {
+	if r.cfg.TxFetchBeforeForward || r.offenders.recent(from, r.now(), OffenderCooldown) {
+		return false
+	}
+	min := r.cfg.txCutThroughMinRTT()
+	return min == 0 || r.rtt.lowQuartile() >= min
+}
+
 // settlePrefixes records what fetching xs came to (res[i] answers xs[i];
 // missing results failed).
 func (r *Relay) settlePrefixes(xs []uint64, res []itemResult) {
@@ -161,14 +186,37 @@ func (r *Relay) settlePrefixes(xs []uint64, res []itemResult) {
 
 // resolvePrefixes maps the prefixes a peer asks for to the ids of the txs
 // this node announced under them (zero ids for those it holds none of).
-func (r *Relay) resolvePrefixes(xs []uint64) []ID {
-	out := make([]ID, len(xs))
+// owed[i] marks a prefix announced early whose body has not landed: the
+// answer must not call it not found (the asker would charge us). When
+// wait, it first waits up to pendingServeWait for such fetches to end.
+func (r *Relay) resolvePrefixes(xs []uint64, wait bool) (ids []ID, owed []bool) {
+	ids, owed = make([]ID, len(xs)), make([]bool, len(xs))
+	var waits []<-chan struct{}
 	r.links.mu.Lock()
-	defer r.links.mu.Unlock()
 	for i, x := range xs {
-		out[i], _ = r.links.t.lookup(x)
+		var ch <-chan struct{}
+		ids[i], _, owed[i], ch = r.links.t.lookup(x)
+		if ch != nil {
+			waits = append(waits, ch)
+		}
 	}
-	return out
+	r.links.mu.Unlock()
+	if !wait || len(waits) == 0 {
+		return ids, owed
+	}
+	t := time.NewTimer(r.cfg.pendingServeWait())
+	defer t.Stop()
+wait:
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-t.C:
+			break wait
+		case <-r.ctx.Done():
+			break wait
+		}
+	}
+	return r.resolvePrefixes(xs, false)
 }
 
 // dropLinkPeer forgets what a departed peer knew.

@@ -169,3 +169,65 @@ func TestTxLinkNeedsAMessenger(t *testing.T) {
 		t.Fatal("link mode started on a transport without a messenger")
 	}
 }
+
+// TestTxLinkCutThroughSavesRoundTrips: on long links a prefix new here is
+// announced onwards while its body is fetched, and a peer that asks for
+// it meanwhile waits and is served, so a tx crosses a ring of 12 (6 hops
+// to the far side) in about one link latency a hop plus a round trip,
+// against three latencies a hop fetch-first; nobody is charged for it.
+func TestTxLinkCutThroughSavesRoundTrips(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, latency = 12, 25 * time.Millisecond
+		took := map[bool]time.Duration{}
+		for _, fetchFirst := range []bool{false, true} {
+			var edges [][2]int
+			for i := range n {
+				edges = append(edges, [2]int{i, (i + 1) % n})
+			}
+			_, nodes := simNet(t, n, edges, latency, func(int) Config {
+				cfg := testConfig(BlockCompact)
+				cfg.NoSync = true
+				cfg.TxMode = TxLink
+				cfg.TxFetchBeforeForward = fetchFirst
+				return cfg
+			})
+			ctx := waitCtx(t, time.Minute)
+			// Warm-up: request round trips for the cut-through gate.
+			var warm []ID
+			for i := range 8 {
+				id, _, _ := nodes[i].r.SubmitTx(mkTx("warm", i, 200))
+				warm = append(warm, id)
+			}
+			waitPools(t, ctx, nodes, warm)
+			start := time.Now()
+			id, v, err := nodes[0].r.SubmitTx(mkTx("timed", 0, 200))
+			if v != Accepted {
+				t.Fatal(v, err)
+			}
+			waitPools(t, ctx, nodes, []ID{id})
+			took[fetchFirst] = time.Since(start)
+			var early, dups uint64
+			for i, nd := range nodes {
+				s := nd.r.Stats()
+				early += s.TxAnnouncementsEarly
+				dups += s.DuplicateBodies
+				if offs := nd.offs.all(); len(offs) != 0 {
+					t.Fatalf("fetch first %v: node %d offenses %v", fetchFirst, i, offs)
+				}
+			}
+			t.Logf("fetch first %-5v: to all in %v, %d prefixes forwarded early, %d duplicate bodies", fetchFirst, took[fetchFirst], early, dups)
+			if (early > 0) == fetchFirst {
+				t.Fatalf("fetch first %v: %d prefixes forwarded early", fetchFirst, early)
+			}
+			for _, nd := range nodes {
+				_ = nd.r.Close()
+			}
+		}
+		// Fetch-first: 6 hops of 3 latencies and a batch window each.
+		// Cut-through: 6 hops of a latency and a window, and a round trip
+		// at the far end.
+		if want := 6*(latency+TxBatchWindow) + 2*latency; took[false] > want || took[false]*3 > took[true]*2 {
+			t.Fatalf("cut-through to all in %v, fetch-first %v: want at most %v and 2/3 of fetch-first", took[false], took[true], want)
+		}
+	})
+}
