@@ -26,11 +26,11 @@ type linkTable struct {
 	cap      int
 	maxEarly int
 	early    int // entries fetching with early set
-	entries map[uint64]*linkEntry
-	ring    []uint64 // prefixes in insertion order, for eviction
-	head    int
-	slots   map[PeerID]uint
-	used    uint64 // bit s set: slot s is taken
+	entries  map[uint64]*linkEntry
+	ring     []uint64 // prefixes in insertion order, for eviction
+	head     int
+	slots    map[PeerID]uint
+	used     uint64 // bit s set: slot s is taken
 }
 
 // linkState is what this node knows of a prefix.
