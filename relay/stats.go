@@ -69,7 +69,8 @@ type Stats struct {
 	BlocksForwardedEarly uint64 `json:"blocks_forwarded_early"`
 	LateInvalidBlocks    uint64 `json:"late_invalid_blocks"`
 	// TxAnnouncementsEarly counts tx announcements forwarded before their
-	// bodies were fetched (cut-through, txcut.go).
+	// bodies were fetched (cut-through, txcut.go); in link mode, tx id
+	// prefixes announced onwards while their bodies were fetched.
 	TxAnnouncementsEarly uint64 `json:"tx_announcements_early"`
 	// BlockBytesIn counts what blocks cost this node to receive: block
 	// announcement payloads (compact, pull or push, prefilled txs

@@ -124,6 +124,12 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 	if len(fetch) == 0 {
 		return
 	}
+	if !r.linkFetches.acquire(from) {
+		r.stats.linkDropped.Add(1)
+		r.settlePrefixes(fetch, nil)
+		return
+	}
+	// Only once the fetch is sure to run: what goes on early is owed.
 	if r.linkCutThrough(from) {
 		r.links.mu.Lock()
 		early := r.links.t.forwardEarly(fetch)
@@ -134,11 +140,6 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 			}
 		}
 		r.stats.earlyTxForward.Add(uint64(len(early)))
-	}
-	if !r.linkFetches.acquire(from) {
-		r.stats.linkDropped.Add(1)
-		r.settlePrefixes(fetch, nil)
-		return
 	}
 	started := r.spawn(func() {
 		defer r.linkFetches.release(from)
