@@ -305,6 +305,12 @@ func (f *fetcher) execTxs(ctx context.Context, rq *fetchReq) []itemResult {
 		}
 		res := took[k]
 		r.tookTxBody(id, res.Verdict)
+		if res.Verdict == Accepted && (r.cfg.TxMode == TxLink || rq.kind == kindTxShort) {
+			// Nothing forwards it for us (GossipSub forwards the
+			// announcement in announce mode, but a tx fetched by prefix
+			// came by no gossip): announce it in the next batch.
+			r.batch.add(r.ctx, id)
+		}
 		out[i].verdict, out[i].err, out[i].status = res.Verdict, res.Err, stOK
 		if res.Verdict == Invalid {
 			out[i].status = stInvalid
@@ -353,11 +359,6 @@ func (r *Relay) tookTxBody(id ID, v Verdict) {
 	r.noteBody("tx", v == Known)
 	if v == Accepted {
 		r.seen.record(id, r.now())
-		if r.cfg.TxMode == TxLink {
-			// Nothing forwards it for us (GossipSub does in announce
-			// mode): tell the mesh peers in the next batch.
-			r.batch.add(r.ctx, id)
-		}
 	}
 }
 

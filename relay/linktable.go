@@ -11,26 +11,47 @@ import "github.com/rumor-relay/rumor/relay/wire"
 // Peers are given a slot (a bit of a word) when they announce to us or we
 // to them, at most MaxLinkPeers at once; a peer without a slot is still
 // heard and sent to, only its announcements do not suppress ours to it.
+// The driver drops departed peers (drop, retain), which frees their slots.
 //
 // Cut-through: a prefix being fetched may be announced onwards at once
-// (early); a peer that then asks for it waits for the fetch (wait), and
-// one whose fetch failed stays owed (linkFailed: the answer is busy, no
-// fault) until a new announcement fetches it again or it is evicted.
+// (early); a peer that then asks for it waits for the fetch (lookup's
+// wait), and until we hold it it stays owed (the answer is busy, never
+// not-found, which the asker would charge us for): while fetching, after a
+// failed fetch (linkFailed, until a new announcement fetches it again) and
+// after a rejected one.
 //
-// Bounds: at most MaxLinkIDs entries; past that the oldest makes room. An
-// entry a peer made by announcing a prefix we did not hold and did not
-// forward is dropped again when its fetch fails, so such junk lives no
-// longer than the fetch scheduler tracks it (MaxTrackedPerPeer per peer);
-// at most maxEarly prefixes are in flight behind early announcements.
+// Bounds, in two rings so that what peers announce cannot push out what
+// this node owes them:
+//   - what we hold or owe (held, rejected, announced early): at most
+//     capOwed entries, the oldest out first. Only txs our pool took and at
+//     most maxEarly prefixes in flight behind early announcements enter it.
+//   - prefixes heard and not (yet) held: at most capHeard, the oldest out
+//     first; one whose fetch fails is dropped at once, so junk lives no
+//     longer than the fetch scheduler tracks it (MaxTrackedPerPeer per
+//     peer).
 type linkTable struct {
-	cap      int
 	maxEarly int
 	early    int // entries fetching with early set
 	entries  map[uint64]*linkEntry
-	ring     []uint64 // prefixes in insertion order, for eviction
-	head     int
+	owed     linkRing // held, rejected and early entries
+	pending  linkRing // entries heard and not held
 	slots    map[PeerID]uint
 	used     uint64 // bit s set: slot s is taken
+	gen      uint64 // last ring generation given out
+}
+
+// linkRing keeps prefixes in insertion order, each with the generation of
+// its insertion: an entry that moved to the other ring, or was dropped and
+// made again, has a newer generation, and its old place evicts nothing.
+type linkRing struct {
+	cap  int
+	ring []ringSlot
+	head int
+}
+
+type ringSlot struct {
+	prefix uint64
+	gen    uint64
 }
 
 // linkState is what this node knows of a prefix.
@@ -46,14 +67,26 @@ const (
 
 // linkEntry is one prefix's record.
 type linkEntry struct {
-	id    ID // the full id once held
-	state linkState
-	heard uint64 // slots of the peers that announced it to us
-	sent  uint64 // slots of the peers we announced it to
-	early bool   // announced onwards before it was held
+	id     ID // the full id once held
+	state  linkState
+	heard  uint64 // slots of the peers that announced it to us
+	sent   uint64 // slots of the peers we announced it to
+	early  bool   // announced onwards before it was held
+	pinned bool   // in the ring of what we hold or owe
+	gen    uint64 // generation of its current ring place
 	// done is closed when a fetch ends (linkFetching entries only), for
 	// requests that wait for it.
 	done chan struct{}
+}
+
+func newLinkTable(capOwed, capHeard, maxEarly int) *linkTable {
+	return &linkTable{
+		maxEarly: maxEarly,
+		entries:  make(map[uint64]*linkEntry),
+		owed:     linkRing{cap: capOwed},
+		pending:  linkRing{cap: capHeard},
+		slots:    make(map[PeerID]uint),
+	}
 }
 
 // end moves e out of linkFetching into state.
@@ -70,8 +103,31 @@ func (t *linkTable) end(e *linkEntry, state linkState) {
 	e.state = state
 }
 
-func newLinkTable(capacity, maxEarly int) *linkTable {
-	return &linkTable{cap: capacity, maxEarly: maxEarly, entries: make(map[uint64]*linkEntry), slots: make(map[PeerID]uint)}
+// place puts prefix's entry at the young end of ring r, evicting r's
+// oldest entry when it is full.
+func (t *linkTable) place(r *linkRing, prefix uint64, e *linkEntry) {
+	t.gen++
+	e.gen = t.gen
+	s := ringSlot{prefix, t.gen}
+	if len(r.ring) < r.cap {
+		r.ring = append(r.ring, s)
+		return
+	}
+	old := r.ring[r.head]
+	if o, ok := t.entries[old.prefix]; ok && o.gen == old.gen {
+		t.end(o, linkHeard) // wakes its waiters
+		delete(t.entries, old.prefix)
+	}
+	r.ring[r.head] = s
+	r.head = (r.head + 1) % r.cap
+}
+
+// pin moves e to the ring of what we hold or owe, once.
+func (t *linkTable) pin(prefix uint64, e *linkEntry) {
+	if !e.pinned {
+		e.pinned = true
+		t.place(&t.owed, prefix, e)
+	}
 }
 
 // slot returns p's bit, taking a free slot if p has none; 0 when all are
@@ -93,36 +149,33 @@ func (t *linkTable) slot(p PeerID) uint64 {
 	return 0
 }
 
-// entry returns prefix's entry, creating it (state linkHeard) if new.
-func (t *linkTable) entry(prefix uint64) *linkEntry {
-	if e, ok := t.entries[prefix]; ok {
-		return e
-	}
-	e := &linkEntry{}
-	if len(t.ring) < t.cap {
-		t.ring = append(t.ring, prefix)
-	} else {
-		if old, ok := t.entries[t.ring[t.head]]; ok {
-			t.end(old, linkHeard) // wakes its waiters
-		}
-		delete(t.entries, t.ring[t.head])
-		t.ring[t.head] = prefix
-		t.head = (t.head + 1) % t.cap
-	}
-	t.entries[prefix] = e
-	return e
-}
+// slotsFull reports whether every slot is taken (the driver then drops the
+// slots of peers no longer connected: retain).
+func (t *linkTable) slotsFull() bool { return t.used == ^uint64(0) }
 
 // heard records that p announced prefixes. It returns the prefixes to
 // fetch from p (new here: now linkFetching), those already being fetched
 // (p is one more source) and the ids of those we hold (p holds them too).
-func (t *linkTable) heard(p PeerID, prefixes []uint64) (fetch, sources []uint64, held []ID) {
+// With create false (p has no fetch slot free), prefixes new here are
+// left out altogether.
+func (t *linkTable) heard(p PeerID, prefixes []uint64, create bool) (fetch, sources []uint64, held []ID) {
 	bit := t.slot(p)
 	for _, x := range prefixes {
-		e := t.entry(x)
+		e, ok := t.entries[x]
+		if !ok {
+			if !create {
+				continue
+			}
+			e = &linkEntry{}
+			t.entries[x] = e
+			t.place(&t.pending, x, e)
+		}
 		e.heard |= bit
 		switch e.state {
 		case linkHeard, linkFailed:
+			if !create {
+				continue
+			}
 			if e.state == linkFailed {
 				t.early++ // still owed to the peers told early
 			}
@@ -152,6 +205,7 @@ func (t *linkTable) forwardEarly(xs []uint64) []uint64 {
 		}
 		e.early = true
 		t.early++
+		t.pin(x, e)
 		out = append(out, x)
 	}
 	return out
@@ -170,13 +224,15 @@ func (t *linkTable) fetched(prefix uint64, id ID, ok, rejected bool) {
 	case ok:
 		t.end(e, linkHeld)
 		e.id = id
+		t.pin(prefix, e)
 	case rejected:
 		t.end(e, linkRejected)
+		t.pin(prefix, e)
 	case e.early:
 		t.end(e, linkFailed)
 	default:
 		t.end(e, linkHeard)
-		delete(t.entries, prefix) // its ring slot is reclaimed when evicted
+		delete(t.entries, prefix) // its ring place evicts nothing now
 	}
 }
 
@@ -193,17 +249,20 @@ func (t *linkTable) outgoing(ids []ID, mesh []PeerID) map[PeerID][]uint64 {
 	var out map[PeerID][]uint64
 	for _, id := range ids {
 		x := wire.TxPrefix(id)
+		e, ok := t.entries[x]
 		if isPrefixKey(id) {
-			e, ok := t.entries[x]
-			if !ok || e.state != linkFetching && e.state != linkHeld {
+			if !ok || !e.early || e.state != linkFetching && e.state != linkHeld {
 				continue // its fetch already failed: nothing to offer
 			}
 		} else {
-			e := t.entry(x)
+			if !ok {
+				e = &linkEntry{}
+				t.entries[x] = e
+			}
 			t.end(e, linkHeld)
 			e.id = id
+			t.pin(x, e)
 		}
-		e := t.entries[x]
 		for i, p := range mesh {
 			b := bits[i]
 			if b != 0 && (e.heard|e.sent)&b != 0 {
@@ -220,8 +279,8 @@ func (t *linkTable) outgoing(ids []ID, mesh []PeerID) map[PeerID][]uint64 {
 }
 
 // lookup returns the id of a held tx by its prefix; owed reports one
-// announced early that is not held (its fetch is under way, or failed).
-// wait, when not nil, is closed when that fetch ends.
+// announced early that is not held (its fetch is under way, failed or
+// found it invalid). wait, when not nil, is closed when that fetch ends.
 func (t *linkTable) lookup(prefix uint64) (id ID, held, owed bool, wait <-chan struct{}) {
 	e, ok := t.entries[prefix]
 	switch {
@@ -229,10 +288,11 @@ func (t *linkTable) lookup(prefix uint64) (id ID, held, owed bool, wait <-chan s
 		return ID{}, false, false, nil
 	case e.state == linkHeld:
 		return e.id, true, false, nil
-	case e.state == linkFailed:
+	case e.early:
+		if e.state == linkFetching {
+			return ID{}, false, true, e.done
+		}
 		return ID{}, false, true, nil
-	case e.state == linkFetching && e.early:
-		return ID{}, false, true, e.done
 	}
 	return ID{}, false, false, nil
 }
@@ -250,6 +310,20 @@ func (t *linkTable) drop(p PeerID) {
 	for _, e := range t.entries {
 		e.heard &= mask
 		e.sent &= mask
+	}
+}
+
+// retain drops every slotted peer not in connected: a message read after
+// its sender's disconnect was reported takes a slot no drop frees.
+func (t *linkTable) retain(connected []PeerID) {
+	keep := make(map[PeerID]bool, len(connected))
+	for _, p := range connected {
+		keep[p] = true
+	}
+	for p := range t.slots {
+		if !keep[p] {
+			t.drop(p)
+		}
 	}
 }
 

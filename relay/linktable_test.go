@@ -13,15 +13,15 @@ func linkID(b byte) ID { return ID{b, b, b, b, b, b, b, b, 0xee} }
 // one that announced it to us, and a second announcement of a prefix
 // being fetched adds a source instead of a second fetch.
 func TestLinkTableSuppression(t *testing.T) {
-	tb := newLinkTable(16, 4)
+	tb := newLinkTable(16, 16, 4)
 	a, b := linkID(1), linkID(2)
 	xa, xb := wire.TxPrefix(a), wire.TxPrefix(b)
 
-	fetch, sources, held := tb.heard("P", []uint64{xa})
+	fetch, sources, held := tb.heard("P", []uint64{xa}, true)
 	if !slices.Equal(fetch, []uint64{xa}) || sources != nil || held != nil {
 		t.Fatalf("first announcement: fetch %v sources %v held %v", fetch, sources, held)
 	}
-	if fetch, sources, _ = tb.heard("Q", []uint64{xa}); fetch != nil || !slices.Equal(sources, []uint64{xa}) {
+	if fetch, sources, _ = tb.heard("Q", []uint64{xa}, true); fetch != nil || !slices.Equal(sources, []uint64{xa}) {
 		t.Fatalf("second announcer: fetch %v sources %v, want it as a source only", fetch, sources)
 	}
 	if _, held, owed, _ := tb.lookup(xa); held || owed {
@@ -42,7 +42,7 @@ func TestLinkTableSuppression(t *testing.T) {
 	if again := tb.outgoing([]ID{a, b}, []PeerID{"P", "Q", "R"}); len(again) != 0 {
 		t.Fatalf("announced twice: %v", again)
 	}
-	if _, _, held := tb.heard("R", []uint64{xb}); !slices.Equal(held, []ID{b}) {
+	if _, _, held := tb.heard("R", []uint64{xb}, true); !slices.Equal(held, []ID{b}) {
 		t.Fatalf("an announcement of a held tx: held %v, want its id (the peer holds it)", held)
 	}
 }
@@ -51,20 +51,20 @@ func TestLinkTableSuppression(t *testing.T) {
 // later announcement fetches again), an invalid one is never fetched
 // again, and a departed peer's slot comes back clean.
 func TestLinkTableFailuresAndDepartures(t *testing.T) {
-	tb := newLinkTable(16, 4)
+	tb := newLinkTable(16, 16, 4)
 	x, y := wire.TxPrefix(linkID(3)), wire.TxPrefix(linkID(4))
-	tb.heard("P", []uint64{x, y})
+	tb.heard("P", []uint64{x, y}, true)
 	tb.fetched(x, ID{}, false, false)
 	tb.fetched(y, ID{}, false, true)
 	if tb.size() != 1 {
 		t.Fatalf("%d entries after a failure and a rejection, want 1 (the rejected)", tb.size())
 	}
-	if fetch, _, _ := tb.heard("Q", []uint64{x, y}); !slices.Equal(fetch, []uint64{x}) {
+	if fetch, _, _ := tb.heard("Q", []uint64{x, y}, true); !slices.Equal(fetch, []uint64{x}) {
 		t.Fatalf("after failures: fetch %v, want only the failed one again", fetch)
 	}
 
 	id := linkID(5)
-	tb.heard("P", []uint64{wire.TxPrefix(id)})
+	tb.heard("P", []uint64{wire.TxPrefix(id)}, true)
 	tb.drop("P")
 	// A newcomer may take P's slot: it must be told.
 	if out := tb.outgoing([]ID{id}, []PeerID{"N"}); len(out["N"]) != 1 {
@@ -76,7 +76,7 @@ func TestLinkTableFailuresAndDepartures(t *testing.T) {
 // first out) and at most MaxLinkPeers peer slots; peers past that are
 // still announced to.
 func TestLinkTableBounds(t *testing.T) {
-	tb := newLinkTable(4, 4)
+	tb := newLinkTable(4, 16, 4)
 	var ids []ID
 	for i := range 6 {
 		ids = append(ids, linkID(byte(10+i)))
@@ -110,10 +110,10 @@ func TestLinkTableBounds(t *testing.T) {
 // a busy answer, never not-found), stays owed after a failed fetch until a
 // new announcement fetches it again, and at most maxEarly are in flight.
 func TestLinkTableCutThrough(t *testing.T) {
-	tb := newLinkTable(16, 2)
+	tb := newLinkTable(16, 16, 2)
 	a, b, c := linkID(1), linkID(2), linkID(3)
 	xa, xb, xc := wire.TxPrefix(a), wire.TxPrefix(b), wire.TxPrefix(c)
-	fetch, _, _ := tb.heard("P", []uint64{xa, xb, xc})
+	fetch, _, _ := tb.heard("P", []uint64{xa, xb, xc}, true)
 	if early := tb.forwardEarly(fetch); !slices.Equal(early, []uint64{xa, xb}) {
 		t.Fatalf("forwarded early %v, want the first two (cap 2)", early)
 	}
@@ -139,7 +139,7 @@ func TestLinkTableCutThrough(t *testing.T) {
 	if _, held, owed, _ := tb.lookup(xb); held || !owed {
 		t.Fatal("an early prefix whose fetch failed is no longer owed: the asker would charge us")
 	}
-	if fetch, _, _ := tb.heard("R", []uint64{xb}); !slices.Equal(fetch, []uint64{xb}) {
+	if fetch, _, _ := tb.heard("R", []uint64{xb}, true); !slices.Equal(fetch, []uint64{xb}) {
 		t.Fatalf("a failed early prefix announced again: fetch %v, want it fetched again", fetch)
 	}
 	// The refetched one counts against the cap again: one more fits.
@@ -147,7 +147,7 @@ func TestLinkTableCutThrough(t *testing.T) {
 		t.Fatalf("forwarded %v, want %d", early, xc)
 	}
 	xd := wire.TxPrefix(linkID(4))
-	fetch, _, _ = tb.heard("P", []uint64{xd})
+	fetch, _, _ = tb.heard("P", []uint64{xd}, true)
 	if early := tb.forwardEarly(fetch); len(early) != 0 {
 		t.Fatalf("forwarded %v past the cap", early)
 	}
@@ -155,5 +155,49 @@ func TestLinkTableCutThrough(t *testing.T) {
 	tb.fetched(xc, ID{}, false, false)
 	if out := tb.outgoing([]ID{prefixKey(xc)}, []PeerID{"S"}); len(out) != 0 {
 		t.Fatalf("announced a prefix we failed to get: %v", out)
+	}
+}
+
+// TestLinkTableOwedSurvivesJunk: what a peer announces cannot push out
+// what this node holds or owes (they live in separate rings), a prefix
+// dropped and made again is not evicted by its old ring place, a rejected
+// early prefix stays owed, a peer with no fetch slot makes no entries, and
+// retain frees the slots of peers gone without a drop.
+func TestLinkTableOwedSurvivesJunk(t *testing.T) {
+	tb := newLinkTable(4, 4, 4)
+	held := linkID(1)
+	tb.outgoing([]ID{held}, nil)
+	x := wire.TxPrefix(linkID(2))
+	fetch, _, _ := tb.heard("P", []uint64{x}, true)
+	tb.fetched(x, ID{}, false, false) // dropped
+	fetch, _, _ = tb.heard("P", []uint64{x}, true)
+	if early := tb.forwardEarly(fetch); len(early) != 1 {
+		t.Fatalf("forwarded early %v", early)
+	}
+	tb.fetched(x, ID{}, false, true) // rejected after going on early
+	var junk []uint64
+	for i := range 50 {
+		junk = append(junk, 1000+uint64(i))
+	}
+	tb.heard("M", junk, true)
+	if _, ok, _, _ := tb.lookup(wire.TxPrefix(held)); !ok {
+		t.Fatal("junk announcements evicted a tx we hold")
+	}
+	if _, _, owed, _ := tb.lookup(x); !owed {
+		t.Fatal("a rejected prefix that went on early is not owed (the askers would charge us not-found)")
+	}
+	if tb.size() > 4+4 {
+		t.Fatalf("%d entries, rings of 4 and 4", tb.size())
+	}
+	before := tb.size()
+	if fetch, _, _ := tb.heard("M", []uint64{5000, 5001}, false); fetch != nil || tb.size() != before {
+		t.Fatalf("a peer without fetch slots made entries: fetch %v, %d entries from %d", fetch, tb.size(), before)
+	}
+	tb.retain([]PeerID{"P"})
+	if _, ok := tb.slots["M"]; ok {
+		t.Fatal("retain kept the slot of a peer not connected")
+	}
+	if _, ok := tb.slots["P"]; !ok {
+		t.Fatal("retain dropped a connected peer")
 	}
 }

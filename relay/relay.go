@@ -203,7 +203,7 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		txImports:      newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
 		linkFetches:    newPeerSlots(MaxTxValidationsPerPeer, TxValidateConcurrency),
 		linkProto:      cfg.TxLinkProtocol(),
-		links:          txLinks{t: newLinkTable(MaxLinkIDs, MaxEarlyTxIDs)},
+		links:          txLinks{t: newLinkTable(MaxLinkIDs, MaxFetchItems, MaxEarlyTxIDs)},
 		upload:         cfg.uploadLimiter(),
 		reconDiff:      make(map[PeerID]int),
 		reconLast:      make(map[PeerID]time.Time),

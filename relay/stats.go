@@ -165,8 +165,10 @@ func (c *counters) snapshot() Stats {
 	aIn, aOut := c.gossipAnnounce.in.Load(), c.gossipAnnounce.out.Load()
 	gbIn, gbOut := c.gossipBody.in.Load(), c.gossipBody.out.Load()
 	rcIn, rcOut := c.reqReconcile.in.Load(), c.reqReconcile.out.Load()
-	lIn, lOut := c.linkTotal.in.Load(), c.linkTotal.out.Load()
+	// Payloads first: noteLinkBytes adds the total first, so a snapshot
+	// between the two never sees more payload than total.
 	lpIn, lpOut := c.linkPayload.in.Load(), c.linkPayload.out.Load()
+	lIn, lOut := c.linkTotal.in.Load(), c.linkTotal.out.Load()
 	s.Protocols = map[string]ByteCounts{
 		protoGossip:  {In: gIn, Out: gOut},
 		protoRequest: {In: rqIn + rbIn + rcIn, Out: rqOut + rbOut + rcOut},
@@ -184,7 +186,7 @@ func (c *counters) snapshot() Stats {
 		classAnnounce:  {In: aIn + lpIn, Out: aOut + lpOut},
 		classBody:      {In: gbIn + rbIn, Out: gbOut + rbOut},
 		classRequest:   {In: rqIn, Out: rqOut},
-		classOverhead:  {In: sub(gIn, aIn+gbIn) + lIn - lpIn, Out: sub(gOut, aOut+gbOut) + lOut - lpOut},
+		classOverhead:  {In: sub(gIn, aIn+gbIn) + sub(lIn, lpIn), Out: sub(gOut, aOut+gbOut) + sub(lOut, lpOut)},
 		classReconcile: {In: rcIn, Out: rcOut},
 	}
 	s.BytesIn = gIn + rqIn + rbIn + rcIn + lIn

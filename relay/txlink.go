@@ -72,6 +72,16 @@ func prefixKeys(xs []uint64) []ID {
 func (r *Relay) sendTxSeen(ids []ID) {
 	mesh := r.txTopic.Mesh()
 	r.links.mu.Lock()
+	full := r.links.t.slotsFull()
+	r.links.mu.Unlock()
+	var connected []PeerID
+	if full {
+		connected = r.tr.Peers()
+	}
+	r.links.mu.Lock()
+	if full {
+		r.links.t.retain(connected)
+	}
 	per := r.links.t.outgoing(ids, mesh)
 	r.links.mu.Unlock()
 	r.seen.markAnnounced(ids)
@@ -114,32 +124,39 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		r.penalize(from, OffenseMalformed)
 		return
 	}
+	// A peer whose fetch slots are all busy is still heard for what we
+	// know, but what is new from it is dropped (reconciliation repairs
+	// it), so it makes no entries either.
+	canFetch := r.linkFetches.acquire(from)
 	r.links.mu.Lock()
-	fetch, sources, held := r.links.t.heard(from, m.Prefixes)
+	fetch, sources, held := r.links.t.heard(from, m.Prefixes, canFetch)
 	r.links.mu.Unlock()
 	r.noteTxHeld(from, held)
 	if len(sources) > 0 {
 		r.fetch.addSources(from, kindTxShort, prefixKeys(sources))
 	}
-	if len(fetch) == 0 {
+	if !canFetch {
+		r.stats.linkDropped.Add(1)
 		return
 	}
-	if !r.linkFetches.acquire(from) {
-		r.stats.linkDropped.Add(1)
-		r.settlePrefixes(fetch, nil)
+	if len(fetch) == 0 {
+		r.linkFetches.release(from)
 		return
 	}
 	// Only once the fetch is sure to run: what goes on early is owed.
+	var early []uint64
 	if r.linkCutThrough(from) {
 		r.links.mu.Lock()
-		early := r.links.t.forwardEarly(fetch)
+		early = r.links.t.forwardEarly(fetch)
 		r.links.mu.Unlock()
+		queued := 0
 		for _, x := range early {
 			if !r.batch.tryAdd(prefixKey(x)) {
 				break // the batcher is backed up: announced once fetched
 			}
+			queued++
 		}
-		r.stats.earlyTxForward.Add(uint64(len(early)))
+		r.stats.earlyTxForward.Add(uint64(queued))
 	}
 	started := r.spawn(func() {
 		defer r.linkFetches.release(from)
@@ -149,7 +166,12 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		if err != nil {
 			res = nil
 		}
-		r.settlePrefixes(fetch, res)
+		if got := r.settlePrefixes(fetch, res); got == 0 && len(early) > 0 {
+			// Nothing of what went on early came, whatever the answer
+			// (busy or a reset is no offense): its next prefixes are
+			// fetched before they go further, as in announce mode.
+			r.offenders.note(from, r.now())
+		}
 	})
 	if !started {
 		r.linkFetches.release(from)
@@ -171,8 +193,10 @@ func (r *Relay) linkCutThrough(from PeerID) bool {
 }
 
 // settlePrefixes records what fetching xs came to (res[i] answers xs[i];
-// missing results failed).
-func (r *Relay) settlePrefixes(xs []uint64, res []itemResult) {
+// missing results failed) and returns how many the pool now holds. A body
+// the pool did not take (Ignored: fee too low, pool full) is not held: we
+// could not serve it.
+func (r *Relay) settlePrefixes(xs []uint64, res []itemResult) (got int) {
 	r.links.mu.Lock()
 	defer r.links.mu.Unlock()
 	for i, x := range xs {
@@ -180,9 +204,14 @@ func (r *Relay) settlePrefixes(xs []uint64, res []itemResult) {
 			r.links.t.fetched(x, ID{}, false, false)
 			continue
 		}
-		st := res[i].status
-		r.links.t.fetched(x, res[i].id, st == stOK, st == stInvalid)
+		it := res[i]
+		ok := it.status == stOK && (it.verdict == Accepted || it.verdict == Known)
+		if ok {
+			got++
+		}
+		r.links.t.fetched(x, it.id, ok, it.status == stInvalid)
 	}
+	return got
 }
 
 // resolvePrefixes maps the prefixes a peer asks for to the ids of the txs

@@ -545,6 +545,11 @@ func (nd *Node) Send(to transport.PeerID, proto string, msg []byte) error {
 		in.h(nd.id, msg, nil)
 	})
 	if !ok {
+		nd.mu.Lock()
+		if nd.queued[key]--; nd.queued[key] <= 0 {
+			delete(nd.queued, key)
+		}
+		nd.mu.Unlock()
 		return errors.New("memnet: network closed")
 	}
 	return nil

@@ -43,7 +43,19 @@ const (
 	// live link, so a minute keeps the stream across lulls and closes the
 	// streams (and sender goroutines) of peers we no longer talk to.
 	MessageIdleTimeout = time.Minute
+	// MessageOpenBackoff is how long Send refuses a peer and protocol
+	// after a stream to it could not be opened (a peer that does not
+	// speak the protocol, or a stalled one): a sender per batch window
+	// would otherwise negotiate a stream that fails every 20 ms.
+	MessageOpenBackoff = 30 * time.Second
+	// MaxOpenBackoffs bounds the peers and protocols remembered in
+	// backoff; past it the expired ones go, and if none has, all of them.
+	MaxOpenBackoffs = 1024
 )
+
+// ErrOpenBackoff is returned (wrapped) by Send while a peer and protocol
+// are in backoff after a failed stream open.
+var ErrOpenBackoff = errors.New("p2p: message stream refused lately")
 
 // maxBatchBytes is where a sender stops coalescing queued messages into
 // one Write: enough for a whole queue of small messages in one syscall
@@ -82,6 +94,9 @@ type messenger struct {
 	// a stream that reaches an older handler is reset.
 	handlers map[protocol.ID]uint64
 	gen      uint64
+	// backoff holds when Send may try a peer and protocol again after a
+	// failed open; at most MaxOpenBackoffs entries.
+	backoff map[streamKey]time.Time
 }
 
 // init makes the maps; called with mu held.
@@ -90,6 +105,7 @@ func (m *messenger) init() {
 		m.senders = make(map[streamKey]*sender)
 		m.inbound = make(map[streamKey]*inbound)
 		m.handlers = make(map[protocol.ID]uint64)
+		m.backoff = make(map[streamKey]time.Time)
 	}
 }
 
@@ -131,6 +147,12 @@ func (t *Transport) Send(to transport.PeerID, proto string, msg []byte) error {
 		return errClosed
 	}
 	m.init()
+	if until, ok := m.backoff[key]; ok {
+		if time.Now().Before(until) {
+			return fmt.Errorf("p2p: send to %s on %s: %w", p.ShortString(), proto, ErrOpenBackoff)
+		}
+		delete(m.backoff, key)
+	}
 	s := m.senders[key]
 	if s == nil {
 		s = &sender{t: t, key: key, queue: make(chan []byte, MaxQueuedMessages)}
@@ -159,6 +181,7 @@ func (s *sender) run() {
 	defer t.wg.Done()
 	st, err := s.open()
 	if err != nil {
+		s.backOff()
 		s.fail("open", err)
 		return
 	}
@@ -228,6 +251,29 @@ func (s *sender) batch(buf, msg []byte) []byte {
 		}
 	}
 	return buf
+}
+
+// backOff makes Send refuse the sender's peer and protocol for
+// MessageOpenBackoff.
+func (s *sender) backOff() {
+	m := &s.t.msgr
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.backoff == nil {
+		return
+	}
+	now := time.Now()
+	if len(m.backoff) >= MaxOpenBackoffs {
+		for k, until := range m.backoff {
+			if !now.Before(until) {
+				delete(m.backoff, k)
+			}
+		}
+		if len(m.backoff) >= MaxOpenBackoffs {
+			clear(m.backoff)
+		}
+	}
+	m.backoff[s.key] = now.Add(MessageOpenBackoff)
 }
 
 // fail logs a stream error and removes the sender; what is queued is

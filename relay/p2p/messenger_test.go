@@ -201,6 +201,18 @@ func TestMessagesOverTCP(t *testing.T) {
 	if err := a.Send(ID(hc.ID()), msgProto, []byte("x")); !errors.Is(err, transport.ErrNotConnected) {
 		t.Fatalf("send to an unconnected peer: %v", err)
 	}
+	// A connected peer that does not take the protocol: the open fails,
+	// and Send refuses that peer and protocol for a while instead of
+	// negotiating a doomed stream every batch.
+	if err := ha.Connect(ctx, peer.AddrInfo{ID: hc.ID(), Addrs: hc.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(ID(hc.ID()), msgProto, []byte("x")); err != nil {
+		t.Fatalf("first send to a peer without the protocol: %v", err)
+	}
+	waitFor(t, 5*time.Second, "backoff after a refused open", func() bool {
+		return errors.Is(a.Send(ID(hc.ID()), msgProto, []byte("x")), ErrOpenBackoff)
+	})
 	if err := a.Send(to, msgProto, nil); err == nil {
 		t.Fatal("empty message accepted")
 	}
