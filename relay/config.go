@@ -42,7 +42,9 @@ func ParseBlockMode(s string) (BlockMode, error) {
 }
 
 // TxMode selects how this node gossips the transactions it publishes.
-// Receivers understand both whatever their own mode.
+// Receivers understand all three whatever their own mode (a node takes
+// link-mode inventory on a transport.Messenger, and passes on what it
+// fetched by prefix in its own mode).
 type TxMode string
 
 const (
