@@ -19,6 +19,23 @@ func mustEncode(f testing.TB, m interface{ Encode() ([]byte, error) }) []byte {
 	return b
 }
 
+// checkDecoded is what a fuzz target asserts of one input b that a
+// decoder turned into m or err: a failure wraps ErrMalformed, and what
+// decodes re-encodes to b.
+func checkDecoded(t *testing.T, b []byte, m interface{ Encode() ([]byte, error) }, err error) {
+	t.Helper()
+	if err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error not ErrMalformed: %v", err)
+		}
+		return
+	}
+	out, err := m.Encode()
+	if err != nil || !bytes.Equal(out, b) {
+		t.Fatalf("re-encode mismatch: %v", err)
+	}
+}
+
 func FuzzDecodeTxAnnounce(f *testing.F) {
 	f.Add(mustEncode(f, &TxAnnounce{IDs: idsN(1)}))
 	f.Add(mustEncode(f, &TxAnnounce{IDs: idsN(5)}))
@@ -26,16 +43,7 @@ func FuzzDecodeTxAnnounce(f *testing.F) {
 	f.Add([]byte{TagTxAnnounce, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x03})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeTxAnnounce(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
-			}
-			return
-		}
-		out, err := m.Encode()
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode mismatch: %v", err)
-		}
+		checkDecoded(t, b, m, err)
 	})
 }
 
@@ -47,16 +55,7 @@ func FuzzDecodeTxPush(f *testing.F) {
 	f.Add([]byte{TagTxPush, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x03})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeTxPush(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
-			}
-			return
-		}
-		out, err := m.Encode()
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode mismatch: %v", err)
-		}
+		checkDecoded(t, b, m, err)
 	})
 }
 
@@ -70,15 +69,9 @@ func FuzzDecodeBlockAnnounce(f *testing.F) {
 	f.Add([]byte{TagBlockCompact, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeBlockAnnounce(b)
+		checkDecoded(t, b, m, err)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
-			}
 			return
-		}
-		out, err := m.Encode()
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode mismatch: %v", err)
 		}
 		if c, ok := m.(*CompactBlock); ok && c.TxCount() > MaxBlockTxs {
 			t.Fatalf("compact block of %d txs", c.TxCount())
@@ -100,16 +93,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte{TagGetBlockTxn})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeRequest(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
-			}
-			return
-		}
-		out, err := m.Encode()
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode mismatch: %v", err)
-		}
+		checkDecoded(t, b, m, err)
 	})
 }
 
@@ -127,16 +111,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeResponse(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
-			}
-			return
-		}
-		out, err := m.Encode()
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode mismatch: %v", err)
-		}
+		checkDecoded(t, b, m, err)
 	})
 }
 

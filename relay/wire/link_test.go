@@ -84,15 +84,6 @@ func FuzzDecodeTxSeen(f *testing.F) {
 	f.Add([]byte{TagTxSeen})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeTxSeen(b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error not ErrMalformed: %v", err)
-			}
-			return
-		}
-		out, err := m.Encode()
-		if err != nil || !bytes.Equal(out, b) {
-			t.Fatalf("re-encode mismatch: %v", err)
-		}
+		checkDecoded(t, b, m, err)
 	})
 }
