@@ -65,7 +65,8 @@
 // else is ignored.
 //
 // Config.TxMode TxLink (txlink.go) moves tx inventory off GossipSub: a
-// node tells each peer of its tx topic mesh, in its next batch, the 8-byte
+// node tells each peer of its tx topic mesh, in its next batch (5 ms,
+// TxLinkWindow: it is paid at every hop), the 8-byte
 // id prefixes of the txs it came to hold that the peer neither announced
 // to it nor was told (wire.TxSeen, one frame each on a long-lived stream:
 // a transport.Messenger). A receiver fetches the prefixes new to it from

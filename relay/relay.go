@@ -217,7 +217,7 @@ func New(tr transport.Transport, c Chain, p TxPool, cfg Config, opts ...Option) 
 		cancel()
 		return nil, fmt.Errorf("relay: syncer: %w", err)
 	}
-	r.batch = newBatcher(cfg.TxBatchWindow, cfg.TxBatchMax, r.publishTxBatch)
+	r.batch = newBatcher(cfg.batchWindow(), cfg.TxBatchMax, r.publishTxBatch)
 	return r, nil
 }
 

@@ -12,7 +12,7 @@ import (
 // Link mode (Config.TxMode TxLink): tx inventory goes per link instead of
 // through GossipSub, as Bitcoin's INV and Celestia CAT's SeenTx do. A node
 // that comes to hold a tx (submitted here, fetched, reconciled) tells
-// each peer of its tx topic mesh, in the next batch (TxBatchWindow), the
+// each peer of its tx topic mesh, in the next batch (TxLinkWindow), the
 // first 8 bytes of the tx's id (wire.TxSeen, one long-lived stream per
 // peer: transport.Messenger), unless that peer told it first or was told
 // already. A peer that lacks it asks the announcer by that prefix

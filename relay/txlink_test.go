@@ -226,7 +226,7 @@ func TestTxLinkCutThroughSavesRoundTrips(t *testing.T) {
 		// Fetch-first: 6 hops of 3 latencies and a batch window each.
 		// Cut-through: 6 hops of a latency and a window, and a round trip
 		// at the far end.
-		if want := 6*(latency+TxBatchWindow) + 2*latency; took[false] > want || took[false]*3 > took[true]*2 {
+		if want := 6*(latency+TxLinkWindow) + 2*latency; took[false] > want || took[false]*3 > took[true]*2 {
 			t.Fatalf("cut-through to all in %v, fetch-first %v: want at most %v and 2/3 of fetch-first", took[false], took[true], want)
 		}
 	})
