@@ -17,11 +17,12 @@ type CompareRun struct {
 }
 
 // CompareRuns are the runs of --compare, the one the others are divided by
-// first: rumor's default, its other block modes with announced txs, and
-// plain GossipSub (whole txs and whole blocks pushed), which is what a
-// relay built on GossipSub alone would do.
+// first: rumor's default, its tx inventory per link, its other block modes
+// with announced txs, and plain GossipSub (whole txs and whole blocks
+// pushed), which is what a relay built on GossipSub alone would do.
 var CompareRuns = []CompareRun{
 	{"compact", "compact", "announce"},
+	{"link", "compact", "link"},
 	{"pull", "pull", "announce"},
 	{"push", "push", "announce"},
 	{"gossipsub", "push", "push"},

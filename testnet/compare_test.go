@@ -37,5 +37,10 @@ func TestPrintCompareRatios(t *testing.T) {
 	if !strings.Contains(lines[4], "0.50") || !strings.Contains(lines[4], "INCOMPLETE") {
 		t.Errorf("push row %q", lines[4])
 	}
+	link := mk("compact", 100, 500)
+	link.Report.TxRelay = "link"
+	if got := compareName(link.Report); got != "link" {
+		t.Errorf("compact blocks with link-mode txs named %q, want link", got)
+	}
 	PrintCompare(&buf, nil) // no results: no output, no panic
 }
