@@ -37,14 +37,21 @@ func smallSimConfig(t *testing.T, n int, d time.Duration) Config {
 	return cfg
 }
 
-func testSimModeSmall(t *testing.T) {
-	cfg := smallSimConfig(t, 5, 3*time.Second)
+// runSim runs cfg with two minutes to finish and fails the test on error.
+func runSim(t *testing.T, cfg Config) *Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res
+}
+
+func testSimModeSmall(t *testing.T) {
+	cfg := smallSimConfig(t, 5, 3*time.Second)
+	res := runSim(t, cfg)
 	r := res.Report
 	if !r.OK() {
 		t.Fatalf("coverage incomplete: %+v\nerrors: %q", r, r.Errors)
@@ -188,13 +195,7 @@ func TestSimLinkMode(t *testing.T) {
 		cfg := smallSimConfig(t, 10, 4*time.Second)
 		cfg.Latency = 25 * time.Millisecond
 		cfg.TxRelay = "link"
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		res, err := Run(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := res.Report
+		r := runSim(t, cfg).Report
 		if !r.OK() || r.TxRelay != "link" {
 			t.Fatalf("tx relay %q, coverage: %+v\nerrors: %q", r.TxRelay, r.Txs, r.Errors)
 		}
