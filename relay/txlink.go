@@ -143,9 +143,11 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		r.linkFetches.release(from)
 		return
 	}
-	// Only once the fetch is sure to run: what goes on early is owed.
+	// Only once the fetch is sure to run: what goes on early is owed. Only
+	// in link mode: a node of another mode announces whole ids, which it
+	// learns once the body is here.
 	var early []uint64
-	if r.linkCutThrough(from) {
+	if r.cfg.TxMode == TxLink && r.linkCutThrough(from) {
 		r.links.mu.Lock()
 		early = r.links.t.forwardEarly(fetch)
 		r.links.mu.Unlock()

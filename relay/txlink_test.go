@@ -231,3 +231,42 @@ func TestTxLinkCutThroughSavesRoundTrips(t *testing.T) {
 		}
 	})
 }
+
+// TestTxLinkMixedModes: link-mode and announce-mode nodes in one network
+// pass txs to each other: an announce-mode node takes TxSeen, fetches by
+// prefix and passes the tx on over GossipSub; a link-mode node takes
+// GossipSub announcements and passes them on per link.
+func TestTxLinkMixedModes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, ntx = 10, 30
+		// A ring alternating link and announce nodes: every tx must
+		// cross from one mode to the other at every hop.
+		var edges [][2]int
+		for i := range n {
+			edges = append(edges, [2]int{i, (i + 1) % n})
+		}
+		_, nodes := simNet(t, n, edges, 10*time.Millisecond, func(i int) Config {
+			cfg := testConfig(BlockCompact)
+			cfg.NoSync = true
+			if i%2 == 0 {
+				cfg.TxMode = TxLink
+			}
+			return cfg
+		})
+		ctx := waitCtx(t, time.Minute)
+		var ids []ID
+		for i := range ntx {
+			id, v, err := nodes[i%n].r.SubmitTx(mkTx("mixed", i, 200))
+			if v != Accepted {
+				t.Fatal(v, err)
+			}
+			ids = append(ids, id)
+		}
+		waitPools(t, ctx, nodes, ids)
+		for i, nd := range nodes {
+			if offs := nd.offs.all(); len(offs) != 0 {
+				t.Fatalf("node %d offenses %v", i, offs)
+			}
+		}
+	})
+}
