@@ -34,10 +34,8 @@ const (
 	kindTxShort                       // a tx by id prefix (link mode): GetTxsByPrefix, batched; keyed by prefixKey
 )
 
-// batched reports whether items of the kind share requests.
-func (k fetchKind) batched() bool { return k == kindTx || k == kindTxShort }
-
-// isTx reports whether the kind fetches txs into the pool.
+// isTx reports whether the kind fetches txs into the pool; such items
+// share requests (batches of up to maxBatch of one kind).
 func (k fetchKind) isTx() bool { return k == kindTx || k == kindTxShort }
 
 // String names the kind for logs and metric labels.
@@ -339,7 +337,7 @@ func (s *sched) schedule(now time.Time) []*fetchReq {
 			continue
 		}
 		p := it.sources[it.next]
-		if k.kind.batched() {
+		if k.kind.isTx() {
 			if r := open[batchKey{p, k.kind}]; r != nil && len(r.keys) < s.cfg.maxBatch {
 				r.keys = append(r.keys, k)
 				it.req, it.queued = r.id, false
@@ -357,7 +355,7 @@ func (s *sched) schedule(now time.Time) []*fetchReq {
 		ps.inflight++
 		s.reqs[r.id] = r
 		it.req, it.queued = r.id, false
-		if k.kind.batched() {
+		if k.kind.isTx() {
 			open[batchKey{p, k.kind}] = r
 		}
 		out = append(out, r)

@@ -176,17 +176,27 @@ func (f *txFlight) owes(id ID, now time.Time, recent time.Duration) bool {
 	return ok && now.Sub(at) < recent
 }
 
+// txCutThroughAllowed reports whether txs from announces may go on before
+// their bodies are here, in either tx mode: not when configured
+// fetch-first, not for a peer that offended lately, and only where recent
+// request round trips are long enough for a hop to be worth saving (on
+// short links a fetch here costs less than a longer path).
+func (r *Relay) txCutThroughAllowed(from PeerID) bool {
+	if r.cfg.TxFetchBeforeForward || r.offenders.recent(from, r.now(), OffenderCooldown) {
+		return false
+	}
+	min := r.cfg.txCutThroughMinRTT()
+	return min == 0 || r.rtt.lowQuartile() >= min
+}
+
 // forwardTxsEarly tries the cut-through path for an announcement whose
 // ids in want we lack: it returns Accept with the fetch running behind,
 // or ok false when the announcement must be fetched before it is
 // forwarded (the option is off, the announcer offended recently, nothing
 // in it is news, or a bound is reached).
 func (r *Relay) forwardTxsEarly(from PeerID, ann []ID, want []ID) (res transport.Validation, ok bool) {
-	if r.cfg.TxFetchBeforeForward || r.offenders.recent(from, r.now(), OffenderCooldown) {
+	if !r.txCutThroughAllowed(from) {
 		return 0, false
-	}
-	if min := r.cfg.txCutThroughMinRTT(); min > 0 && r.rtt.lowQuartile() < min {
-		return 0, false // short links: a fetch here costs less than a longer path
 	}
 	if !r.txImports.acquire(from) {
 		return 0, false

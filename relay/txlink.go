@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -27,10 +28,14 @@ import (
 // per peer and window, 8 bytes per id and one byte of framing, and no
 // link carries an id both ways unless the two ends learn it at once.
 //
-// What it costs: a hop takes an announcement and a round trip (the body
-// is fetched before the id goes on), where announce mode cuts through on
-// long links; and each node must hold what it announces, so junk goes
-// one hop. The tx topic is still joined: its GossipSub mesh is the set
+// What it costs: each hop waits for a batch window (TxLinkWindow), where
+// GossipSub forwards at once. On long links a prefix new here goes on
+// while its body is fetched (cut-through, under announce mode's gates:
+// txCutThroughAllowed), so a hop costs a latency and the body trails by a
+// round trip at the far end; elsewhere a hop also waits for the body. Only
+// the pool serves, so a bad body goes one hop; a junk prefix forwarded
+// early goes on until its fetch fails, and its announcer is then an
+// offender (fetch-first) for OffenderCooldown. The tx topic is still joined: its GossipSub mesh is the set
 // of peers a node announces to (scored, degree-bounded, refreshed), and
 // announcements from announce-mode peers are still validated and
 // forwarded, so every node understands every mode.
@@ -53,9 +58,7 @@ type txLinks struct {
 // by ID: the prefix's bytes, then zeros.
 func prefixKey(x uint64) ID {
 	var id ID
-	for i := range wire.TxPrefixSize {
-		id[i] = byte(x >> (8 * (wire.TxPrefixSize - 1 - i)))
-	}
+	binary.BigEndian.PutUint64(id[:wire.TxPrefixSize], x) // as wire.TxPrefix reads it
 	return id
 }
 
@@ -72,14 +75,11 @@ func prefixKeys(xs []uint64) []ID {
 func (r *Relay) sendTxSeen(ids []ID) {
 	mesh := r.txTopic.Mesh()
 	r.links.mu.Lock()
-	full := r.links.t.slotsFull()
-	r.links.mu.Unlock()
-	var connected []PeerID
-	if full {
-		connected = r.tr.Peers()
-	}
-	r.links.mu.Lock()
-	if full {
+	if r.links.t.slotsFull() {
+		// Ask the transport without the lock held.
+		r.links.mu.Unlock()
+		connected := r.tr.Peers()
+		r.links.mu.Lock()
 		r.links.t.retain(connected)
 	}
 	per := r.links.t.outgoing(ids, mesh)
@@ -147,7 +147,7 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 	// in link mode: a node of another mode announces whole ids, which it
 	// learns once the body is here.
 	var early []uint64
-	if r.cfg.TxMode == TxLink && r.linkCutThrough(from) {
+	if r.cfg.TxMode == TxLink && r.txCutThroughAllowed(from) {
 		r.links.mu.Lock()
 		early = r.links.t.forwardEarly(fetch)
 		r.links.mu.Unlock()
@@ -179,19 +179,6 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		r.linkFetches.release(from)
 		r.settlePrefixes(fetch, nil)
 	}
-}
-
-// linkCutThrough reports whether prefixes new here that from announced
-// may be announced onwards before their bodies are held: under the same
-// rules as announce mode's cut-through (txcut.go): not when configured
-// fetch-first, not for a peer that offended lately, and only where
-// request round trips are long enough for a hop to be worth saving.
-func (r *Relay) linkCutThrough(from PeerID) bool {
-	if r.cfg.TxFetchBeforeForward || r.offenders.recent(from, r.now(), OffenderCooldown) {
-		return false
-	}
-	min := r.cfg.txCutThroughMinRTT()
-	return min == 0 || r.rtt.lowQuartile() >= min
 }
 
 // settlePrefixes records what fetching xs came to (res[i] answers xs[i];

@@ -527,11 +527,7 @@ func (nd *Node) Send(to transport.PeerID, proto string, msg []byte) error {
 	msg = slices.Clone(msg)
 	ok := nd.net.spawn(func() {
 		nd.net.cross(nd.id, to)
-		nd.mu.Lock()
-		if nd.queued[key]--; nd.queued[key] <= 0 {
-			delete(nd.queued, key)
-		}
-		nd.mu.Unlock()
+		nd.unqueue(key)
 		peer.mu.Lock()
 		in, ok := peer.inboxes[proto]
 		peer.mu.Unlock()
@@ -545,12 +541,17 @@ func (nd *Node) Send(to transport.PeerID, proto string, msg []byte) error {
 		in.h(nd.id, msg, nil)
 	})
 	if !ok {
-		nd.mu.Lock()
-		if nd.queued[key]--; nd.queued[key] <= 0 {
-			delete(nd.queued, key)
-		}
-		nd.mu.Unlock()
+		nd.unqueue(key)
 		return errors.New("memnet: network closed")
 	}
 	return nil
+}
+
+// unqueue counts one message of key off its way (delivered or dropped).
+func (nd *Node) unqueue(key queueKey) {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.queued[key]--; nd.queued[key] <= 0 {
+		delete(nd.queued, key)
+	}
 }
