@@ -20,10 +20,7 @@ import (
 // random earlier ones, gossip tiny messages that must reach every node at
 // their mesh floor, to within the serialization of a few hundred bytes.
 func TestPlainGossipSubAtFloor(t *testing.T) {
-	if raceDetector {
-		// See TestSimSelfCheck: golang/go#78156.
-		t.Skip("synctest bubbles this large crash the race runtime (golang/go#78156)")
-	}
+	skipBubbleUnderRace(t)
 	synctest.Test(t, func(t *testing.T) {
 		n := 100
 		mn := newSimMocknet()

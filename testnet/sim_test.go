@@ -16,9 +16,25 @@ import (
 // mesh, workload, settle, collection, report and output files, and leaves
 // no goroutine.
 func TestSimModeSmall(t *testing.T) {
+	skipBubbleUnderRace(t)
 	// Every node, stream pump and workload goroutine ends with Run.
 	defer goleak.VerifyNone(t)
 	synctest.Test(t, testSimModeSmall)
+}
+
+// skipBubbleUnderRace skips a test that runs libp2p hosts in a synctest
+// bubble when the binary runs under the race detector. Go 1.26's race
+// runtime crashes now and then (SIGSEGV in __tsan::SlotLock,
+// golang/go#78156) when a bubble's timers fire from the root goroutine:
+// about once in 30 runs of a 100-node network, and CI saw it once on the
+// few small sims of this package. scripts/test.sh runs every such test
+// again without -race (its "sim tests" step); the relay's own
+// virtual-time tests keep the protocol code under the detector.
+func skipBubbleUnderRace(t *testing.T) {
+	t.Helper()
+	if raceDetector {
+		t.Skip("libp2p in a synctest bubble crashes the race runtime now and then (golang/go#78156); scripts/test.sh runs this without -race")
+	}
 }
 
 // smallSimConfig is a virtual-time sim of n nodes on 5 ms links, 50 tx/s
@@ -90,14 +106,7 @@ func testSimModeSmall(t *testing.T) {
 // in fact within 1%. If it does not, the sim adds delay
 // of its own and none of its figures can be trusted.
 func TestSimSelfCheck(t *testing.T) {
-	if raceDetector {
-		// Go 1.26's race runtime crashes now and then (SIGSEGV in
-		// __tsan::SlotLock, golang/go#78156) when a bubble's timers fire
-		// from the root goroutine; a network of this size runs into it
-		// about once in 30 runs. scripts/test.sh runs this test without
-		// -race; TestSimModeSmall keeps the sim's code under the detector.
-		t.Skip("synctest bubbles this large crash the race runtime (golang/go#78156)")
-	}
+	skipBubbleUnderRace(t)
 	nodes := 100
 	if testing.Short() {
 		nodes = 30
@@ -149,6 +158,7 @@ func TestSimSelfCheck(t *testing.T) {
 // the nodes end on one tip, and each crash is reported with its restart
 // and catch-up. No goroutine of a crashed life outlives the run.
 func TestSimChurn(t *testing.T) {
+	skipBubbleUnderRace(t)
 	defer goleak.VerifyNone(t)
 	synctest.Test(t, func(t *testing.T) {
 		cfg := smallSimConfig(t, 8, 8*time.Second)
@@ -190,6 +200,7 @@ func TestSimChurn(t *testing.T) {
 // with their framing cost a fraction of the bodies, where GossipSub
 // announcements cost more than the bodies.
 func TestSimLinkMode(t *testing.T) {
+	skipBubbleUnderRace(t)
 	defer goleak.VerifyNone(t)
 	synctest.Test(t, func(t *testing.T) {
 		cfg := smallSimConfig(t, 10, 4*time.Second)
