@@ -248,6 +248,9 @@ type blockDriver struct {
 	r       *Relay
 	j       *blockJob
 	pushTxs [][]byte // a pushed block's txs
+	// arrivals is the tx arrival log's sequence number when the pool was
+	// looked up: what the pool accepted since may fill the gaps.
+	arrivals uint64
 }
 
 // run drives the job from s to its verdict. forwarded reports that the
@@ -336,13 +339,14 @@ func (d *blockDriver) step(ctx context.Context, s blockStep) (next blockStep, ok
 		parent := r.chain.HasBlock(j.info.Parent) || r.flight.running(j.info.Parent) != nil
 		return j.forwardTried(parent && r.imports.tryAcquire()), true
 	case stepLookup:
+		d.arrivals = r.arrivals.mark()
 		return j.looked(r.pool.LookupShortIDs(j.key.ShortID, s.short)), true
 	case stepFetchTxn:
-		res, err := r.fetch.fetch(ctx, s.from, kindBlockTxn, []ID{s.id}, s.fetch)
-		if err != nil || res[0].status != stOK {
-			return j.txnFetched(nil), true
+		bodies, ok := d.fetchTxn(ctx, s)
+		if !ok {
+			return blockStep{}, false
 		}
-		return j.txnFetched(res[0].bodies), true
+		return j.txnFetched(bodies), true
 	case stepAssemble:
 		block, err := r.chain.AssembleBlock(j.hdr, s.txs)
 		return j.assembled(block, err == nil && r.offerBody(j.info, j.hdr, s.txs, block)), true
@@ -400,6 +404,72 @@ func (d *blockDriver) step(ctx context.Context, s blockStep) (next blockStep, ok
 	}
 	r.log.Errorw("block job asked for an unknown step", "step", s.kind, "block", j.info.ID.Short())
 	return blockStep{kind: stepDone, verdict: Ignored}, true
+}
+
+// fetchTxn brings in a compact block's missing txs: by getblocktxn, or
+// from the pool when every one of them arrives there first (arrivals.go).
+// bodies is nil when the fetch failed; ok is false when ctx ended.
+func (d *blockDriver) fetchTxn(ctx context.Context, s blockStep) (bodies [][]byte, ok bool) {
+	r := d.r
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel() // a fetch the pool beat is withdrawn
+	type outcome struct {
+		res []itemResult
+		err error
+	}
+	fetched := make(chan outcome, 1)
+	if !r.spawn(func() {
+		res, err := r.fetch.fetch(fctx, s.from, kindBlockTxn, []ID{s.id}, s.fetch)
+		fetched <- outcome{res, err}
+	}) {
+		return nil, false // closing
+	}
+	missing := make(map[uint64]struct{}, len(s.fetch.short))
+	for _, sid := range s.fetch.short {
+		missing[sid] = struct{}{}
+	}
+	seq := d.arrivals
+	for {
+		hit := false
+		next, lost, wake := r.arrivals.since(seq, func(id ID) {
+			if _, ok := missing[s.fetch.key.ShortID(id)]; ok {
+				hit = true
+			}
+		})
+		seq = next
+		if hit || lost {
+			if found := r.pool.LookupShortIDs(s.fetch.key.ShortID, s.fetch.short); allFound(found, len(s.fetch.short)) {
+				r.stats.blockTxnFromPool.Add(1)
+				return found, true
+			}
+		}
+		select {
+		case o := <-fetched:
+			if o.err != nil || o.res[0].status != stOK {
+				if ctx.Err() != nil {
+					return nil, false
+				}
+				return nil, true
+			}
+			return o.res[0].bodies, true
+		case <-wake:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// allFound reports whether a pool lookup found all n txs.
+func allFound(found [][]byte, n int) bool {
+	if len(found) != n {
+		return false
+	}
+	for _, b := range found {
+		if b == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // await waits while block id is being brought in by another job; false

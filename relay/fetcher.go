@@ -358,8 +358,15 @@ func (r *Relay) tookTxBody(id ID, v Verdict) {
 	}
 	r.noteBody("tx", v == Known)
 	if v == Accepted {
-		r.seen.record(id, r.now())
+		r.txAccepted(id)
 	}
+}
+
+// txAccepted keeps the books on a tx the pool just accepted: its first-seen
+// time, and the arrival log block jobs watch.
+func (r *Relay) txAccepted(id ID) {
+	r.seen.record(id, r.now())
+	r.arrivals.add(id)
 }
 
 // execBlock fetches a whole block and checks that its header hashes to id.

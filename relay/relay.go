@@ -68,6 +68,7 @@ type Relay struct {
 	txFlight    txFlight
 	offenders   offenders
 	rtt         rttSamples // recent tip and tx request round trips (prefill age, tx cut-through gate)
+	arrivals    txArrivals // txs the pool accepted lately, for block jobs' missing txs
 	rejects     recentRejects
 	// Reconciliation state per peer (reconcile.go), bounded by
 	// MaxReconcilePeers and pruned to the connected peers each round.
@@ -369,7 +370,7 @@ func (r *Relay) SubmitTx(body []byte) (ID, Verdict, error) {
 	if v != Accepted {
 		return id, v, err
 	}
-	r.seen.record(id, r.now())
+	r.txAccepted(id)
 	if r.started.Load() {
 		r.batch.add(r.ctx, id)
 	}

@@ -68,6 +68,10 @@ type Stats struct {
 	// block then failed validation.
 	BlocksForwardedEarly uint64 `json:"blocks_forwarded_early"`
 	LateInvalidBlocks    uint64 `json:"late_invalid_blocks"`
+	// BlockTxnFromPool counts compact blocks whose missing txs all reached
+	// the pool (fetched as txs) before their getblocktxn was answered,
+	// which was then withdrawn (arrivals.go).
+	BlockTxnFromPool uint64 `json:"block_txn_from_pool"`
 	// TxAnnouncementsEarly counts tx announcements forwarded before their
 	// bodies were fetched (cut-through, txcut.go); in link mode, tx id
 	// prefixes announced onwards while their bodies were fetched.
@@ -121,6 +125,7 @@ type counters struct {
 	bodies, dupBodies, served     atomic.Uint64
 	serveBusy                     atomic.Uint64
 	earlyForward, lateInvalid     atomic.Uint64
+	blockTxnFromPool              atomic.Uint64
 	earlyTxForward                atomic.Uint64
 	blockIn                       atomic.Uint64
 	txAnnIn, txBodyIn, txAnnWire  atomic.Uint64
@@ -150,6 +155,7 @@ func (c *counters) snapshot() Stats {
 		RequestsBusy:           c.serveBusy.Load(),
 		BlocksForwardedEarly:   c.earlyForward.Load(),
 		LateInvalidBlocks:      c.lateInvalid.Load(),
+		BlockTxnFromPool:       c.blockTxnFromPool.Load(),
 		TxAnnouncementsEarly:   c.earlyTxForward.Load(),
 		BlockBytesIn:           c.blockIn.Load(),
 		TxAnnounceBytesIn:      c.txAnnIn.Load(),

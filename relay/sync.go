@@ -195,7 +195,7 @@ func (p syncPool) AddTx(b []byte) (ID, syncer.Verdict, error) {
 	id, v, err := p.r.pool.AddTx(b)
 	switch v {
 	case Accepted:
-		p.r.seen.record(id, p.r.now())
+		p.r.txAccepted(id)
 	case Invalid:
 		p.r.txRejected(id)
 	}
