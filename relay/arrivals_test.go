@@ -92,8 +92,8 @@ func TestBlockTxnRacesThePool(t *testing.T) {
 		if took <= 100*time.Millisecond || took >= 300*time.Millisecond {
 			t.Fatalf("block stored after %v, want between the block's arrival and its getblocktxn's answer", took)
 		}
-		if s.BlockTxnFromPool != 1 {
-			t.Fatalf("BlockTxnFromPool %d, want 1", s.BlockTxnFromPool)
+		if s.BlockTxnNeeded != 1 || s.BlockTxnFromPool != 1 {
+			t.Fatalf("BlockTxnNeeded %d, BlockTxnFromPool %d, want 1 and 1", s.BlockTxnNeeded, s.BlockTxnFromPool)
 		}
 		if offs := x.offs.all(); len(offs) != 0 {
 			t.Fatalf("offenses: %v", offs)

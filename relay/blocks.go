@@ -411,6 +411,7 @@ func (d *blockDriver) step(ctx context.Context, s blockStep) (next blockStep, ok
 // bodies is nil when the fetch failed; ok is false when ctx ended.
 func (d *blockDriver) fetchTxn(ctx context.Context, s blockStep) (bodies [][]byte, ok bool) {
 	r := d.r
+	r.stats.blockTxnNeeded.Add(1)
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a fetch the pool beat is withdrawn
 	type outcome struct {

@@ -68,9 +68,12 @@ type Stats struct {
 	// block then failed validation.
 	BlocksForwardedEarly uint64 `json:"blocks_forwarded_early"`
 	LateInvalidBlocks    uint64 `json:"late_invalid_blocks"`
-	// BlockTxnFromPool counts compact blocks whose missing txs all reached
-	// the pool (fetched as txs) before their getblocktxn was answered,
-	// which was then withdrawn (arrivals.go).
+	// BlockTxnNeeded counts compact blocks this node lacked txs of after
+	// looking up its pool (each asked for them by getblocktxn);
+	// BlockTxnFromPool those of them whose missing txs all reached the pool
+	// (fetched as txs) before the getblocktxn was answered, which was then
+	// withdrawn (arrivals.go).
+	BlockTxnNeeded   uint64 `json:"block_txn_needed"`
 	BlockTxnFromPool uint64 `json:"block_txn_from_pool"`
 	// TxAnnouncementsEarly counts tx announcements forwarded before their
 	// bodies were fetched (cut-through, txcut.go); in link mode, tx id
@@ -125,6 +128,7 @@ type counters struct {
 	bodies, dupBodies, served     atomic.Uint64
 	serveBusy                     atomic.Uint64
 	earlyForward, lateInvalid     atomic.Uint64
+	blockTxnNeeded                atomic.Uint64
 	blockTxnFromPool              atomic.Uint64
 	earlyTxForward                atomic.Uint64
 	blockIn                       atomic.Uint64
@@ -155,6 +159,7 @@ func (c *counters) snapshot() Stats {
 		RequestsBusy:           c.serveBusy.Load(),
 		BlocksForwardedEarly:   c.earlyForward.Load(),
 		LateInvalidBlocks:      c.lateInvalid.Load(),
+		BlockTxnNeeded:         c.blockTxnNeeded.Load(),
 		BlockTxnFromPool:       c.blockTxnFromPool.Load(),
 		TxAnnouncementsEarly:   c.earlyTxForward.Load(),
 		BlockBytesIn:           c.blockIn.Load(),

@@ -846,6 +846,8 @@ func addStats(a, b Stats) Stats {
 		TxAnnounceWireIn: a.TxAnnounceWireIn + b.TxAnnounceWireIn,
 		BodiesReceived:   a.BodiesReceived + b.BodiesReceived,
 		DuplicateBodies:  a.DuplicateBodies + b.DuplicateBodies,
+		BlockTxnNeeded:   a.BlockTxnNeeded + b.BlockTxnNeeded,
+		BlockTxnFromPool: a.BlockTxnFromPool + b.BlockTxnFromPool,
 	}
 }
 

@@ -352,6 +352,8 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		TxAnnounceIn    int64            `json:"tx_announce_bytes_in"`
 		TxBodyIn        int64            `json:"tx_body_bytes_in"`
 		TxAnnounceWire  int64            `json:"tx_announce_wire_bytes_in"`
+		BlockTxnNeeded  int64            `json:"block_txn_needed"`
+		BlockTxnPool    int64            `json:"block_txn_from_pool"`
 		Classes         map[string]inOut `json:"classes"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -370,5 +372,7 @@ func ParseStats(raw json.RawMessage) (Stats, error) {
 		TxAnnounceWireIn: v.TxAnnounceWire,
 		BodiesReceived:   v.BodiesReceived,
 		DuplicateBodies:  v.DuplicateBodies,
+		BlockTxnNeeded:   v.BlockTxnNeeded,
+		BlockTxnFromPool: v.BlockTxnPool,
 	}, nil
 }

@@ -223,7 +223,8 @@ func PrintTable(w io.Writer, r *Report, dir string) {
 			humanBytes(float64(r.Bytes.TxAnnounceBytes)), 100*r.Bytes.TxAnnounceShare, humanBytes(float64(r.Bytes.TxBodyBytes)),
 			100*r.Bytes.TxAnnounceShareEnveloped, 100*r.Bytes.TxAnnounceShareFramed)
 	}
-	fmt.Fprintf(w, "blocks per node (median): %s received (announcements, prefilled txs, block and getblocktxn answers)\n", humanBytes(r.Bytes.BlockPerNodeMedian))
+	fmt.Fprintf(w, "blocks per node (median): %s received (announcements, prefilled txs, block and getblocktxn answers); %d compact blocks short of txs over all nodes, %d of them completed from the pool before their getblocktxn\n",
+		humanBytes(r.Bytes.BlockPerNodeMedian), r.Blocks.TxnNeeded, r.Blocks.TxnFromPool)
 	fmt.Fprintf(w, "duplicates per body: %.3f\n", r.DuplicatesPerBody)
 	printFloors(w, r)
 	printPartition(w, r.Partition)

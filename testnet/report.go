@@ -170,6 +170,12 @@ type BlockReport struct {
 	// ArrivalMs is the distribution of every (block, node) latency, the
 	// proposer excluded.
 	ArrivalMs Percentiles `json:"arrival_ms"`
+	// TxnNeeded counts compact blocks received short of txs after the pool
+	// lookup (each sent a getblocktxn), summed over nodes; TxnFromPool
+	// those of them completed from the pool (the txs arrived as txs)
+	// before the getblocktxn was answered.
+	TxnNeeded   int64 `json:"txn_needed"`
+	TxnFromPool int64 `json:"txn_from_pool"`
 }
 
 // HeadsReport is the "heads" object of report.json.
@@ -292,6 +298,8 @@ type Stats struct {
 	TxAnnounceWireIn int64 // tx announcements received with their GossipSub envelopes
 	BodiesReceived   int64 // bodies received, duplicates included
 	DuplicateBodies  int64 // bodies received that were already held
+	BlockTxnNeeded   int64 // compact blocks received short of txs (getblocktxn sent)
+	BlockTxnFromPool int64 // of those, completed from the pool before the answer
 }
 
 // Sub returns s - o, counter by counter (a window's delta).
@@ -309,6 +317,8 @@ func (s Stats) Sub(o Stats) Stats {
 		TxAnnounceWireIn: s.TxAnnounceWireIn - o.TxAnnounceWireIn,
 		BodiesReceived:   s.BodiesReceived - o.BodiesReceived,
 		DuplicateBodies:  s.DuplicateBodies - o.DuplicateBodies,
+		BlockTxnNeeded:   s.BlockTxnNeeded - o.BlockTxnNeeded,
+		BlockTxnFromPool: s.BlockTxnFromPool - o.BlockTxnFromPool,
 	}
 }
 
@@ -727,6 +737,8 @@ func Analyze(o *Observations) *Analysis {
 		r.Bytes.TxBodyBytes += s.TxBodyIn
 		r.Bytes.TxAnnounceWireBytes += s.TxAnnounceWireIn
 		bodies += s.BodiesReceived
+		r.Blocks.TxnNeeded += s.BlockTxnNeeded
+		r.Blocks.TxnFromPool += s.BlockTxnFromPool
 	}
 	if b := float64(r.Bytes.TxBodyBytes); b > 0 {
 		r.Bytes.TxAnnounceShare = math.Round(float64(r.Bytes.TxAnnounceBytes)/b*1000) / 1000

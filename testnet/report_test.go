@@ -149,7 +149,7 @@ func sampleObs() *Observations {
 			{b0: base - 4_000_000, b1: base + 1_100_000},
 		},
 		Heads:     []HeadObs{{Height: 2, ID: b1}, {Height: 2, ID: b1}, {Height: 2, ID: b1}},
-		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, OverheadBytesIn: 10, BlockBytesIn: 30, TxAnnounceIn: 6, TxBodyIn: 40, TxAnnounceWireIn: 9, BodiesReceived: 4}, {BytesIn: 200, BytesOut: 100, BlockBytesIn: 10, TxAnnounceIn: 4, TxBodyIn: 40, TxAnnounceWireIn: 6, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BlockBytesIn: 20, BodiesReceived: 4}},
+		Stats:     []Stats{{BytesIn: 100, BytesOut: 300, AnnounceBytesIn: 10, BodyBytesIn: 80, OverheadBytesIn: 10, BlockBytesIn: 30, TxAnnounceIn: 6, TxBodyIn: 40, TxAnnounceWireIn: 9, BodiesReceived: 4, BlockTxnNeeded: 2, BlockTxnFromPool: 1}, {BytesIn: 200, BytesOut: 100, BlockBytesIn: 10, BlockTxnNeeded: 3, TxAnnounceIn: 4, TxBodyIn: 40, TxAnnounceWireIn: 6, BodiesReceived: 4}, {BytesIn: 300, BytesOut: 200, BlockBytesIn: 20, BodiesReceived: 4}},
 		BodyItems: 4,
 		Graph:     [][]int{{1}, {0, 2}, {1}},
 		TxMesh:    [][]int{{1}, {0, 2}, {1}},
@@ -228,6 +228,9 @@ func TestAnalyzeCoverageAndLatencies(t *testing.T) {
 	}
 	if r.Bytes.BlockPerNodeMedian != 20 {
 		t.Errorf("block bytes per node median %v, want 20", r.Bytes.BlockPerNodeMedian)
+	}
+	if r.Blocks.TxnNeeded != 5 || r.Blocks.TxnFromPool != 1 {
+		t.Errorf("compact blocks short of txs %d, from the pool %d; want the sums 5 and 1", r.Blocks.TxnNeeded, r.Blocks.TxnFromPool)
 	}
 	// 12 bodies / (4 items x 2 receivers).
 	if r.DuplicatesPerBody != 1.5 {
@@ -329,7 +332,7 @@ func TestReportSchemaKeys(t *testing.T) {
 	check("top", top, "nodes", "mode", "block_relay", "tx_relay", "duration_s", "latency_ms", "txs", "blocks", "heads", "bytes",
 		"duplicates_per_body", "floor_ms", "floor_conn_ms", "tx_floor_ms", "ratios", "ratios_own_floor", "ratios_conn", "degree", "probe", "errors", "virtual_time", "cpu_model", "seed", "wall_s", "peak_rss_bytes")
 	check("txs", keysOf(m["txs"]), "submitted", "accepted", "accepted_per_s", "reached_all", "time_to_all_ms", "arrival_ms", "unconfirmed")
-	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms")
+	check("blocks", keysOf(m["blocks"]), "produced", "reached_all", "time_to_all_ms", "arrival_ms", "txn_needed", "txn_from_pool")
 	check("heads", keysOf(m["heads"]), "same_tip", "heights")
 	check("bytes", keysOf(m["bytes"]), "per_node_in_median", "per_node_out_median", "announce_bytes", "body_bytes", "reconcile_bytes", "gossip_overhead_bytes", "announce_share_of_bodies", "block_per_node_median",
 		"tx_announce_bytes", "tx_body_bytes", "tx_announce_wire_bytes", "tx_announce_share", "tx_announce_share_enveloped", "tx_announce_share_framed")
@@ -360,11 +363,11 @@ func TestPayloadLenHitsTxSize(t *testing.T) {
 
 func TestParseStats(t *testing.T) {
 	s, err := ParseStats(json.RawMessage(`{"bytes_in":10,"bytes_out":20,"bodies_received":2,"duplicate_bodies":1,"other":{"x":1},"tx_announce_bytes_in":4,"tx_body_bytes_in":6,"tx_announce_wire_bytes_in":5,
-		"classes":{"announce":{"in":3,"out":9},"body":{"in":7,"out":1},"overhead":{"in":5,"out":0}}}`))
+		"block_txn_needed":8,"block_txn_from_pool":3,"classes":{"announce":{"in":3,"out":9},"body":{"in":7,"out":1},"overhead":{"in":5,"out":0}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Stats{BytesIn: 10, BytesOut: 20, AnnounceBytesIn: 3, BodyBytesIn: 7, OverheadBytesIn: 5, TxAnnounceIn: 4, TxBodyIn: 6, TxAnnounceWireIn: 5, BodiesReceived: 2, DuplicateBodies: 1}
+	want := Stats{BytesIn: 10, BytesOut: 20, AnnounceBytesIn: 3, BodyBytesIn: 7, OverheadBytesIn: 5, TxAnnounceIn: 4, TxBodyIn: 6, TxAnnounceWireIn: 5, BodiesReceived: 2, DuplicateBodies: 1, BlockTxnNeeded: 8, BlockTxnFromPool: 3}
 	if s != want {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
