@@ -102,7 +102,10 @@
 // prefill.go): the far side of the network lacks exactly those when the
 // header arrives. The receiver rebuilds the block from
 // its pool, fetches the missing txs by index (getblocktxn), stores it and
-// accepts (or accepts first: cut-through, below). A rebuilt block that fails validation is fetched whole once (a
+// accepts (or accepts first: cut-through, below). The getblocktxn races
+// the pool: when the missing txs arrive as txs first (they were being
+// fetched when the block came), the block is assembled from the pool and
+// the getblocktxn withdrawn (arrivals.go; Stats.BlockTxnFromPool). A rebuilt block that fails validation is fetched whole once (a
 // short-id collision is nobody's fault). Pull: the header only; the
 // receiver fetches the whole block. Push: the whole block in the message.
 // A block whose parent is unknown makes the receiver fetch ancestors by id
