@@ -227,10 +227,10 @@ type Config struct {
 	// plain-GossipSub baseline). "" = relay.TxAnnounce.
 	TxRelay relay.TxMode `toml:"tx_relay"`
 	// PrefillAge is how recently this node must have first seen a tx for
-	// its compact blocks to carry it whole (relay.Config.PrefillAge): 0 =
-	// automatic (relay.PrefillRTTFactor x the low quartile of request
-	// round trips), negative = only txs not yet announced. Shorter saves
-	// block bytes at the risk of a getblocktxn round trip at the far end.
+	// its compact blocks to carry it whole (relay.Config.PrefillAge): 0
+	// (or negative) = only txs not yet announced, the default. Longer
+	// costs block bytes and spares a far node a getblocktxn round trip
+	// only where its txs trail its blocks by more than a round trip.
 	PrefillAge time.Duration `toml:"prefill_age"`
 	// MeshDegree is GossipSub's D for both topics (p2p.MeshParams): 0 =
 	// GossipSub's default, 6; 4..8 otherwise. Lower costs fewer

@@ -178,14 +178,16 @@ type Config struct {
 	// TxCutThroughMinRTT is the round trip below which tx announcements
 	// are fetched before they are forwarded even without
 	// TxFetchBeforeForward: the low quartile of recent tip and tx request round trips
-	// must reach it (prefill.go keeps them). Zero means
+	// must reach it (rtt.go keeps them). Zero means
 	// DefaultTxCutThroughMinRTT; negative means always cut through.
 	TxCutThroughMinRTT time.Duration
 	// PrefillAge makes a compact block carry whole the txs this node
-	// first saw less than PrefillAge ago (besides those still in its
-	// announcement batch), since the far side of the network may not hold
-	// them yet. Zero means automatic (prefill.go): one and a half recent
-	// tip and tx request round trips. Negative prefills only the batch.
+	// first saw less than PrefillAge ago, besides those still in its
+	// announcement batch, which always travel whole. Zero or negative
+	// (the default) prefills only the batch: a receiver still fetching a
+	// tx when the header arrives completes the block from its pool
+	// (prefill.go). A positive age is for networks whose txs trail their
+	// blocks by more than a round trip.
 	PrefillAge time.Duration
 	// MaxGossipMessageSize is the transport's message size limit in bytes
 	// (give the transport the same): a push-mode block that would not fit

@@ -415,10 +415,10 @@ func TestBlockCutThroughBadShortIDs(t *testing.T) {
 	})
 }
 
-// TestPrefillYoungTxs: a compact block carries whole the txs first seen
-// here within the prefill age: by default one and a half times the low
-// quartile of recent fetch round trips (fetches that waited at a
-// cut-through server do not stretch it), or a fixed age, or none.
+// TestPrefillYoungTxs: by default a compact block carries no tx whole by
+// age, however young or however long the round trips (a far node still
+// fetching one completes the block from its pool); with a prefill age it
+// carries those first seen here within it.
 func TestPrefillYoungTxs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		txs := [][]byte{mkTx("old", 0, 50), mkTx("mid", 1, 50), mkTx("new", 2, 50)}
@@ -427,8 +427,8 @@ func TestPrefillYoungTxs(t *testing.T) {
 		for i, ago := range []time.Duration{200, 100, 10} {
 			r.seen.record(txID(txs[i]), time.Now().Add(-ago*time.Millisecond))
 		}
-		prefilled := func() []uint32 {
-			c, err := r.compactOf(hdr, txs, nil)
+		prefilled := func(batch map[ID]bool) []uint32 {
+			c, err := r.compactOf(hdr, txs, batch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -436,32 +436,31 @@ func TestPrefillYoungTxs(t *testing.T) {
 			for _, p := range c.Prefilled {
 				idx = append(idx, p.Index)
 			}
+			if len(c.Prefilled)+len(c.ShortIDs) != len(txs) {
+				t.Fatalf("%d prefilled and %d short ids for %d txs", len(c.Prefilled), len(c.ShortIDs), len(txs))
+			}
 			return idx
 		}
-		if got := prefilled(); len(got) != 0 {
-			t.Errorf("no round trips measured yet: prefilled %v, want none", got)
-		}
-		// 40 fetches that waited 400 ms at a server, 24 plain 100 ms ones.
 		for i := range RTTSamples {
-			d := 100 * time.Millisecond
-			if i%8 < 5 {
-				d = 400 * time.Millisecond
-			}
-			r.rtt.add(d)
+			r.rtt.add(time.Duration(100+i) * time.Millisecond)
 		}
-		if got := r.prefillAge(); got != 150*time.Millisecond {
-			t.Errorf("automatic prefill age %v, want 150ms", got)
+		if got := prefilled(nil); len(got) != 0 {
+			t.Errorf("default: prefilled %v, want none", got)
 		}
-		if got := prefilled(); !slices.Equal(got, []uint32{1, 2}) {
-			t.Errorf("automatic: prefilled %v, want [1 2]", got)
+		if got := prefilled(map[ID]bool{txID(txs[0]): true}); !slices.Equal(got, []uint32{0}) {
+			t.Errorf("default with tx 0 unannounced: prefilled %v, want [0]", got)
+		}
+		r.cfg.PrefillAge = 150 * time.Millisecond
+		if got := prefilled(nil); !slices.Equal(got, []uint32{1, 2}) {
+			t.Errorf("150ms: prefilled %v, want [1 2]", got)
 		}
 		r.cfg.PrefillAge = time.Second
-		if got := prefilled(); !slices.Equal(got, []uint32{0, 1, 2}) {
+		if got := prefilled(nil); !slices.Equal(got, []uint32{0, 1, 2}) {
 			t.Errorf("1s: prefilled %v, want all", got)
 		}
 		r.cfg.PrefillAge = -1
-		if got := prefilled(); len(got) != 0 {
-			t.Errorf("off: prefilled %v, want none", got)
+		if got := prefilled(nil); len(got) != 0 {
+			t.Errorf("negative: prefilled %v, want none", got)
 		}
 	})
 }

@@ -97,15 +97,16 @@
 // # Blocks
 //
 // Compact (default): header, nonce and 6-byte SipHash short ids (BIP152;
-// the scheme is the wire format's), with the txs the proposer first saw
-// within about a round trip prefilled whole (Config.PrefillAge,
-// prefill.go): the far side of the network lacks exactly those when the
-// header arrives. The receiver rebuilds the block from
-// its pool, fetches the missing txs by index (getblocktxn), stores it and
-// accepts (or accepts first: cut-through, below). The getblocktxn races
-// the pool: when the missing txs arrive as txs first (they were being
-// fetched when the block came), the block is assembled from the pool and
-// the getblocktxn withdrawn (arrivals.go; Stats.BlockTxnFromPool). A rebuilt block that fails validation is fetched whole once (a
+// the scheme is the wire format's), with the txs still in the proposer's
+// own announcement batch prefilled whole (and, with Config.PrefillAge,
+// those it first saw within that age; prefill.go). The receiver rebuilds
+// the block from its pool, fetches the missing txs by index
+// (getblocktxn), stores it and accepts (or accepts first: cut-through,
+// below). The getblocktxn races the pool: the missing txs are nearly
+// always ones being fetched when the header arrives, and when they land
+// first the block is assembled from the pool and the getblocktxn withdrawn
+// (arrivals.go; Stats.BlockTxnFromPool). A rebuilt block that fails
+// validation is fetched whole once (a
 // short-id collision is nobody's fault). Pull: the header only; the
 // receiver fetches the whole block. Push: the whole block in the message.
 // A block whose parent is unknown makes the receiver fetch ancestors by id

@@ -67,7 +67,7 @@ type Relay struct {
 	linkFetches *peerSlots
 	txFlight    txFlight
 	offenders   offenders
-	rtt         rttSamples // recent tip and tx request round trips (prefill age, tx cut-through gate)
+	rtt         rttSamples // recent tip and tx request round trips (tx cut-through gate)
 	arrivals    txArrivals // txs the pool accepted lately, for block jobs' missing txs
 	rejects     recentRejects
 	// Reconciliation state per peer (reconcile.go), bounded by

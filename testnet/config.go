@@ -106,7 +106,7 @@ type Config struct {
 	// link (id prefixes per link, outside GossipSub) or push (whole txs:
 	// the plain-GossipSub baseline).
 	TxRelay string
-	// PrefillAge is the nodes' node.Config.PrefillAge (0: automatic).
+	// PrefillAge is the nodes' node.Config.PrefillAge (0: only txs not yet announced).
 	PrefillAge time.Duration
 	// MeshDegree is the nodes' node.Config.MeshDegree (0: GossipSub's D).
 	MeshDegree int

@@ -26,8 +26,8 @@ type Report struct {
 	// MeshDegree is the nodes' GossipSub D when set (absent: GossipSub's
 	// default, 6).
 	MeshDegree int `json:"mesh_degree,omitempty"`
-	// PrefillAgeMs is the nodes' prefill age when set (absent: automatic;
-	// negative: only txs not yet announced).
+	// PrefillAgeMs is the nodes' prefill age when set (absent: only txs
+	// not yet announced are prefilled).
 	PrefillAgeMs float64 `json:"prefill_age_ms,omitempty"`
 	// DurationS is how long the workload ran, in seconds.
 	DurationS float64 `json:"duration_s"`
@@ -354,7 +354,7 @@ type Observations struct {
 	BlockRelay  string
 	TxRelay     string
 	MeshDegree  int           // 0: GossipSub's default
-	PrefillAge  time.Duration // 0: automatic
+	PrefillAge  time.Duration // 0: only txs not yet announced
 	Duration    time.Duration // workload length actually run
 	Latency     time.Duration // injected one-way link latency; 0 in process mode
 	Submitted   int

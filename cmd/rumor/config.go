@@ -80,7 +80,7 @@ type fileConfig struct {
 	ProducerKey   string      `toml:"producer_key" comment:"authority key file (relative to the data dir): produce blocks in this key's slots; \"\" = not a producer"`
 	BlockRelay    string      `toml:"block_relay" comment:"how this node announces blocks: compact, pull or push"`
 	TxRelay       string      `toml:"tx_relay" comment:"how this node gossips txs: announce (ids over GossipSub), link (id prefixes per link to the tx mesh) or push (whole txs, the plain-GossipSub baseline)"`
-	PrefillAge    duration    `toml:"prefill_age" comment:"compact blocks carry whole the txs first seen here less than this ago; 0 = automatic (1.5 request round trips), negative = none but unannounced ones"`
+	PrefillAge    duration    `toml:"prefill_age" comment:"compact blocks carry whole the txs first seen here less than this ago, besides those not yet announced; 0 = only those"`
 	MeshDegree    int         `toml:"mesh_degree" comment:"GossipSub's D, the mesh peers per topic; 0 = its default (6), else 4..8: lower means fewer duplicate announcements and more hops"`
 	LogLevel      string      `toml:"log_level" comment:"e.g. \"info,rumor/relay=debug\""`
 	InMemory      bool        `toml:"in_memory" comment:"keep the chain in memory (nothing persists)"`

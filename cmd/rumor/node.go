@@ -77,7 +77,7 @@ start puts them back in the pool.`,
 	fl.StringVar(&nf.v.ProducerKey, "producer-key", "", "authority key file (rumor genesis writes them): produce blocks in its slots")
 	fl.StringVar(&nf.v.BlockRelay, "block-relay", d.BlockRelay, "how this node announces blocks: compact, pull or push")
 	fl.StringVar(&nf.v.TxRelay, "tx-relay", d.TxRelay, "how this node gossips txs: announce (ids over GossipSub; peers pull bodies), link (8-byte id prefixes per link to the tx mesh; peers pull bodies) or push (whole txs, the plain-GossipSub baseline)")
-	fl.DurationVar(&nf.prefillAge, "prefill-age", 0, "compact blocks carry whole the txs first seen here less than this ago (0 = automatic: 1.5 request round trips; negative = none but unannounced ones)")
+	fl.DurationVar(&nf.prefillAge, "prefill-age", 0, "compact blocks carry whole the txs first seen here less than this ago, besides those not yet announced (0 = only those)")
 	fl.IntVar(&nf.v.MeshDegree, "mesh-degree", 0, "GossipSub's D, the mesh peers per topic (0 = its default, 6; 4..8): lower means fewer duplicate announcements and more hops")
 	fl.BoolVar(&nf.v.InMemory, "in-memory", false, "keep the chain in memory; nothing persists")
 	return cmd

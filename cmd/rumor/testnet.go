@@ -132,7 +132,7 @@ block relay, then as plain GossipSub (whole txs and blocks pushed), and prints r
 	fl.DurationVar(&cfg.BlockInterval, "block-interval", cfg.BlockInterval, "block interval written into the genesis")
 	fl.StringVar(&cfg.BlockRelay, "block-relay", cfg.BlockRelay, "block relay mode: compact, pull or push")
 	fl.StringVar(&cfg.TxRelay, "tx-relay", cfg.TxRelay, "tx relay mode: announce (ids over GossipSub; bodies pulled), link (id prefixes per link; bodies pulled) or push (whole txs: plain GossipSub)")
-	fl.DurationVar(&cfg.PrefillAge, "prefill-age", cfg.PrefillAge, "the nodes' --prefill-age: compact blocks carry whole the txs first seen less than this ago (0 = automatic)")
+	fl.DurationVar(&cfg.PrefillAge, "prefill-age", cfg.PrefillAge, "the nodes' --prefill-age: compact blocks carry whole the txs first seen less than this ago (0 = only txs not yet announced)")
 	fl.IntVar(&cfg.MeshDegree, "mesh-degree", cfg.MeshDegree, "the nodes' --mesh-degree: GossipSub's D, 4..8 (0 = its default, 6)")
 	fl.DurationVar(&cfg.Latency, "latency", cfg.Latency, "sim mode: one-way link latency, e.g. 50ms (0 = none); the lowest with --latency-max")
 	fl.DurationVar(&cfg.LatencyMax, "latency-max", cfg.LatencyMax, "sim mode: draw each link's latency uniformly from --latency..--latency-max")
