@@ -78,15 +78,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	now := time.Now()
-	g := chain.NewTestnetGenesis(fmt.Sprintf("rumor-testnet-%d", now.UnixMilli()), cfg.Seed,
-		cfg.Accounts, cfg.Authorities, cfg.BlockInterval, now)
-	if cfg.Mode == ModeSim && cfg.TxRate > 0 {
-		// The workload's txs carry at most TxSize bytes of payload; a
-		// block must hold one largest tx.
-		g.MaxPayloadBytes = min(max(cfg.TxSize, simMinPayloadBytes), chain.MaxPayloadSize)
-		g.MaxBlockBytes = simMaxBlockBytes(&cfg)
-	}
-	if err := g.Validate(); err != nil {
+	g, err := testnetGenesis(&cfg, now)
+	if err != nil {
 		return nil, err
 	}
 	if len(g.Authorities) != cfg.Authorities {
@@ -96,7 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i, a := range g.Authorities {
 		authority[a] = i // authority i's key is held by node i
 	}
-	log.Infof("testnet: %d nodes, %s mode, %s blocks every %v, output in %s", cfg.Nodes, cfg.Mode, cfg.BlockRelay, cfg.BlockInterval, dir)
+	log.Infof("testnet: %d nodes, %s mode, %s blocks of up to %d bytes every %v, output in %s", cfg.Nodes, cfg.Mode, cfg.BlockRelay, g.MaxBlockBytes, cfg.BlockInterval, dir)
 
 	if cfg.Mode == ModeSim && cfg.VirtualTime {
 		// GossipSub draws its mesh and gossip choices from math/rand's
@@ -454,6 +447,29 @@ func seed64(s string) uint64 {
 // seedBytes derives a 32-byte seed for purpose from the testnet seed.
 func seedBytes(s, purpose string) [32]byte {
 	return sha256.Sum256([]byte("rumor/testnet/" + purpose + "/" + s))
+}
+
+// testnetGenesis makes the run's genesis: the testnet accounts and
+// authorities of cfg.Seed, with block limits sized to the workload.
+func testnetGenesis(cfg *Config, now time.Time) (*chain.Genesis, error) {
+	g := chain.NewTestnetGenesis(fmt.Sprintf("rumor-testnet-%d", now.UnixMilli()), cfg.Seed,
+		cfg.Accounts, cfg.Authorities, cfg.BlockInterval, now)
+	if cfg.Mode == ModeSim && cfg.TxRate > 0 {
+		// The workload's txs carry at most TxSize bytes of payload; a
+		// block must hold one largest tx.
+		g.MaxPayloadBytes = min(max(cfg.TxSize, simMinPayloadBytes), chain.MaxPayloadSize)
+		g.MaxBlockBytes = simMaxBlockBytes(cfg)
+	}
+	if cfg.Mode != ModeSim && cfg.TxRate <= 0 {
+		// A closed loop measures how many txs the nodes accept and relay;
+		// 1 MiB blocks (about 4,200 txs of 250 B a second) would measure
+		// the block limit instead, with the pools filling behind it.
+		g.MaxBlockBytes, g.MaxBlockTxs = chain.MaxBlockSize, chain.MaxBlockTxs
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // Sim block limit bounds.

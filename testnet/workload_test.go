@@ -254,3 +254,40 @@ func TestWorkloadRetiresSenderOnTransportError(t *testing.T) {
 		t.Fatalf("errors %q", errs)
 	}
 }
+
+// TestGenesisBlockLimits: a process-mode closed loop gets blocks up to the
+// chain's hard cap, so the block limit does not cap the accepted rate; an
+// open loop keeps the chain default, and a sim is sized to its load.
+func TestGenesisBlockLimits(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		mode      string
+		rate      float64
+		wantBytes int
+		wantTxs   int
+	}{
+		{ModeProcess, 0, chain.MaxBlockSize, chain.MaxBlockTxs},
+		{ModeProcess, 500, chain.DefaultMaxBlockBytes, chain.DefaultMaxBlockTxs},
+		{ModeSim, 0, chain.DefaultMaxBlockBytes, chain.DefaultMaxBlockTxs},
+	} {
+		cfg := DefaultConfig()
+		cfg.Mode, cfg.TxRate = tc.mode, tc.rate
+		g, err := testnetGenesis(&cfg, now)
+		if err != nil {
+			t.Fatalf("%s at %v tx/s: %v", tc.mode, tc.rate, err)
+		}
+		if g.MaxBlockBytes != tc.wantBytes || g.MaxBlockTxs != tc.wantTxs {
+			t.Errorf("%s at %v tx/s: blocks up to %d bytes and %d txs, want %d and %d",
+				tc.mode, tc.rate, g.MaxBlockBytes, g.MaxBlockTxs, tc.wantBytes, tc.wantTxs)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Mode, cfg.TxRate = ModeSim, 50
+	g, err := testnetGenesis(&cfg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.MaxBlockBytes >= chain.DefaultMaxBlockBytes || g.MaxBlockBytes < int(50*float64(cfg.TxSize)) {
+		t.Errorf("sim at 50 tx/s: blocks up to %d bytes, want a few slots of its load", g.MaxBlockBytes)
+	}
+}
