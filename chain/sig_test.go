@@ -194,3 +194,36 @@ func TestFirstBadSigSkipsVerified(t *testing.T) {
 		t.Fatalf("with nothing vouched for: bad index %d, want 10", got)
 	}
 }
+
+// TestSignMatchesStdlib: Tx.Sign and Header.Sign make exactly the
+// signatures crypto/ed25519 would, so keys and signatures made by any
+// standard Ed25519 signer stay interchangeable with the chain's.
+func TestSignMatchesStdlib(t *testing.T) {
+	for i := range 64 {
+		key := TestnetAccountKey("sign", i)
+		msg := make([]byte, i*7)
+		for j := range msg {
+			msg[j] = byte(i + j)
+		}
+		if got, want := sign(key, msg), ed25519.Sign(key, msg); string(got) != string(want) {
+			t.Fatalf("key %d, %d-byte message: signature %x, crypto/ed25519 makes %x", i, len(msg), got, want)
+		}
+	}
+	key := TestnetAccountKey("sign", 0)
+	tx := &Tx{From: AddressOf(key), To: AddressOf(key), Amount: 1, Fee: 1, Nonce: 3}
+	tx.Sign("net", key)
+	if want := ed25519.Sign(key, tx.SigningBytes("net")); string(tx.Sig[:]) != string(want) || !tx.VerifySig("net") {
+		t.Fatalf("tx signature %x, want %x", tx.Sig, want)
+	}
+}
+
+// BenchmarkSign is the cost of a tx signature, what a load generator pays
+// per tx: `go test -run x -bench Sign ./chain`.
+func BenchmarkSign(b *testing.B) {
+	key := TestnetAccountKey("sign", 0)
+	tx := &Tx{From: AddressOf(key), To: AddressOf(key), Amount: 1, Fee: 1}
+	for b.Loop() {
+		tx.Nonce++
+		tx.Sign("net", key)
+	}
+}

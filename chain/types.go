@@ -201,7 +201,7 @@ func (tx *Tx) SigningBytes(chainID string) []byte {
 
 // Sign fills in the signature with key, which must belong to tx.From.
 func (tx *Tx) Sign(chainID string, key ed25519.PrivateKey) {
-	copy(tx.Sig[:], ed25519.Sign(key, tx.SigningBytes(chainID)))
+	copy(tx.Sig[:], sign(key, tx.SigningBytes(chainID)))
 }
 
 // VerifySig reports whether the signature is From's over the transaction,
@@ -221,7 +221,7 @@ func (h *Header) SigningBytes(chainID string) []byte {
 
 // Sign fills in the signature with key, which must belong to h.Proposer.
 func (h *Header) Sign(chainID string, key ed25519.PrivateKey) {
-	copy(h.Sig[:], ed25519.Sign(key, h.SigningBytes(chainID)))
+	copy(h.Sig[:], sign(key, h.SigningBytes(chainID)))
 }
 
 // VerifySig reports whether the signature is the proposer's over the
