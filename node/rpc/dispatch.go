@@ -133,11 +133,15 @@ func (s *Server) prepareTxs(reqs []*jrpc2.ParsedRequest) {
 		if r.Error != nil || r.Method != "tx_send" {
 			continue
 		}
-		var params []string
-		if json.Unmarshal(r.Params, &params) != nil || len(params) != 1 {
-			continue
+		h, ok := oneHexParam(string(r.Params))
+		if !ok {
+			var params []string
+			if json.Unmarshal(r.Params, &params) != nil || len(params) != 1 {
+				continue
+			}
+			h = params[0]
 		}
-		if b, err := hexBytes(params[0], chain.MaxTxSize); err == nil {
+		if b, err := hexBytes(h, chain.MaxTxSize); err == nil {
 			bodies = append(bodies, b)
 		}
 	}
