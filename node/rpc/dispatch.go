@@ -133,13 +133,9 @@ func (s *Server) prepareTxs(reqs []*jrpc2.ParsedRequest) {
 		if r.Error != nil || r.Method != "tx_send" {
 			continue
 		}
-		h, ok := oneHexParam(string(r.Params))
+		h, ok := txSendParam(string(r.Params))
 		if !ok {
-			var params []string
-			if json.Unmarshal(r.Params, &params) != nil || len(params) != 1 {
-				continue
-			}
-			h = params[0]
+			continue
 		}
 		if b, err := hexBytes(h, chain.MaxTxSize); err == nil {
 			bodies = append(bodies, b)

@@ -237,6 +237,20 @@ func oneHexParam(params string) (string, bool) {
 	return h, true
 }
 
+// txSendParam returns tx_send's one string param, read by oneHexParam
+// when it has the plain shape and decoded as a JSON array of one string
+// otherwise; false when it is neither.
+func txSendParam(params string) (string, bool) {
+	if h, ok := oneHexParam(params); ok {
+		return h, true
+	}
+	var v []string
+	if json.Unmarshal([]byte(params), &v) != nil || len(v) != 1 {
+		return "", false
+	}
+	return v[0], true
+}
+
 // jsonSpace is the whitespace JSON allows between tokens.
 const jsonSpace = " \t\r\n"
 
