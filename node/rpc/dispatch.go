@@ -186,7 +186,7 @@ func (s *Server) runOne(ctx context.Context, methods handler.Map, r *jrpc2.Parse
 	if err != nil {
 		return errorAnswer(id, asRPCError(err))
 	}
-	res, err := json.Marshal(v)
+	res, err := marshalResult(v)
 	if err != nil {
 		return errorAnswer(id, &jrpc2.Error{Code: jrpc2.InternalError, Message: "encoding result: " + err.Error()})
 	}
@@ -202,6 +202,15 @@ func (s *Server) runOne(ctx context.Context, methods handler.Map, r *jrpc2.Parse
 	out = append(out, `,"result":`...)
 	out = append(out, res...)
 	return append(out, '}')
+}
+
+// marshalResult encodes a method's result. tx_send's, one per accepted
+// tx, encodes itself without encoding/json's reflection and check.
+func marshalResult(v any) ([]byte, error) {
+	if r, ok := v.(txSendResult); ok {
+		return r.MarshalJSON()
+	}
+	return json.Marshal(v)
 }
 
 // asRPCError converts a handler's error to a JSON-RPC error object.

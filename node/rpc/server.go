@@ -294,7 +294,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // message). When it cannot be run at all (not JSON, an empty batch, a
 // batch over MaxBatch) it returns the error answer to send instead.
 func (s *Server) checkMessage(msg []byte) ([]*jrpc2.ParsedRequest, []byte) {
-	reqs, err := jrpc2.ParseRequests(msg)
+	reqs, plain := parsePlain(msg)
+	var err error
+	if !plain {
+		reqs, err = jrpc2.ParseRequests(msg)
+	}
 	switch {
 	case err != nil:
 		return nil, errorBytes(jrpc2.ParseError, "parse error: message is not a JSON object or array")
