@@ -143,26 +143,35 @@ func (g *Genesis) CheckBlock(b *Block, parent *Header, now time.Time) error {
 // verified nil checks every signature. The signatures left are checked in
 // batches (VerifyTxSigs), several at once on a large block.
 func (g *Genesis) CheckBlockVerified(b *Block, parent *Header, now time.Time, verified func(Hash) bool) error {
+	_, err := g.CheckBlockIDs(b, parent, now, verified)
+	return err
+}
+
+// CheckBlockIDs is CheckBlockVerified that also returns b's tx ids (as
+// b.TxIDs would) when b passes: the check hashes every tx anyway, and a
+// node's store, pool and served-tx cache need the same ids for the same
+// block, so hashing them once spares a full block several passes.
+func (g *Genesis) CheckBlockIDs(b *Block, parent *Header, now time.Time, verified func(Hash) bool) ([]Hash, error) {
 	if b == nil || parent == nil {
-		return ruleErr(ReasonMalformed, "nil block or parent")
+		return nil, ruleErr(ReasonMalformed, "nil block or parent")
 	}
 	h := &b.Header
 	if parent.Height == math.MaxUint64 || h.Height != parent.Height+1 {
-		return ruleErr(ReasonBadHeight, "height %d, parent height %d", h.Height, parent.Height)
+		return nil, ruleErr(ReasonBadHeight, "height %d, parent height %d", h.Height, parent.Height)
 	}
 	if pid := parent.ID(); h.Parent != pid {
-		return ruleErr(ReasonBadParent, "parent %s, expected %s", h.Parent.Short(), pid.Short())
+		return nil, ruleErr(ReasonBadParent, "parent %s, expected %s", h.Parent.Short(), pid.Short())
 	}
 	if err := g.CheckHeaderAuth(h); err != nil {
-		return err
+		return nil, err
 	}
 	if h.Time <= parent.Time {
-		return ruleErr(ReasonTimeNotAfterParent, "time %d not after parent time %d", h.Time, parent.Time)
+		return nil, ruleErr(ReasonTimeNotAfterParent, "time %d not after parent time %d", h.Time, parent.Time)
 	}
 	// Checked after the signature, so a skewed clock is reported only for
 	// a block its authority really signed.
 	if limit := now.UnixMilli() + MaxFutureBlockTime.Milliseconds(); h.Time > limit {
-		return ruleErr(ReasonTimeTooFarInFuture, "time %d is %d ms ahead of local clock %d",
+		return nil, ruleErr(ReasonTimeTooFarInFuture, "time %d is %d ms ahead of local clock %d",
 			h.Time, h.Time-now.UnixMilli(), now.UnixMilli())
 	}
 	return g.checkBody(b, verified)
@@ -191,37 +200,39 @@ func (g *Genesis) CheckBody(b *Block, verified func(Hash) bool) error {
 	if b == nil {
 		return ruleErr(ReasonMalformed, "nil block")
 	}
-	return g.checkBody(b, verified)
+	_, err := g.checkBody(b, verified)
+	return err
 }
 
-func (g *Genesis) checkBody(b *Block, verified func(Hash) bool) error {
+// checkBody runs the body rules and returns the tx ids it hashed.
+func (g *Genesis) checkBody(b *Block, verified func(Hash) bool) ([]Hash, error) {
 	if n := len(b.Txs); n > g.MaxBlockTxs {
-		return ruleErr(ReasonTooManyTxs, "%d txs exceeds limit %d", n, g.MaxBlockTxs)
+		return nil, ruleErr(ReasonTooManyTxs, "%d txs exceeds limit %d", n, g.MaxBlockTxs)
 	}
 	// Per-tx cheap checks first: they also rule out nil txs before Size.
 	for i, tx := range b.Txs {
 		if err := g.checkTxCheap(tx); err != nil {
-			return invalidTx(i, err)
+			return nil, invalidTx(i, err)
 		}
 	}
 	if n := b.Size(); n > g.MaxBlockBytes {
-		return ruleErr(ReasonBlockTooLarge, "%d bytes exceeds limit %d", n, g.MaxBlockBytes)
+		return nil, ruleErr(ReasonBlockTooLarge, "%d bytes exceeds limit %d", n, g.MaxBlockBytes)
 	}
 	ids := b.TxIDs()
 	seen := make(map[Hash]int, len(ids))
 	for i, id := range ids {
 		if j, dup := seen[id]; dup {
-			return &RuleError{Reason: ReasonDuplicateTx, TxIndex: i, Detail: "same id as tx " + strconv.Itoa(j)}
+			return nil, &RuleError{Reason: ReasonDuplicateTx, TxIndex: i, Detail: "same id as tx " + strconv.Itoa(j)}
 		}
 		seen[id] = i
 	}
 	if root := MerkleRoot(ids); root != b.Header.TxRoot {
-		return ruleErr(ReasonBadTxRoot, "tx root %s, computed %s", b.Header.TxRoot.Short(), root.Short())
+		return nil, ruleErr(ReasonBadTxRoot, "tx root %s, computed %s", b.Header.TxRoot.Short(), root.Short())
 	}
 	if i := g.firstBadSig(b.Txs, ids, verified); i >= 0 {
-		return invalidTx(i, badSigErr(b.Txs[i]))
+		return nil, invalidTx(i, badSigErr(b.Txs[i]))
 	}
-	return nil
+	return ids, nil
 }
 
 // sigBatch is how many signatures one batch check takes: the batch

@@ -81,7 +81,18 @@ func (p *Pool) BlockConnected(b *chain.Block, now time.Time) (left, promoted []c
 	if b == nil {
 		return nil, nil
 	}
-	ids := b.TxIDs() // hashing outside the lock
+	return p.BlockConnectedIDs(b, b.TxIDs(), now) // hashing outside the lock
+}
+
+// BlockConnectedIDs is BlockConnected for a caller that holds b's tx ids
+// already (b.TxIDs(), in order), which spares hashing a full block again.
+func (p *Pool) BlockConnectedIDs(b *chain.Block, ids []chain.Hash, now time.Time) (left, promoted []chain.Hash) {
+	if b == nil {
+		return nil, nil
+	}
+	if len(ids) != len(b.Txs) { // not b's: hash them here
+		ids = b.TxIDs()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, id := range ids {

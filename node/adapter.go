@@ -109,11 +109,10 @@ type recentTxs struct {
 	next int
 }
 
-func (r *recentTxs) add(b *chain.Block) {
+func (r *recentTxs) add(b *chain.Block, ids []chain.Hash) {
 	m := make(map[chain.Hash][]byte, len(b.Txs))
-	for _, tx := range b.Txs {
-		enc := tx.Encode()
-		m[sha256.Sum256(enc)] = enc
+	for i, tx := range b.Txs {
+		m[ids[i]] = tx.Encode()
 	}
 	r.mu.Lock()
 	r.ring[r.next] = m
@@ -298,22 +297,21 @@ func (a *chainAdapter) addBlock(blk *chain.Block) (relay.ID, relay.Verdict, erro
 	}
 	// The store's stateless checks run here, exactly when the store would
 	// run them (a block it does not know, stored or found invalid, on a
-	// parent it stores), and with the same answer; the importer then skips
-	// the signatures.
-	verified := a.pool.Has
+	// parent it stores), and with the same answer; the importer then hands
+	// the store (and the pool and the served-tx cache) the tx ids they
+	// hashed, and the store skips the checks. Without a stored parent the
+	// importer's store call checks the block itself.
+	var ids []chain.Hash
 	if _, _, known := a.store.BlockStatus(blk.ID()); !known && blk.Header.Height != 0 {
 		if parent, ok := a.store.Header(blk.Header.Parent); ok {
-			if err := a.g.CheckBlockVerified(blk, parent, a.now(), a.pool.Has); err != nil {
+			var err error
+			if ids, err = a.g.CheckBlockIDs(blk, parent, a.now(), a.pool.Has); err != nil {
 				return relay.ID(blk.ID()), blockVerdict(err), err
 			}
-			verified = everyTxVerified
 		}
 	}
-	return a.imp.run(blk, verified)
+	return a.imp.run(blk, ids)
 }
-
-// everyTxVerified tells the store that a block's signatures were checked.
-func everyTxVerified(chain.Hash) bool { return true }
 
 // start starts the importer; stop (after every caller of AddBlock has
 // stopped) ends it.
@@ -322,12 +320,18 @@ func (a *chainAdapter) start() { a.imp = newImporter(a.commitBlock) }
 // stop ends the importer; blocks offered afterwards are Ignored.
 func (a *chainAdapter) stop() { a.imp.stop() }
 
-// commitBlock runs on the importer: it stores blk (skipping the signature
-// checks of txs verified reports) and applies what changed to the pool, the
-// recent-tx ring and the head feed, in commit order.
-func (a *chainAdapter) commitBlock(blk *chain.Block, verified func(chain.Hash) bool) (relay.ID, relay.Verdict, error) {
+// commitBlock runs on the importer: it stores blk and applies what changed
+// to the pool, the recent-tx ring and the head feed, in commit order. ids
+// non-nil means addBlock checked blk, and they are its tx ids.
+func (a *chainAdapter) commitBlock(blk *chain.Block, ids []chain.Hash) (relay.ID, relay.Verdict, error) {
 	now := a.now()
-	res, err := a.store.AddBlockVerified(blk, now, verified)
+	var res store.AddResult
+	var err error
+	if ids != nil {
+		res, err = a.store.AddBlockChecked(blk, ids, now)
+	} else {
+		res, err = a.store.AddBlockVerified(blk, now, a.pool.Has)
+	}
 	if err != nil {
 		return relay.ID(blk.ID()), blockVerdict(err), err
 	}
@@ -343,9 +347,13 @@ func (a *chainAdapter) commitBlock(blk *chain.Block, verified func(chain.Hash) b
 	}
 	var promoted []chain.Hash
 	for _, c := range res.Connected {
-		_, p := a.pool.BlockConnected(c, now)
+		cids := ids
+		if c != blk || cids == nil {
+			cids = c.TxIDs() // a block of the branch below blk
+		}
+		_, p := a.pool.BlockConnectedIDs(c, cids, now)
 		promoted = append(promoted, p...)
-		a.recent.add(c)
+		a.recent.add(c, cids)
 		if a.onHead != nil {
 			h := c.Header
 			a.onHead(&h, c.ID())

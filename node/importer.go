@@ -31,9 +31,9 @@ const importQueue = 64
 
 // importJob is one block to commit and where its answer goes.
 type importJob struct {
-	blk      *chain.Block
-	verified func(chain.Hash) bool // txs whose signatures need no check
-	reply    chan importResult     // buffered: the importer never waits on it
+	blk   *chain.Block
+	ids   []chain.Hash      // blk's tx ids when it was checked; nil: the store checks it
+	reply chan importResult // buffered: the importer never waits on it
 }
 
 // importResult is the adapter's answer for one block.
@@ -48,7 +48,7 @@ type importResult struct {
 var errImporterClosed = errors.New("node: block importer closed")
 
 // newImporter starts the goroutine; commit runs each job on it.
-func newImporter(commit func(*chain.Block, func(chain.Hash) bool) (relay.ID, relay.Verdict, error)) *importer {
+func newImporter(commit func(*chain.Block, []chain.Hash) (relay.ID, relay.Verdict, error)) *importer {
 	im := &importer{jobs: make(chan importJob, importQueue), quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(im.done)
@@ -60,7 +60,7 @@ func newImporter(commit func(*chain.Block, func(chain.Hash) bool) (relay.ID, rel
 			}
 			select {
 			case j := <-im.jobs:
-				id, v, err := commit(j.blk, j.verified)
+				id, v, err := commit(j.blk, j.ids)
 				j.reply <- importResult{id: id, v: v, err: err}
 			case <-im.quit:
 				return
@@ -70,10 +70,10 @@ func newImporter(commit func(*chain.Block, func(chain.Hash) bool) (relay.ID, rel
 	return im
 }
 
-// run commits blk on the importer and returns its verdict; after stop it
-// answers Ignored with errImporterClosed.
-func (im *importer) run(blk *chain.Block, verified func(chain.Hash) bool) (relay.ID, relay.Verdict, error) {
-	j := importJob{blk: blk, verified: verified, reply: make(chan importResult, 1)}
+// run commits blk (with its tx ids when it was checked) on the importer and
+// returns its verdict; after stop it answers Ignored with errImporterClosed.
+func (im *importer) run(blk *chain.Block, ids []chain.Hash) (relay.ID, relay.Verdict, error) {
+	j := importJob{blk: blk, ids: ids, reply: make(chan importResult, 1)}
 	select {
 	case im.jobs <- j:
 	case <-im.quit:

@@ -100,10 +100,30 @@ func (s *Store) AddBlock(b *chain.Block, now time.Time) (AddResult, error) {
 //
 // The stateless checks (signatures above all) run before the store's writer
 // lock is taken, so concurrent callers of the store validate in parallel;
-// only the state checks and the commit are serialized. (Rumor's node runs
-// the stateless checks itself on the caller's goroutine, then calls this
-// from its one import goroutine with a verified that skips the signatures.)
+// only the state checks and the commit are serialized.
 func (s *Store) AddBlockVerified(b *chain.Block, now time.Time, verified func(chain.Hash) bool) (AddResult, error) {
+	return s.addBlock(b, now, verified, nil)
+}
+
+// AddBlockChecked is AddBlock for a block whose stateless checks the
+// caller has run already: b passed this store's genesis's
+// chain.Genesis.CheckBlockIDs against its parent's header as stored here
+// (stored headers never change), which returned ids. The store skips those
+// checks and uses ids for its tx index instead of hashing b's txs again.
+// Everything that depends on stored state (known, invalid or missing
+// parent, reorg depth, the txs' execution) is checked as in AddBlock.
+// Rumor's node runs the checks on the caller's goroutine, so different
+// blocks are checked in parallel, and commits on its one import goroutine.
+func (s *Store) AddBlockChecked(b *chain.Block, ids []chain.Hash, now time.Time) (AddResult, error) {
+	if b != nil && len(ids) != len(b.Txs) {
+		return AddResult{}, fmt.Errorf("store: %d tx ids for a block of %d txs", len(ids), len(b.Txs))
+	}
+	return s.addBlock(b, now, nil, ids)
+}
+
+// addBlock adds b; ids non-nil means b passed its stateless checks
+// (AddBlockChecked) and ids are its tx ids.
+func (s *Store) addBlock(b *chain.Block, now time.Time, verified func(chain.Hash) bool, ids []chain.Hash) (AddResult, error) {
 	if b == nil {
 		return AddResult{}, &chain.RuleError{Reason: chain.ReasonMalformed, TxIndex: -1, Detail: "nil block"}
 	}
@@ -127,7 +147,7 @@ func (s *Store) AddBlockVerified(b *chain.Block, now time.Time, verified func(ch
 		}
 		return err
 	})
-	if !known && checked != nil {
+	if !known && checked != nil && ids == nil {
 		if err := s.g.CheckBlockVerified(b, checked, now, verified); err != nil {
 			return res, err
 		}
@@ -169,7 +189,7 @@ func (s *Store) AddBlockVerified(b *chain.Block, now time.Time, verified func(ch
 	if pm.status == StatusInvalid {
 		return res, invalidParent(b.Header.Parent)
 	}
-	if checked == nil {
+	if checked == nil && ids == nil {
 		if err := s.g.CheckBlockVerified(b, &pm.header, now, verified); err != nil {
 			return res, err
 		}
@@ -224,7 +244,7 @@ func (s *Store) AddBlockVerified(b *chain.Block, now time.Time, verified func(ch
 	for i, j := 0, len(branch)-1; i < j; i, j = i+1, j-1 {
 		branch[i], branch[j] = branch[j], branch[i]
 	}
-	branch = append(branch, branchBlock{id: id, meta: newMeta, block: b, isNew: true})
+	branch = append(branch, branchBlock{id: id, meta: newMeta, block: b, isNew: true, ids: ids})
 	return s.reorg(txn, res, tip, forkHeight, branch)
 }
 
@@ -234,6 +254,7 @@ type branchBlock struct {
 	meta  blockMeta
 	block *chain.Block // loaded lazily for stored blocks
 	isNew bool         // the block being added: not stored yet
+	ids   []chain.Hash // its tx ids when the caller hashed them already
 }
 
 func tooDeep(tipHeight, forkHeight uint64) bool {
@@ -331,7 +352,9 @@ func (s *Store) reorg(txn *badger.Txn, res AddResult, tip *tipInfo, forkHeight u
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			ids = bb.block.TxIDs()
+			if ids = bb.ids; ids == nil {
+				ids = bb.block.TxIDs()
+			}
 			if bb.isNew {
 				body = bb.block.Encode()
 			}

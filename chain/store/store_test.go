@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -597,4 +598,49 @@ func TestBlockSize(t *testing.T) {
 			t.Fatal("a size for an unknown block")
 		}
 	}
+}
+
+// TestAddBlockChecked: a block its caller checked is stored and indexed
+// under the ids the check returned, as AddBlock stores it; what depends on
+// stored state is still refused (an unknown parent), and ids that are not
+// the block's are refused before anything is written.
+func TestAddBlockChecked(t *testing.T) {
+	f := newFixture(t, 2, 1)
+	s := f.open(Options{})
+	g, _ := s.Tip()
+	b := f.block(g, 0, f.tx(0, f.addr(1), 5, 1, 0, nil), f.tx(1, f.addr(0), 3, 1, 0, []byte("x")))
+	ids, err := f.g.CheckBlockIDs(b, g, f.now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := b.TxIDs(); !slices.Equal(ids, want) {
+		t.Fatalf("CheckBlockIDs returned %v, TxIDs %v", ids, want)
+	}
+	if _, err := s.AddBlockChecked(b, ids[:1], f.now); err == nil {
+		t.Fatal("stored a block with the wrong number of ids")
+	}
+	if _, _, known := s.BlockStatus(b.ID()); known {
+		t.Fatal("a refused call stored the block")
+	}
+	orphan := f.block(&b.Header, 0)
+	oids, err := f.g.CheckBlockIDs(orphan, &b.Header, f.now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.AddBlockChecked(orphan, oids, f.now)
+	wantReason(t, err, chain.ReasonUnknownParent)
+
+	res, err := s.AddBlockChecked(b, ids, f.now)
+	if err != nil || res.Status != Connected {
+		t.Fatalf("status %v, err %v", res.Status, err)
+	}
+	for i, id := range ids {
+		if loc, ok := s.TxLocation(id); !ok || loc.Block != b.ID() || loc.Index != i {
+			t.Fatalf("tx %d: location %+v %v", i, loc, ok)
+		}
+	}
+	if res, err := s.AddBlockChecked(orphan, oids, f.now); err != nil || res.Status != Connected {
+		t.Fatalf("child: status %v, err %v", res.Status, err)
+	}
+	checkConsistent(t, f.g, s)
 }
