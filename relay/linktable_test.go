@@ -201,3 +201,42 @@ func TestLinkTableOwedSurvivesJunk(t *testing.T) {
 		t.Fatal("retain dropped a connected peer")
 	}
 }
+
+// TestLinkTableBacklog: what a peer announces while its fetch slots are
+// busy waits for one, oldest first, leaving out what is known here; the
+// backlog is capped per peer, and goes with the peer.
+func TestLinkTableBacklog(t *testing.T) {
+	tb := newLinkTable(16, 16, 4)
+	known := wire.TxPrefix(linkID(9))
+	tb.heard("Q", []uint64{known}, true)
+	if lost := tb.postpone("P", []uint64{1, known, 2, 3}); lost != 0 {
+		t.Fatalf("lost %d with room to spare", lost)
+	}
+	if got := tb.backlogged("P", 2); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("first two: %v, want [1 2] (the known prefix left out)", got)
+	}
+	if got := tb.backlogged("P", 10); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("rest: %v, want [3]", got)
+	}
+	if got := tb.backlogged("P", 10); got != nil {
+		t.Fatalf("an empty backlog gave %v", got)
+	}
+
+	many := make([]uint64, MaxLinkBacklog+7)
+	for i := range many {
+		many[i] = uint64(1000 + i)
+	}
+	if lost := tb.postpone("P", many); lost != 7 {
+		t.Fatalf("lost %d past the cap, want 7", lost)
+	}
+	if n := len(tb.backlog["P"]); n != MaxLinkBacklog {
+		t.Fatalf("backlog of %d, cap %d", n, MaxLinkBacklog)
+	}
+	if got := tb.backlogged("P", 1); got[0] != 1000 {
+		t.Fatalf("oldest %v, want 1000", got)
+	}
+	tb.drop("P")
+	if got := tb.backlogged("P", 10); got != nil {
+		t.Fatalf("a departed peer's backlog survived: %d prefixes", len(got))
+	}
+}

@@ -1,11 +1,15 @@
 package rpcclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -208,5 +212,24 @@ func TestSendTxsBatch(t *testing.T) {
 	drop = true
 	if _, _, err := c.SendTxs(context.Background(), [][]byte{{0}, {1}}); err == nil {
 		t.Fatal("a reply missing an answer was accepted")
+	}
+}
+
+// TestTxSendBatchIsJSON: the hand-written tx_send batch is what
+// encoding/json writes for the same requests.
+func TestTxSendBatchIsJSON(t *testing.T) {
+	encoded := [][]byte{{0x01, 0xab}, {}, bytes.Repeat([]byte{0xff}, 300)}
+	for _, first := range []uint64{1, 99, math.MaxUint64 - 2} {
+		reqs := make([]request, len(encoded))
+		for i, e := range encoded {
+			reqs[i] = request{JSONRPC: "2.0", ID: strconv.FormatUint(first+uint64(i), 10), Method: "tx_send", Params: []any{hex.EncodeToString(e)}}
+		}
+		want, err := json.Marshal(reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendTxSendBatch(nil, first, encoded); string(got) != string(want) {
+			t.Fatalf("first id %d:\n got %s\nwant %s", first, got, want)
+		}
 	}
 }
