@@ -29,10 +29,6 @@ import "github.com/rumor-relay/rumor/relay/wire"
 //     first; one whose fetch fails is dropped at once, so junk lives no
 //     longer than the fetch scheduler tracks it (MaxTrackedPerPeer per
 //     peer).
-//   - prefixes a peer announced while none of its fetch slots was free:
-//     at most MaxLinkBacklog per slotted peer (postpone), fetched from it
-//     as its slots free up (backlogged). Past the cap they are left to
-//     reconciliation.
 type linkTable struct {
 	maxEarly int
 	early    int // entries fetching with early set
@@ -42,18 +38,7 @@ type linkTable struct {
 	slots    map[PeerID]uint
 	used     uint64 // bit s set: slot s is taken
 	gen      uint64 // last ring generation given out
-	// backlog holds, per slotted peer, prefixes new here that it announced
-	// while it had no fetch slot free, oldest first.
-	backlog map[PeerID][]uint64
 }
-
-// MaxLinkBacklog bounds the prefixes kept per peer for a fetch slot to
-// free up (linkTable.postpone): four full TxSeen messages, 32 KB, so 2 MiB
-// over MaxLinkPeers. Without it, a node whose fetches to a peer were all
-// busy (a burst past what it verifies in a fetch's time) dropped what the
-// peer announced, and only reconciliation, at its own pace, brought the
-// txs back.
-const MaxLinkBacklog = 4 * wire.MaxSeenPrefixes
 
 // linkRing keeps prefixes in insertion order, each with the generation of
 // its insertion: an entry that moved to the other ring, or was dropped and
@@ -101,48 +86,7 @@ func newLinkTable(capOwed, capHeard, maxEarly int) *linkTable {
 		owed:     linkRing{cap: capOwed},
 		pending:  linkRing{cap: capHeard},
 		slots:    make(map[PeerID]uint),
-		backlog:  make(map[PeerID][]uint64),
 	}
-}
-
-// postpone keeps those of xs that are new here in p's backlog, while it
-// holds fewer than MaxLinkBacklog, and returns how many it could not keep.
-// A peer without a slot (all taken) keeps none.
-func (t *linkTable) postpone(p PeerID, xs []uint64) (lost int) {
-	if t.slot(p) == 0 {
-		return len(xs)
-	}
-	q := t.backlog[p]
-	for _, x := range xs {
-		if _, known := t.entries[x]; known {
-			continue
-		}
-		if len(q) >= MaxLinkBacklog {
-			lost++
-			continue
-		}
-		q = append(q, x)
-	}
-	if len(q) > 0 {
-		t.backlog[p] = q
-	}
-	return lost
-}
-
-// backlogged takes up to n of p's postponed prefixes, oldest first.
-func (t *linkTable) backlogged(p PeerID, n int) []uint64 {
-	q := t.backlog[p]
-	if len(q) == 0 {
-		return nil
-	}
-	n = min(n, len(q))
-	out := q[:n:n]
-	if rest := q[n:]; len(rest) > 0 {
-		t.backlog[p] = rest
-	} else {
-		delete(t.backlog, p)
-	}
-	return out
 }
 
 // end moves e out of linkFetching into state.
@@ -361,7 +305,6 @@ func (t *linkTable) drop(p PeerID) {
 		return
 	}
 	delete(t.slots, p)
-	delete(t.backlog, p)
 	t.used &^= 1 << s
 	mask := ^uint64(1 << s)
 	for _, e := range t.entries {

@@ -43,10 +43,9 @@ import (
 // Hostile input: a message that breaks the framing or the format costs
 // its sender OffenseOversize or OffenseMalformed; prefixes it does not
 // then serve cost it OffenseNotFound per request, as announcements do;
-// its fetches take at most MaxTxValidationsPerPeer slots (past that what
-// it announces waits in a backlog of at most MaxLinkBacklog prefixes for
-// one to free up, and the rest is dropped) and its unfetched prefixes at
-// most MaxTrackedPerPeer scheduler items.
+// its fetches take at most MaxTxValidationsPerPeer slots (past that its
+// announcements are dropped until fetches finish) and its unfetched
+// prefixes at most MaxTrackedPerPeer scheduler items.
 
 // txLinks is the link table behind its mutex, never held across a call
 // out of the relay.
@@ -125,35 +124,23 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		r.penalize(from, OffenseMalformed)
 		return
 	}
-	r.linkHeard(from, m.Prefixes)
-}
-
-// linkHeard acts on prefixes from announces: it fetches from it those new
-// here, behind the call.
-func (r *Relay) linkHeard(from PeerID, prefixes []uint64) {
 	// A peer whose fetch slots are all busy is still heard for what we
-	// know; what is new from it waits in its backlog (bounded; past that
-	// reconciliation repairs it) for a slot, and makes no entries yet.
+	// know, but what is new from it is dropped (reconciliation repairs
+	// it), so it makes no entries either.
 	canFetch := r.linkFetches.acquire(from)
-	lost := 0
 	r.links.mu.Lock()
-	fetch, sources, held := r.links.t.heard(from, prefixes, canFetch)
-	if !canFetch {
-		lost = r.links.t.postpone(from, prefixes)
-	}
+	fetch, sources, held := r.links.t.heard(from, m.Prefixes, canFetch)
 	r.links.mu.Unlock()
 	r.noteTxHeld(from, held)
 	if len(sources) > 0 {
 		r.fetch.addSources(from, kindTxShort, prefixKeys(sources))
 	}
 	if !canFetch {
-		if lost > 0 {
-			r.stats.linkDropped.Add(1)
-		}
+		r.stats.linkDropped.Add(1)
 		return
 	}
 	if len(fetch) == 0 {
-		r.linkFetchDone(from)
+		r.linkFetches.release(from)
 		return
 	}
 	// Only once the fetch is sure to run: what goes on early is owed. Only
@@ -174,7 +161,7 @@ func (r *Relay) linkHeard(from PeerID, prefixes []uint64) {
 		r.stats.earlyTxForward.Add(uint64(queued))
 	}
 	started := r.spawn(func() {
-		defer r.linkFetchDone(from)
+		defer r.linkFetches.release(from)
 		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.txValidateTimeout())
 		defer cancel()
 		res, err := r.fetch.fetch(ctx, from, kindTxShort, prefixKeys(fetch), nil)
@@ -191,18 +178,6 @@ func (r *Relay) linkHeard(from PeerID, prefixes []uint64) {
 	if !started {
 		r.linkFetches.release(from)
 		r.settlePrefixes(fetch, nil)
-	}
-}
-
-// linkFetchDone gives back a fetch slot of from's and fetches what it
-// announced while its slots were busy, if anything.
-func (r *Relay) linkFetchDone(from PeerID) {
-	r.linkFetches.release(from)
-	r.links.mu.Lock()
-	xs := r.links.t.backlogged(from, wire.MaxSeenPrefixes)
-	r.links.mu.Unlock()
-	if len(xs) > 0 {
-		r.linkHeard(from, xs)
 	}
 }
 
