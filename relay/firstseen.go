@@ -36,7 +36,7 @@ func (f *firstSeen) record(id ID, t time.Time) bool {
 	if _, ok := f.at.get(id); ok {
 		return false
 	}
-	f.at.put(id, seenEntry{ns: t.UnixNano()})
+	f.at.add(id, seenEntry{ns: t.UnixNano()})
 	return true
 }
 
@@ -52,7 +52,7 @@ func (f *firstSeen) markAnnounced(ids []ID) (news bool) {
 			continue
 		}
 		e.announced = true
-		f.at.put(id, e)
+		f.at.m[id] = e // present: no eviction, no second lookup
 		news = true
 	}
 	return news

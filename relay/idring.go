@@ -17,6 +17,12 @@ func (r *idRing[V]) put(id ID, v V) {
 		r.m[id] = v
 		return
 	}
+	r.add(id, v)
+}
+
+// add records id, which the caller knows is absent (put's lookup would be
+// a second one on a hot path); past the cap it evicts the oldest.
+func (r *idRing[V]) add(id ID, v V) {
 	if r.m == nil {
 		r.m = make(map[ID]V)
 	}
