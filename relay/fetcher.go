@@ -25,6 +25,7 @@ type wantMsg struct {
 	kind   fetchKind
 	ids    []ID
 	arg    any
+	mode   wantMode
 	reply  chan []itemResult // buffered 1
 }
 
@@ -86,11 +87,28 @@ func newFetcher(r *Relay) *fetcher {
 	return f
 }
 
-// fetch asks for ids of kind, first from from, and waits for the outcome of
-// every one of them (in order) or for ctx to end.
+// fetch asks for ids of kind, which from announced, first from from, and
+// waits for the outcome of every one of them (in order) or for ctx to end.
 func (f *fetcher) fetch(ctx context.Context, from PeerID, kind fetchKind, ids []ID, arg any) ([]itemResult, error) {
+	return f.want(ctx, wantMsg{from: from, kind: kind, ids: ids, arg: arg})
+}
+
+// fetchLinked is fetch for ids from named in link-mode inventory: past
+// from's tracking cap they are dropped without an offense (wantLinked).
+func (f *fetcher) fetchLinked(ctx context.Context, from PeerID, kind fetchKind, ids []ID) ([]itemResult, error) {
+	return f.want(ctx, wantMsg{from: from, kind: kind, ids: ids, mode: wantLinked})
+}
+
+// pull is fetch for ids this node chose to ask for on its own
+// (reconciliation): they do not count against from's tracking cap
+// (wantSolicited).
+func (f *fetcher) pull(ctx context.Context, from PeerID, kind fetchKind, ids []ID) ([]itemResult, error) {
+	return f.want(ctx, wantMsg{from: from, kind: kind, ids: ids, mode: wantSolicited})
+}
+
+func (f *fetcher) want(ctx context.Context, m wantMsg) ([]itemResult, error) {
 	w := f.lastWaiter.Add(1)
-	m := wantMsg{waiter: w, from: from, kind: kind, ids: ids, arg: arg, reply: make(chan []itemResult, 1)}
+	m.waiter, m.reply = w, make(chan []itemResult, 1)
 	select {
 	case f.wantCh <- m:
 	case <-ctx.Done():
@@ -139,7 +157,7 @@ func (f *fetcher) run(ctx context.Context) {
 			return
 		case m := <-f.wantCh:
 			replies[m.waiter] = m.reply
-			done, offs = f.core.want(m.waiter, m.from, m.kind, m.ids, m.arg)
+			done, offs = f.core.want(m.waiter, m.from, m.kind, m.ids, m.arg, m.mode)
 		case m := <-f.srcCh:
 			f.core.addSources(m.from, m.kind, m.ids)
 		case m := <-f.doneCh:

@@ -26,8 +26,13 @@ import (
 // session would mix symbols of a pool that changed between rounds). When
 // the difference does not decode, the next attempt asks for four times as
 // many symbols under a new key, up to MaxSymbolsPerBatch; what still does
-// not decode is retried at once with the next peer, then left to the next
-// round and to sync.
+// not decode is retried at once with the next peer, from the count the
+// failed session reached. An attempt that fails at MaxSymbolsPerBatch (a
+// difference past ~1,400 ids) falls back to a listing of the peer's pool
+// (reconcileByListing): a difference that large is what anti-entropy must
+// still repair (a lost tx whose sender's later txs pile up behind it in
+// every pool but one, a healed partition), and no symbol count a session
+// may ask for would decode it.
 const (
 	// ReconcileInterval is how often a node starts a session: each node
 	// is the requester once and, on average, the server once per
@@ -65,6 +70,13 @@ var (
 	ErrPeerNoReconcile = errors.New("relay: peer does not reconcile")
 )
 
+// ReconcileListWait is how long a session that fell back to a listing of
+// the peer's pool waits before pulling what it lacks of it: the listing
+// holds the peer's newest txs too, which gossip is most likely still
+// bringing (ReconcileMinAge leaves them out of symbol sessions for the
+// same reason), so only what is still missing then is pulled.
+const ReconcileListWait = ReconcileMinAge
+
 // ReconcileResult is what one session found.
 type ReconcileResult struct {
 	// Symbols is how many coded symbols were received, over all attempts.
@@ -76,6 +88,11 @@ type ReconcileResult struct {
 	Extra int
 	// Added is how many of Missing the pool took.
 	Added int
+	// Listed says the difference was too large to decode at
+	// recon.MaxSymbolsPerBatch symbols, and Missing are the ids of the
+	// peer's pool listing (up to MaxReconcileSet) still lacking here after
+	// ReconcileListWait; Extra is then 0 (a listing does not tell).
+	Listed bool
 }
 
 // pendingIDs lists the pool's pending ids for a session, leaving out
@@ -155,6 +172,12 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 		if dec.Decoded() {
 			break
 		}
+		if count == recon.MaxSymbolsPerBatch {
+			// No attempt may ask for more, and another key at the same
+			// count rarely decodes what this one did not.
+			r.noteReconcile(p, count)
+			return r.reconcileByListing(ctx, p, res)
+		}
 		if attempt < MaxReconcileAttempts-1 {
 			count = min(4*count, recon.MaxSymbolsPerBatch)
 		}
@@ -165,6 +188,44 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 	r.stats.reconciled.Add(1)
 	r.noteReconciledHeld(p, ids, local)
 	res.Added = r.pullMissing(ctx, p, res.Missing)
+	return res, nil
+}
+
+// reconcileByListing ends a session whose difference did not decode at
+// the largest symbol count: it asks p for a listing of its pending ids
+// (MaxReconcileSet at most, 32 bytes each: what GetPoolIDs serves joining
+// peers), waits ReconcileListWait for gossip to bring what it is still
+// bringing, and pulls what is still missing. The pool lists its txs by fee
+// rate and then oldest first, in each sender's nonce order, so a tx that
+// gossip lost and that holds back its sender's later ones comes before
+// them and before the newest txs. A peer that lists ids it cannot serve
+// costs itself a not-found offense per request, as a lying sketch does.
+func (r *Relay) reconcileByListing(ctx context.Context, p PeerID, res ReconcileResult) (ReconcileResult, error) {
+	listed, err := r.RequestPoolIDs(ctx, p, MaxReconcileSet)
+	if err != nil {
+		return res, err
+	}
+	t := time.NewTimer(ReconcileListWait)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return res, ctx.Err()
+	}
+	dup := make(map[ID]struct{}, len(listed)) // a listing may repeat ids
+	for _, id := range listed {
+		if _, ok := dup[id]; ok {
+			continue
+		}
+		dup[id] = struct{}{}
+		if !r.pool.HasTx(id) && !r.recentlyRejected(id) {
+			res.Missing = append(res.Missing, id)
+		}
+	}
+	res.Listed = true
+	r.stats.reconcileListed.Add(1)
+	res.Added = r.pullMissing(ctx, p, res.Missing)
+	r.log.Debugw("reconciled by listing", "peer", p, "listed", len(listed), "missing", len(res.Missing), "added", res.Added)
 	return res, nil
 }
 
@@ -205,7 +266,7 @@ func (r *Relay) pullMissing(ctx context.Context, p PeerID, ids []ID) int {
 		if len(want) == 0 {
 			continue
 		}
-		results, err := r.fetch.fetch(ctx, p, kindTx, want, nil)
+		results, err := r.fetch.pull(ctx, p, kindTx, want)
 		if err != nil {
 			return added
 		}
@@ -296,7 +357,9 @@ func (r *Relay) reconcileLoop(ctx context.Context, interval time.Duration) {
 			ok = false
 		}
 		if ok {
-			sctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout+interval)
+			// A session that falls back to a listing also waits
+			// ReconcileListWait before it pulls.
+			sctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout+interval+ReconcileListWait)
 			res, err := r.Reconcile(sctx, p)
 			cancel()
 			switch {

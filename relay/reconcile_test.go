@@ -298,6 +298,56 @@ func TestReconcileGuessFromLastSession(t *testing.T) {
 	})
 }
 
+// TestReconcileFallsBackToListing: B lacks 2,500 of A's txs, more than the
+// largest symbol batch decodes. The first session fails from the minimum;
+// the next reaches MaxSymbolsPerBatch, fails there too, and pulls from a
+// listing of A's pool instead: all 2,500 land in B's pool, and a tx that
+// reaches B by gossip while the session waits out ReconcileListWait is
+// not pulled again.
+func TestReconcileFallsBackToListing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := reconPair(t)
+		ctx := waitCtx(t, time.Minute)
+		addTxs(t, a, "shared", 0, 100)
+		addTxs(t, b, "shared", 0, 100)
+		far := addTxs(t, a, "far", 0, 2500)
+		time.Sleep(ReconcileMinAge)
+		if _, err := b.r.Reconcile(ctx, a.id); !errors.Is(err, ErrUndecoded) {
+			t.Fatalf("first session: %v, want ErrUndecoded", err)
+		}
+		time.Sleep(SymbolsWindow)
+		// One of the 2,500 arrives at B while the session waits.
+		go func() {
+			time.Sleep(ReconcileListWait / 2)
+			if _, v, err := b.pool.AddTx(mkTx("far", 7, 120)); v != Accepted {
+				t.Errorf("adding by hand: %v %v", v, err)
+			}
+		}()
+		res, err := b.r.Reconcile(ctx, a.id)
+		if err != nil || !res.Listed {
+			t.Fatalf("second session: %+v %v; want a listing", res, err)
+		}
+		if len(res.Missing) != 2499 || res.Added != 2499 {
+			t.Fatalf("listing: %d missing, %d added; want 2499 (2500 less the one gossip brought)", len(res.Missing), res.Added)
+		}
+		for _, id := range far {
+			if !b.pool.HasTx(id) {
+				t.Fatalf("%s not pulled", id.Short())
+			}
+		}
+		st := b.r.Stats()
+		if st.ReconcileListed != 1 || st.ReconcilePulled != 2499 {
+			t.Fatalf("stats: %d listed, %d pulled", st.ReconcileListed, st.ReconcilePulled)
+		}
+		if res.Symbols > 776+recon.MaxSymbolsPerBatch {
+			t.Fatalf("%d symbols: the session went on past the largest batch", res.Symbols)
+		}
+		if offs := a.offs.all(); len(offs) != 0 {
+			t.Fatalf("A recorded offenses %v", offs)
+		}
+	})
+}
+
 // reconcilingNet is n nodes linked by edges (10 ms) whose own loops
 // reconcile every interval; sync is off, so only reconciliation repairs.
 func reconcilingNet(t *testing.T, n int, edges [][2]int, interval time.Duration) []*tnode {

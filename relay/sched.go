@@ -210,9 +210,9 @@ func (s *sched) gcPeer(p PeerID) {
 	}
 }
 
-// addSource appends p to it's sources unless present, full, or p is at its
-// tracking cap. It reports whether p is (now) a source.
-func (s *sched) addSource(it *fitem, p PeerID) bool {
+// addSource appends p to it's sources unless present, full, or (when
+// capped) p is at its tracking cap. It reports whether p is (now) a source.
+func (s *sched) addSource(it *fitem, p PeerID, capped bool) bool {
 	for _, q := range it.sources {
 		if q == p {
 			return true
@@ -222,7 +222,7 @@ func (s *sched) addSource(it *fitem, p PeerID) bool {
 		return false
 	}
 	ps := s.peer(p)
-	if ps.tracked >= s.cfg.maxTracked {
+	if capped && ps.tracked >= s.cfg.maxTracked {
 		s.gcPeer(p)
 		return false
 	}
@@ -236,12 +236,37 @@ func (s *sched) addSource(it *fitem, p PeerID) bool {
 	return true
 }
 
+// wantMode says how the ids of a want came to be wanted, which decides
+// how from's tracking cap (MaxTrackedPerPeer) applies to them.
+type wantMode uint8
+
+const (
+	// wantAnnounced: from announced them on a topic. Ids past its cap are
+	// dropped and cost it OffenseAnnounceFlood: GossipSub lets a peer
+	// announce without bound, so the cap is what bounds it.
+	wantAnnounced wantMode = iota
+	// wantLinked: from named them in link-mode inventory (wire.TxSeen).
+	// Ids past its cap are dropped without an offense: each of from's
+	// messages takes one of its MaxTxValidationsPerPeer fetch slots until
+	// its fetch ends, which bounds it already, and an honest peer crosses
+	// the cap whenever this node falls behind (measured: a block producer
+	// at 7,000 tx/s charged all three honest peers and banned two).
+	wantLinked
+	// wantSolicited: this node decided to ask from for them on its own
+	// (reconciliation's pulls). They are not held against from's cap,
+	// whose overflow would otherwise charge an honest peer with our own
+	// request; the caller bounds them (one request's worth at a time).
+	wantSolicited
+)
+
 // want registers waiter w for the items (kind, ids) announced by from. Items
 // already tracked gain from as a source; new ones are created with from as
 // their first source. An id that cannot be tracked (caps) resolves at once
 // as stDropped, and a per-peer cap hit is reported as OffenseAnnounceFlood.
 // If every id resolved at once, the waiter is returned done.
-func (s *sched) want(w uint64, from PeerID, kind fetchKind, ids []ID, arg any) (done []waiterDone, offs []offense) {
+// How the cap and the offense apply depends on how the ids came (mode).
+func (s *sched) want(w uint64, from PeerID, kind fetchKind, ids []ID, arg any, mode wantMode) (done []waiterDone, offs []offense) {
+	solicited := mode == wantSolicited
 	wt := &fwaiter{keys: make([]fetchKey, len(ids)), results: make([]itemResult, len(ids)), index: make(map[fetchKey]int, len(ids))}
 	s.waiters[w] = wt
 	flooded := false
@@ -261,21 +286,19 @@ func (s *sched) want(w uint64, from PeerID, kind fetchKind, ids []ID, arg any) (
 				wt.results[i].status = stDropped
 				continue
 			}
-			if ps := s.peers[from]; ps != nil && ps.tracked >= s.cfg.maxTracked {
+			if ps := s.peers[from]; !solicited && ps != nil && ps.tracked >= s.cfg.maxTracked {
 				wt.results[i].status = stDropped
 				flooded = true
 				continue
 			}
 			it = &fitem{key: k, arg: arg}
 			s.items[k] = it
-			s.addSource(it, from)
-		} else {
-			s.addSource(it, from)
 		}
+		s.addSource(it, from, !solicited)
 		it.waiters = append(it.waiters, w)
 		wt.pending++
 	}
-	if flooded {
+	if flooded && mode == wantAnnounced {
 		offs = append(offs, offense{from, OffenseAnnounceFlood})
 	}
 	if wt.pending == 0 {
@@ -290,7 +313,7 @@ func (s *sched) want(w uint64, from PeerID, kind fetchKind, ids []ID, arg any) (
 func (s *sched) addSources(p PeerID, kind fetchKind, ids []ID) {
 	for _, id := range ids {
 		if it := s.items[fetchKey{kind, id}]; it != nil {
-			s.addSource(it, p)
+			s.addSource(it, p, true)
 		}
 	}
 }

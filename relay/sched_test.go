@@ -63,7 +63,7 @@ func statusResults(r *fetchReq, st status) []itemResult {
 
 func TestSchedBatchesBySourceAndLimitsRequests(t *testing.T) {
 	s := newSched(testSchedConfig())
-	done, offs := s.want(1, pA, kindTx, sids(0, 10), nil)
+	done, offs := s.want(1, pA, kindTx, sids(0, 10), nil, wantAnnounced)
 	if len(done) != 0 || len(offs) != 0 {
 		t.Fatalf("want: done %v offs %v", done, offs)
 	}
@@ -103,7 +103,7 @@ func TestSchedBatchesBySourceAndLimitsRequests(t *testing.T) {
 func TestSchedFallbackOnTimeout(t *testing.T) {
 	s := newSched(testSchedConfig())
 	id := sid(1)
-	s.want(1, pA, kindTx, []ID{id}, nil)
+	s.want(1, pA, kindTx, []ID{id}, nil, wantAnnounced)
 	r1 := s.schedule(t0)
 	if len(r1) != 1 || r1[0].peer != pA {
 		t.Fatalf("first request: %+v", r1)
@@ -140,8 +140,8 @@ func TestSchedFallbackOnTimeout(t *testing.T) {
 func TestSchedFailuresWalkSourcesThenGiveUp(t *testing.T) {
 	s := newSched(testSchedConfig())
 	id := sid(7)
-	s.want(1, pA, kindTx, []ID{id}, nil)
-	s.want(2, pB, kindTx, []ID{id}, nil) // second announcement: B is a source, waiter 2 shares the item
+	s.want(1, pA, kindTx, []ID{id}, nil, wantAnnounced)
+	s.want(2, pB, kindTx, []ID{id}, nil, wantAnnounced) // second announcement: B is a source, waiter 2 shares the item
 	s.addSources(pC, kindTx, []ID{id})
 	s.addSources(PeerID("D"), kindTx, []ID{id}) // over maxSources (3): ignored
 	want := []struct {
@@ -176,7 +176,7 @@ func TestSchedFailuresWalkSourcesThenGiveUp(t *testing.T) {
 
 func TestSchedTruncatedAsksSamePeerAgain(t *testing.T) {
 	s := newSched(testSchedConfig())
-	s.want(1, pA, kindTx, sids(0, 3), nil)
+	s.want(1, pA, kindTx, sids(0, 3), nil, wantAnnounced)
 	r := s.schedule(t0)[0]
 	res := okResults(r)
 	res[1].status, res[2].status = stTruncated, stTruncated
@@ -201,7 +201,7 @@ func TestSchedPerPeerCapBoundary(t *testing.T) {
 	capN := cfg.maxTracked
 	for _, n := range []int{capN - 1, capN, capN + 1} {
 		s := newSched(cfg)
-		done, offs := s.want(1, pA, kindTx, sids(0, n), nil)
+		done, offs := s.want(1, pA, kindTx, sids(0, n), nil, wantAnnounced)
 		if got := s.tracked(pA); got != min(n, capN) {
 			t.Fatalf("n=%d: tracked %d", n, got)
 		}
@@ -216,14 +216,14 @@ func TestSchedPerPeerCapBoundary(t *testing.T) {
 			t.Fatalf("n=%d: offs %v done %v", n, offs, done)
 		}
 		// Another peer is unaffected by A's cap.
-		s.want(2, pB, kindTx, sids(1000, 2), nil)
+		s.want(2, pB, kindTx, sids(1000, 2), nil, wantAnnounced)
 		if s.tracked(pB) != 2 {
 			t.Fatal("cap leaked across peers")
 		}
 	}
 	// Finishing items frees the cap.
 	s := newSched(cfg)
-	s.want(1, pA, kindTx, sids(0, capN), nil)
+	s.want(1, pA, kindTx, sids(0, capN), nil, wantAnnounced)
 	for _, r := range s.schedule(t0) {
 		s.complete(r.id, okResults(r), t0)
 	}
@@ -236,8 +236,53 @@ func TestSchedPerPeerCapBoundary(t *testing.T) {
 	if s.tracked(pA) != 0 {
 		t.Fatalf("tracked %d after completion", s.tracked(pA))
 	}
-	if _, offs := s.want(2, pA, kindTx, sids(500, capN), nil); len(offs) != 0 {
+	if _, offs := s.want(2, pA, kindTx, sids(500, capN), nil, wantAnnounced); len(offs) != 0 {
 		t.Fatal("cap not freed")
+	}
+}
+
+// TestSchedSolicitedPastCap: ids this node pulls from a peer on its own
+// (reconciliation) are tracked even when that peer is at its announcement
+// cap, and cost it no flood offense: the request was ours. Its
+// announcements past the cap still do.
+func TestSchedSolicitedPastCap(t *testing.T) {
+	cfg := testSchedConfig()
+	s := newSched(cfg)
+	if _, offs := s.want(1, pA, kindTx, sids(0, cfg.maxTracked), nil, wantAnnounced); len(offs) != 0 {
+		t.Fatalf("announcements up to the cap: %v", offs)
+	}
+	done, offs := s.want(2, pA, kindTx, sids(100, 3), nil, wantSolicited)
+	if len(offs) != 0 || len(done) != 0 {
+		t.Fatalf("a solicited pull at the cap: offs %v, done %v", offs, done)
+	}
+	for i := range 3 {
+		if _, ok := s.items[fetchKey{kindTx, sid(100 + i)}]; !ok {
+			t.Fatalf("solicited item %d not tracked", i)
+		}
+	}
+	if got := s.tracked(pA); got != cfg.maxTracked+3 {
+		t.Fatalf("tracked %d, want %d", got, cfg.maxTracked+3)
+	}
+	if _, offs := s.want(3, pA, kindTx, sids(200, 1), nil, wantAnnounced); len(offs) != 1 || offs[0] != (offense{pA, OffenseAnnounceFlood}) {
+		t.Fatalf("an announcement past the cap: offs %v", offs)
+	}
+}
+
+// TestSchedLinkedPastCap: ids a peer named in link-mode inventory past its
+// cap are dropped like announced ones, but cost it no offense (its fetch
+// slots bound it, and an honest peer crosses the cap when we fall behind).
+func TestSchedLinkedPastCap(t *testing.T) {
+	cfg := testSchedConfig()
+	s := newSched(cfg)
+	done, offs := s.want(1, pA, kindTxShort, sids(0, cfg.maxTracked+2), nil, wantLinked)
+	if len(offs) != 0 || len(done) != 0 {
+		t.Fatalf("linked ids past the cap: offs %v, done %v", offs, done)
+	}
+	if got := s.tracked(pA); got != cfg.maxTracked {
+		t.Fatalf("tracked %d, want the cap %d", got, cfg.maxTracked)
+	}
+	if _, ok := s.items[fetchKey{kindTxShort, sid(cfg.maxTracked)}]; ok {
+		t.Fatal("an id past the cap was tracked")
 	}
 }
 
@@ -245,11 +290,11 @@ func TestSchedDroppedWhenFullAndCancel(t *testing.T) {
 	cfg := testSchedConfig()
 	cfg.maxItems = 2
 	s := newSched(cfg)
-	done, _ := s.want(1, pA, kindTx, sids(0, 3), nil)
+	done, _ := s.want(1, pA, kindTx, sids(0, 3), nil, wantAnnounced)
 	if len(done) != 0 {
 		t.Fatal("waiter done with 2 items pending")
 	}
-	done, _ = s.want(2, pB, kindTx, sids(10, 1), nil)
+	done, _ = s.want(2, pB, kindTx, sids(10, 1), nil, wantAnnounced)
 	if len(done) != 1 || done[0].results[0].status != stDropped {
 		t.Fatalf("want over maxItems: %+v", done)
 	}
@@ -267,8 +312,8 @@ func TestSchedDroppedWhenFullAndCancel(t *testing.T) {
 func TestSchedBlockKindsAreSingleAndCarryArg(t *testing.T) {
 	s := newSched(testSchedConfig())
 	arg := &txnArg{indexes: []uint32{1, 2}}
-	s.want(1, pA, kindBlockTxn, []ID{sid(1)}, arg)
-	s.want(2, pA, kindBlock, []ID{sid(2), sid(3)}, nil)
+	s.want(1, pA, kindBlockTxn, []ID{sid(1)}, arg, wantAnnounced)
+	s.want(2, pA, kindBlock, []ID{sid(2), sid(3)}, nil, wantAnnounced)
 	reqs := s.schedule(t0)
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests (limit 2 per peer)", len(reqs))
@@ -281,7 +326,7 @@ func TestSchedBlockKindsAreSingleAndCarryArg(t *testing.T) {
 	}
 	// A duplicated id within one want shares the result.
 	s2 := newSched(testSchedConfig())
-	s2.want(1, pA, kindTx, []ID{sid(5), sid(5)}, nil)
+	s2.want(1, pA, kindTx, []ID{sid(5), sid(5)}, nil, wantAnnounced)
 	r := s2.schedule(t0)
 	if len(r) != 1 || len(r[0].keys) != 1 {
 		t.Fatalf("dup id: %+v", r)
@@ -299,7 +344,7 @@ func TestSchedParksItemForLateSource(t *testing.T) {
 	cfg.grace = time.Second
 	s := newSched(cfg)
 	id := sid(3)
-	s.want(1, pA, kindTx, []ID{id}, nil)
+	s.want(1, pA, kindTx, []ID{id}, nil, wantAnnounced)
 	r := s.schedule(t0)[0]
 	at := t0.Add(10 * time.Millisecond)
 	done, _ := s.complete(r.id, statusResults(r, stMismatch), at)
@@ -320,7 +365,7 @@ func TestSchedParksItemForLateSource(t *testing.T) {
 	}
 
 	// Without a new source, the grace period ends in a give-up.
-	s.want(2, pA, kindTx, []ID{id}, nil)
+	s.want(2, pA, kindTx, []ID{id}, nil, wantAnnounced)
 	r = s.schedule(t0)[0]
 	s.complete(r.id, statusResults(r, stNotFound), t0)
 	if done, _ := s.expire(t0.Add(999 * time.Millisecond)); len(done) != 0 {
@@ -335,7 +380,7 @@ func TestSchedParksItemForLateSource(t *testing.T) {
 	}
 
 	// Nobody waiting: no parking.
-	s.want(3, pA, kindTx, []ID{id}, nil)
+	s.want(3, pA, kindTx, []ID{id}, nil, wantAnnounced)
 	s.cancel(3)
 	r = s.schedule(t0)[0]
 	s.complete(r.id, statusResults(r, stNotFound), t0)

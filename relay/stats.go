@@ -104,8 +104,11 @@ type Stats struct {
 	// sender had all its fetch slots busy (txlink.go).
 	TxSeenDropped uint64 `json:"tx_seen_dropped"`
 	// Reconciliations counts reconciliation sessions this node ran that
-	// decoded; ReconcilePulled the txs they brought into the pool.
+	// decoded; ReconcileListed those whose difference was too large to
+	// decode and that pulled from a listing of the peer's pool instead;
+	// ReconcilePulled the txs both brought into the pool.
 	Reconciliations uint64 `json:"reconciliations"`
+	ReconcileListed uint64 `json:"reconcile_listed"`
 	ReconcilePulled uint64 `json:"reconcile_pulled"`
 	// BytesIn and BytesOut total both protocols.
 	BytesIn  uint64 `json:"bytes_in"`
@@ -134,6 +137,7 @@ type counters struct {
 	blockIn                       atomic.Uint64
 	txAnnIn, txBodyIn, txAnnWire  atomic.Uint64
 	reconciled, reconcilePulled   atomic.Uint64
+	reconcileListed               atomic.Uint64
 	reqReconcile                  byteCounter
 	gossipAnnounce, gossipBody    byteCounter
 	gossipTotal                   byteCounter
@@ -168,6 +172,7 @@ func (c *counters) snapshot() Stats {
 		TxAnnounceWireBytesIn:  c.txAnnWire.Load(),
 		TxSeenDropped:          c.linkDropped.Load(),
 		Reconciliations:        c.reconciled.Load(),
+		ReconcileListed:        c.reconcileListed.Load(),
 		ReconcilePulled:        c.reconcilePulled.Load(),
 	}
 	gIn, gOut := c.gossipTotal.in.Load(), c.gossipTotal.out.Load()

@@ -45,7 +45,9 @@ import (
 // then serve cost it OffenseNotFound per request, as announcements do;
 // its fetches take at most MaxTxValidationsPerPeer slots (past that its
 // announcements are dropped until fetches finish) and its unfetched
-// prefixes at most MaxTrackedPerPeer scheduler items.
+// prefixes at most MaxTrackedPerPeer scheduler items (past them prefixes
+// are dropped without an offense: the slots bound the peer already, and
+// an honest one crosses the cap whenever this node falls behind).
 
 // txLinks is the link table behind its mutex, never held across a call
 // out of the relay.
@@ -164,7 +166,7 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		defer r.linkFetches.release(from)
 		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.txValidateTimeout())
 		defer cancel()
-		res, err := r.fetch.fetch(ctx, from, kindTxShort, prefixKeys(fetch), nil)
+		res, err := r.fetch.fetchLinked(ctx, from, kindTxShort, prefixKeys(fetch))
 		if err != nil {
 			res = nil
 		}
