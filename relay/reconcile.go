@@ -198,12 +198,22 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 // bringing, and pulls what is still missing. The pool lists its txs by fee
 // rate and then oldest first, in each sender's nonce order, so a tx that
 // gossip lost and that holds back its sender's later ones comes before
-// them and before the newest txs. A peer that lists ids it cannot serve
-// costs itself a not-found offense per request, as a lying sketch does.
+// them and before the newest txs. A peer that lists ids it then answers
+// not found costs itself an offense per request, as a lying sketch does.
+//
+// The session's failed count stays noted for p and as the guess for new
+// peers (noteReconcile), so the next session starts at the largest batch
+// and, while the difference stays that large, falls back after one
+// attempt instead of climbing through three.
 func (r *Relay) reconcileByListing(ctx context.Context, p PeerID, res ReconcileResult) (ReconcileResult, error) {
-	listed, err := r.RequestPoolIDs(ctx, p, MaxReconcileSet)
+	// As RequestPoolIDs, but its bytes count as reconciliation's.
+	resp, err := r.requestClass(ctx, p, &wire.GetPoolIDs{Max: MaxReconcileSet}, wire.MaxPoolIDsResponseFrame, classReconcile)
 	if err != nil {
 		return res, err
+	}
+	listed := resp.(*wire.PoolIDs).IDs
+	if len(listed) > MaxReconcileSet {
+		return res, badResponse(OffenseUnrequested, "%d pool ids for max %d", len(listed), MaxReconcileSet)
 	}
 	t := time.NewTimer(ReconcileListWait)
 	select {

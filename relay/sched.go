@@ -159,6 +159,9 @@ type fitem struct {
 	queued  bool   // in sched.ready
 	waiters []uint64
 	last    status // last failure
+	// pulledFrom is the source added by our own pull (wantSolicited),
+	// which its peer's tracked count leaves out; "" when none.
+	pulledFrom PeerID
 }
 
 type fpeer struct {
@@ -212,6 +215,7 @@ func (s *sched) gcPeer(p PeerID) {
 
 // addSource appends p to it's sources unless present, full, or (when
 // capped) p is at its tracking cap. It reports whether p is (now) a source.
+// An uncapped source (our own pull) is not counted in p's tracked items.
 func (s *sched) addSource(it *fitem, p PeerID, capped bool) bool {
 	for _, q := range it.sources {
 		if q == p {
@@ -222,11 +226,16 @@ func (s *sched) addSource(it *fitem, p PeerID, capped bool) bool {
 		return false
 	}
 	ps := s.peer(p)
-	if capped && ps.tracked >= s.cfg.maxTracked {
+	switch {
+	case capped && ps.tracked >= s.cfg.maxTracked:
 		s.gcPeer(p)
 		return false
+	case !capped && it.pulledFrom == "":
+		// Our own request: not held against p's announcements.
+		it.pulledFrom = p
+	default:
+		ps.tracked++
 	}
-	ps.tracked++
 	it.sources = append(it.sources, p)
 	delete(s.parked, it.key)
 	if it.req == 0 && !it.queued {
@@ -246,16 +255,20 @@ const (
 	// announce without bound, so the cap is what bounds it.
 	wantAnnounced wantMode = iota
 	// wantLinked: from named them in link-mode inventory (wire.TxSeen).
-	// Ids past its cap are dropped without an offense: each of from's
-	// messages takes one of its MaxTxValidationsPerPeer fetch slots until
-	// its fetch ends, which bounds it already, and an honest peer crosses
-	// the cap whenever this node falls behind (measured: a block producer
-	// at 7,000 tx/s charged all three honest peers and banned two).
+	// Ids past its cap are dropped without an offense: an honest peer
+	// crosses the cap whenever this node falls behind (measured: a block
+	// producer at 7,000 tx/s charged all three honest peers and banned
+	// two), and each of from's messages takes one of its
+	// MaxTxValidationsPerPeer fetch slots until its fetch ends, which
+	// bounds what it has fetched at once (not its rate: a junk prefix
+	// costs it OffenseNotFound once fetched, but dropped ones cost it
+	// nothing but the table entries it churns, MaxLinkIDs at most).
 	wantLinked
 	// wantSolicited: this node decided to ask from for them on its own
-	// (reconciliation's pulls). They are not held against from's cap,
-	// whose overflow would otherwise charge an honest peer with our own
-	// request; the caller bounds them (one request's worth at a time).
+	// (reconciliation's pulls). They are neither held against from's cap
+	// nor counted in its tracked items, which would otherwise charge an
+	// honest peer with our own request; the caller bounds them (one
+	// request's worth at a time).
 	wantSolicited
 )
 
@@ -533,7 +546,9 @@ func (s *sched) finish(it *fitem, res itemResult) (done []waiterDone) {
 	delete(s.parked, it.key)
 	for _, p := range it.sources {
 		if ps := s.peers[p]; ps != nil {
-			ps.tracked--
+			if p != it.pulledFrom {
+				ps.tracked--
+			}
 			s.gcPeer(p)
 		}
 	}

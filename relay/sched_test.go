@@ -260,11 +260,28 @@ func TestSchedSolicitedPastCap(t *testing.T) {
 			t.Fatalf("solicited item %d not tracked", i)
 		}
 	}
-	if got := s.tracked(pA); got != cfg.maxTracked+3 {
-		t.Fatalf("tracked %d, want %d", got, cfg.maxTracked+3)
+	if got := s.tracked(pA); got != cfg.maxTracked {
+		t.Fatalf("tracked %d, want %d (pulls are not counted)", got, cfg.maxTracked)
 	}
 	if _, offs := s.want(3, pA, kindTx, sids(200, 1), nil, wantAnnounced); len(offs) != 1 || offs[0] != (offense{pA, OffenseAnnounceFlood}) {
 		t.Fatalf("an announcement past the cap: offs %v", offs)
+	}
+	// Below the cap, our pulls leave A room for all of its announcements:
+	// cap-1 announced, 3 pulled, one more announced is exactly the cap.
+	s = newSched(cfg)
+	s.want(1, pA, kindTx, sids(0, cfg.maxTracked-1), nil, wantAnnounced)
+	s.want(2, pA, kindTx, sids(100, 3), nil, wantSolicited)
+	if _, offs := s.want(3, pA, kindTx, sids(200, 1), nil, wantAnnounced); len(offs) != 0 {
+		t.Fatalf("the cap-th announcement after our pulls: offs %v", offs)
+	}
+	// Finishing every item leaves A with nothing tracked.
+	for range 10 {
+		for _, r := range s.schedule(t0) {
+			s.complete(r.id, okResults(r), t0)
+		}
+	}
+	if got := s.tracked(pA); got != 0 || len(s.items) != 0 {
+		t.Fatalf("after completion: tracked %d, %d items", got, len(s.items))
 	}
 }
 

@@ -170,10 +170,12 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		if err != nil {
 			res = nil
 		}
-		if got := r.settlePrefixes(fetch, res); got == 0 && len(early) > 0 {
+		if got := r.settlePrefixes(fetch, res); got == 0 && len(early) > 0 && !allDropped(res) {
 			// Nothing of what went on early came, whatever the answer
 			// (busy or a reset is no offense): its next prefixes are
-			// fetched before they go further, as in announce mode.
+			// fetched before they go further, as in announce mode. Not
+			// when we dropped them all untried (past its cap): that says
+			// nothing of the peer.
 			r.offenders.note(from, r.now())
 		}
 	})
@@ -181,6 +183,17 @@ func (r *Relay) onTxSeen(from PeerID, msg []byte, err error) {
 		r.linkFetches.release(from)
 		r.settlePrefixes(fetch, nil)
 	}
+}
+
+// allDropped reports whether every result is stDropped: the scheduler
+// never asked anyone for them.
+func allDropped(res []itemResult) bool {
+	for _, it := range res {
+		if it.status != stDropped {
+			return false
+		}
+	}
+	return len(res) > 0
 }
 
 // settlePrefixes records what fetching xs came to (res[i] answers xs[i];

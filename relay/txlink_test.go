@@ -270,3 +270,21 @@ func TestTxLinkMixedModes(t *testing.T) {
 		}
 	})
 }
+
+// TestAllDropped: only a non-empty answer whose every item the scheduler
+// dropped untried spares an early forwarder the fetch-first path.
+func TestAllDropped(t *testing.T) {
+	for _, tc := range []struct {
+		res  []itemResult
+		want bool
+	}{
+		{nil, false},
+		{[]itemResult{{status: stDropped}, {status: stDropped}}, true},
+		{[]itemResult{{status: stDropped}, {status: stNotFound}}, false},
+		{[]itemResult{{status: stOK}}, false},
+	} {
+		if got := allDropped(tc.res); got != tc.want {
+			t.Errorf("allDropped(%v) = %v, want %v", tc.res, got, tc.want)
+		}
+	}
+}
