@@ -175,8 +175,15 @@
 //     for, the last any session found), at least MinReconcileSymbols
 //     (32); a session that did not decode counts as a difference of its
 //     last attempt's symbol count.
+//   - Too large to decode: an attempt that fails at 2048 symbols (a
+//     difference past ~1,400 ids: a sender's later txs piled up behind one
+//     lost tx, a healed partition) ends the session with GetPoolIDs
+//     instead: the peer's pending ids (at most 5000, oldest first within a
+//     fee rate), of which those still missing after ReconcileListWait
+//     (1 s, for gossip in flight) are pulled.
 //   - Result: ids the peer holds and we lack are fetched from it (other
-//     announcers as fallback), and those the pool takes are announced, so
+//     announcers as fallback; our own requests, never counted against the
+//     peer's announcement cap), and those the pool takes are announced, so
 //     they spread by push again. Ids we hold and it lacks are left for its
 //     own sessions. Every other id of our set it holds: the TxHeldHook
 //     hears so (delivery confirmation of own txs).
