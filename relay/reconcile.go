@@ -206,14 +206,9 @@ func (r *Relay) Reconcile(ctx context.Context, p PeerID) (ReconcileResult, error
 // and, while the difference stays that large, falls back after one
 // attempt instead of climbing through three.
 func (r *Relay) reconcileByListing(ctx context.Context, p PeerID, res ReconcileResult) (ReconcileResult, error) {
-	// As RequestPoolIDs, but its bytes count as reconciliation's.
-	resp, err := r.requestClass(ctx, p, &wire.GetPoolIDs{Max: MaxReconcileSet}, wire.MaxPoolIDsResponseFrame, classReconcile)
+	listed, err := r.requestPoolIDs(ctx, p, MaxReconcileSet, classReconcile)
 	if err != nil {
 		return res, err
-	}
-	listed := resp.(*wire.PoolIDs).IDs
-	if len(listed) > MaxReconcileSet {
-		return res, badResponse(OffenseUnrequested, "%d pool ids for max %d", len(listed), MaxReconcileSet)
 	}
 	t := time.NewTimer(ReconcileListWait)
 	select {

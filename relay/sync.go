@@ -30,7 +30,13 @@ func (r *Relay) RequestPoolIDs(ctx context.Context, p PeerID, max int) ([]ID, er
 	if max <= 0 || max > wire.MaxPoolIDsPerResponse {
 		return nil, fmt.Errorf("relay: pool ids max %d (want 1..%d)", max, wire.MaxPoolIDsPerResponse)
 	}
-	resp, err := r.request(ctx, p, &wire.GetPoolIDs{Max: uint32(max)}, wire.MaxPoolIDsResponseFrame, false)
+	return r.requestPoolIDs(ctx, p, max, classRequest)
+}
+
+// requestPoolIDs is RequestPoolIDs with its bytes counted under class
+// (reconciliation's listing counts as reconciliation); max is in range.
+func (r *Relay) requestPoolIDs(ctx context.Context, p PeerID, max int, class string) ([]ID, error) {
+	resp, err := r.requestClass(ctx, p, &wire.GetPoolIDs{Max: uint32(max)}, wire.MaxPoolIDsResponseFrame, class)
 	if err != nil {
 		return nil, err
 	}

@@ -46,8 +46,8 @@ import (
 // its fetches take at most MaxTxValidationsPerPeer slots (past that its
 // announcements are dropped until fetches finish) and its unfetched
 // prefixes at most MaxTrackedPerPeer scheduler items (past them prefixes
-// are dropped without an offense: the slots bound the peer already, and
-// an honest one crosses the cap whenever this node falls behind).
+// are dropped without an offense, as an honest peer's are whenever this
+// node falls behind; see wantLinked for what that leaves unpunished).
 
 // txLinks is the link table behind its mutex, never held across a call
 // out of the relay.
